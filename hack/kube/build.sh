@@ -11,6 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out_root=${1:-$root/bin/kube}
+# Absolute, since the builds below run inside hack/kube.
+mkdir -p "$out_root" && out_root=$(cd "$out_root" && pwd)
 kwok_version=v0.8.0
 
 k8s_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit} $1 == "require" && $2 == "k8s.io/kubernetes" {print $3; exit}' "$here/go.mod")
