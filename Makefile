@@ -42,7 +42,7 @@ demo: build kube ## Run Strata's main job end to end on this machine.
 	hack/demo.sh
 
 generate: ## Regenerate CRDs and deepcopy code (committed).
-	$(GO) run $(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=config/crd
+	$(GO) run $(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 
 clean: ## Remove built binaries (keeps the Kubernetes binaries cache).
 	rm -f $(STRATA)
