@@ -55,7 +55,7 @@ var (
 // Find lists the macro references of a text, in order of appearance.
 func Find(text string) []Ref {
 	var refs []Ref
-	for _, m := range action.FindAllStringSubmatch(text, -1) {
+	for _, m := range action.FindAllStringSubmatch(withoutComments(text), -1) {
 		body := m[1]
 		if !strings.Contains(body, ".spectro.") {
 			continue
@@ -73,6 +73,18 @@ func Find(text string) []Ref {
 	return refs
 }
 
+// withoutComments drops YAML comment lines, where macros are only prose.
+func withoutComments(text string) string {
+	lines := strings.Split(text, "\n")
+	kept := lines[:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, "\n")
+}
+
 // Env supplies the values macros refer to.
 type Env struct {
 	// Vars are the profile's variables by name.
@@ -83,21 +95,31 @@ type Env struct {
 	PackValue func(pack, path string) (any, error)
 }
 
-// Expand replaces every .spectro action of text with its value.
+// Expand replaces every .spectro action of text with its value. YAML
+// comment lines are left alone: a macro mentioned in a comment is prose.
 func Expand(text string, env Env) (string, error) {
+	if !strings.Contains(text, ".spectro.") {
+		return text, nil
+	}
 	var firstErr error
-	out := action.ReplaceAllStringFunc(text, func(a string) string {
-		if firstErr != nil || !strings.Contains(a, ".spectro.") {
-			return a
+	lines := strings.Split(text, "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") || !strings.Contains(line, ".spectro.") {
+			continue
 		}
-		v, err := expandAction(a, env)
-		if err != nil {
-			firstErr = err
-			return a
-		}
-		return v
-	})
-	return out, firstErr
+		lines[i] = action.ReplaceAllStringFunc(line, func(a string) string {
+			if firstErr != nil || !strings.Contains(a, ".spectro.") {
+				return a
+			}
+			v, err := expandAction(a, env)
+			if err != nil {
+				firstErr = err
+				return a
+			}
+			return v
+		})
+	}
+	return strings.Join(lines, "\n"), firstErr
 }
 
 func expandAction(a string, env Env) (string, error) {

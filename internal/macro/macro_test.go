@@ -53,3 +53,11 @@ func TestFind(t *testing.T) {
 		t.Errorf("Find = %v, want %v", got, want)
 	}
 }
+
+func TestExpandLeavesCommentsAlone(t *testing.T) {
+	in := "# uses {{.spectro.var.missing}}\nx: {{.spectro.var.ns}}\n"
+	got, err := Expand(in, Env{Vars: map[string]string{"ns": "a"}})
+	if err != nil || got != "# uses {{.spectro.var.missing}}\nx: a\n" {
+		t.Errorf("got %q, %v", got, err)
+	}
+}

@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/stack"
+)
+
+func newProfileCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "profile",
+		Short: "Validate and render cluster profiles offline",
+	}
+	cmd.AddCommand(newProfileValidateCommand(), newProfileRenderCommand())
+	return cmd
+}
+
+// inputFlags are the flags validate and render share.
+type inputFlags struct {
+	files []string
+	packs []string
+}
+
+func (f *inputFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "file or folder of YAML documents (profiles, clusters; other kinds are skipped); repeatable")
+	cmd.Flags().StringArrayVar(&f.packs, "packs", nil, "folder of packs (or one pack) the profiles use; repeatable")
+}
+
+// load reads the documents and the pack catalog.
+func (f *inputFlags) load(errOut io.Writer, extra ...string) (*profile.Documents, *pack.Catalog, error) {
+	if len(f.files) == 0 {
+		return nil, nil, usageError("-f FILE is required: the profiles (and clusters) to read")
+	}
+	files, err := expandFiles(append(slicesClone(f.files), extra...))
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	docs, err := profile.ReadFiles(files...)
+	if err != nil {
+		return nil, nil, &exitError{code: ExitFail, err: err}
+	}
+	for _, s := range docs.Skipped {
+		fmt.Fprintf(errOut, "note: skipped %s (not a strata.dev/v1alpha1 ClusterProfile or Cluster)\n", s)
+	}
+	catalog, err := pack.LoadCatalog(f.packs...)
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	return docs, catalog, nil
+}
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// expandFiles turns folders into the YAML files they hold, recursively.
+func expandFiles(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		err = filepath.WalkDir(a, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+				out = append(out, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func newProfileValidateCommand() *cobra.Command {
+	var in inputFlags
+	cmd := &cobra.Command{
+		Use:   "validate -f FILE... [--packs DIR]...",
+		Short: "Check profiles, and clusters against the profiles given",
+		Long: `Checks every profile on its own and every cluster together with the profiles
+and packs it uses: layer order, variables, presets, macros, pack constraints
+and schema.yaml rules. Each problem names the file, the field and what was
+expected. Exit code 0 when everything is valid, 1 when not, 2 on usage errors.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			docs, catalog, err := in.load(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var problems []string
+			seen := map[string]bool{}
+			report := func(what string, err error) {
+				if err == nil {
+					fmt.Fprintf(out, "%s: valid\n", what)
+					return
+				}
+				fmt.Fprintf(out, "%s: invalid\n", what)
+				for _, line := range errorLines(err) {
+					if !seen[line] {
+						seen[line] = true
+						problems = append(problems, line)
+					}
+				}
+			}
+			for _, p := range docs.Profiles {
+				_, err := stack.ResolveProfile(p, catalog)
+				report(profile.ProfileObject(p.Spec.Name, p.Spec.Version), err)
+			}
+			for _, c := range docs.Clusters {
+				_, err := stack.ResolveStack(docs.Profiles, c, catalog)
+				report(profile.ClusterObject(c.Name), err)
+			}
+			for _, p := range problems {
+				fmt.Fprintf(out, "  error: %s\n", p)
+			}
+			if len(docs.Profiles)+len(docs.Clusters) == 0 {
+				return &exitError{code: ExitFail, err: errors.New("no ClusterProfile or Cluster found in the files given")}
+			}
+			if len(problems) > 0 {
+				return &exitError{code: ExitFail, err: fmt.Errorf("%d problems", len(problems))}
+			}
+			return nil
+		},
+	}
+	in.register(cmd)
+	return cmd
+}
+
+// errorLines splits a joined error into its lines.
+func errorLines(err error) []string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func newProfileRenderCommand() *cobra.Command {
+	var (
+		in          inputFlags
+		clusterFile string
+		output      string
+		showSecrets bool
+	)
+	cmd := &cobra.Command{
+		Use:   "render -f FILE... [--cluster FILE] [--packs DIR]... [-o yaml|json]",
+		Short: "Print the resolved stack: layers in install order with final values",
+		Long: `Resolves clusters (from --cluster, or those among the -f files) into the
+layers they run, in install order, with final values: pack defaults, then
+presets, profile values and cluster overrides, with variables and macros
+expanded. Without clusters, each profile is rendered on its own with its
+variables' defaults. Masked values print as (masked) unless --show-secrets.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "yaml" && output != "json" {
+				return usageError("--output: want yaml or json, got %q", output)
+			}
+			var extra []string
+			if clusterFile != "" {
+				extra = append(extra, clusterFile)
+			}
+			docs, catalog, err := in.load(cmd.ErrOrStderr(), extra...)
+			if err != nil {
+				return err
+			}
+			var stacks []*stack.Stack
+			var errs []error
+			if len(docs.Clusters) > 0 {
+				for _, c := range docs.Clusters {
+					st, err := stack.ResolveStack(docs.Profiles, c, catalog)
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					stacks = append(stacks, st)
+				}
+			} else {
+				for _, p := range docs.Profiles {
+					st, err := stack.ResolveProfile(p, catalog)
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					stacks = append(stacks, st)
+				}
+			}
+			if len(errs) > 0 {
+				return &exitError{code: ExitFail, err: errors.Join(errs...)}
+			}
+			if !showSecrets {
+				for _, st := range stacks {
+					for i := range st.Layers {
+						st.Layers[i] = st.Layers[i].Redacted()
+					}
+				}
+			}
+			return printStacks(cmd.OutOrStdout(), stacks, output)
+		},
+	}
+	in.register(cmd)
+	cmd.Flags().StringVar(&clusterFile, "cluster", "", "file holding the cluster(s) to render")
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print masked values instead of (masked)")
+	return cmd
+}
+
+func printStacks(out io.Writer, stacks []*stack.Stack, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(stacks)
+	}
+	for i, st := range stacks {
+		data, err := marshalOrderedYAML(st)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(out, "---")
+		}
+		if _, err := out.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}

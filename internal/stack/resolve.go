@@ -1,0 +1,567 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/macro"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/profile"
+)
+
+// Packs finds packs by name and version; *pack.Catalog is one.
+type Packs interface {
+	Pack(name, version string) (*pack.Pack, error)
+}
+
+// ResolveStack resolves a cluster: its attached profiles (found among
+// profiles by name and version) and the packs they use, into the stack it
+// must run. Every broken rule is reported at once, each naming file, object,
+// field and what was expected; no partial stack is returned with an error.
+func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Packs) (*Stack, error) {
+	r := newResolver(cluster, packs)
+	r.attach(profiles, true)
+	return r.resolve()
+}
+
+// ResolveProfile previews one profile on its own, as if a cluster named
+// after it used it with every variable at its default. Add-on profiles need
+// no infrastructure profile here.
+func ResolveProfile(p profile.Profile, packs Packs) (*Stack, error) {
+	c := profile.Cluster{
+		Cluster: &v1.Cluster{Spec: v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: p.Spec.Name, Version: p.Spec.Version}}}},
+		Source:  p.Source,
+	}
+	c.Name = p.Spec.Name
+	r := newResolver(c, packs)
+	r.preview = true
+	r.attach([]profile.Profile{p}, false)
+	return r.resolve()
+}
+
+type attachment struct {
+	profile profile.Profile
+	vars    map[string]string
+}
+
+type layerState struct {
+	att   *attachment
+	index int
+	spec  v1.Layer
+	out   Layer
+	// state: 0 not yet resolved, 1 resolving (to catch reference cycles), 2 done.
+	state int
+	ok    bool
+}
+
+type resolver struct {
+	cluster    profile.Cluster
+	clusterObj string
+	packs      Packs
+	preview    bool
+	fs         profile.Findings
+	atts       []*attachment
+	layers     []*layerState
+	byName     map[string]*layerState
+	byPack     map[string]*layerState
+	// masked maps a placeholder standing for a masked value to the value.
+	masked  map[string]string
+	k8sVers string
+}
+
+func newResolver(c profile.Cluster, packs Packs) *resolver {
+	return &resolver{
+		cluster: c, clusterObj: profile.ClusterObject(c.Name), packs: packs,
+		byName: map[string]*layerState{}, byPack: map[string]*layerState{}, masked: map[string]string{},
+	}
+}
+
+func (r *resolver) clusterFinding(field, format string, args ...any) {
+	r.fs.Add(r.cluster.Source, r.clusterObj, field, format, args...)
+}
+
+// attach finds each attached profile, validates it and sets its variables.
+func (r *resolver) attach(profiles []profile.Profile, requireInfra bool) {
+	var infra []*attachment
+	var addons []*attachment
+	for i, a := range r.cluster.Spec.Profiles {
+		field := fmt.Sprintf("spec.profiles[%d]", i)
+		p, ok := findProfile(profiles, a.Name, a.Version)
+		if !ok {
+			r.clusterFinding(field, "profile %q version %s not found%s", a.Name, a.Version, versionsOf(profiles, a.Name))
+			continue
+		}
+		r.fs = append(r.fs, profile.Validate(p)...)
+		att := &attachment{profile: p, vars: r.variables(p, a, field)}
+		if p.Spec.Type == v1.ProfileAddOn {
+			addons = append(addons, att)
+		} else {
+			infra = append(infra, att)
+		}
+	}
+	if requireInfra && len(infra) != 1 {
+		names := make([]string, len(infra))
+		for i, a := range infra {
+			names[i] = a.profile.Spec.Name
+		}
+		r.clusterFinding("spec.profiles", "has %d infra or full profiles %v: want exactly one", len(infra), names)
+	}
+	r.atts = append(infra, addons...)
+}
+
+// variables returns the values of a profile's variables for this cluster.
+// Masked values are replaced by placeholders until the very end, so that
+// the paths they land on are known and no message can show them.
+func (r *resolver) variables(p profile.Profile, a v1.ProfileAttachment, field string) map[string]string {
+	given := map[string]string{}
+	for j, vv := range a.Variables {
+		if !slices.ContainsFunc(p.Spec.Variables, func(v v1.Variable) bool { return v.Name == vv.Name }) {
+			r.clusterFinding(fmt.Sprintf("%s.variables[%d].name", field, j), "profile %q defines no variable %q", p.Spec.Name, vv.Name)
+			continue
+		}
+		given[vv.Name] = vv.Value
+	}
+	out := map[string]string{}
+	for _, v := range p.Spec.Variables {
+		value, set := given[v.Name]
+		if !set {
+			value = v.Default
+		}
+		vfield := fmt.Sprintf("%s.variables[name=%s]", field, v.Name)
+		if set && v.ReadOnly && value != v.Default {
+			r.clusterFinding(vfield, "variable %q of profile %q is read-only: want its default", v.Name, p.Spec.Name)
+		}
+		if err := profile.CheckVariableValue(v, value); err != nil {
+			r.clusterFinding(vfield, "variable %q of profile %q: %v", v.Name, p.Spec.Name, err)
+		}
+		if v.Masked && value != "" {
+			placeholder := fmt.Sprintf("strata-masked-%d-7c1e", len(r.masked))
+			r.masked[placeholder] = value
+			value = placeholder
+		}
+		out[v.Name] = value
+	}
+	return out
+}
+
+func (r *resolver) resolve() (*Stack, error) {
+	r.collectLayers()
+	r.checkOverrides()
+	for _, ls := range r.layers {
+		r.resolveLayer(ls)
+	}
+	r.checkDependencies()
+	ordered := r.order()
+	if err := r.fs.Err(); err != nil {
+		return nil, err
+	}
+	st := &Stack{Cluster: r.cluster.Name, KubernetesVersion: r.k8sVers}
+	for _, ls := range ordered {
+		st.Layers = append(st.Layers, ls.out)
+	}
+	return st, nil
+}
+
+func (r *resolver) collectLayers() {
+	for _, att := range r.atts {
+		for i, l := range att.profile.Spec.Layers {
+			ls := &layerState{att: att, index: i, spec: l}
+			if prev, dup := r.byName[l.Name]; dup {
+				if prev.att != att {
+					r.clusterFinding("spec.profiles", "layer %q is in profile %q and in profile %q: layer names are unique across a cluster's profiles", l.Name, prev.att.profile.Spec.Name, att.profile.Spec.Name)
+				}
+				continue
+			}
+			r.byName[l.Name] = ls
+			r.layers = append(r.layers, ls)
+			if l.Pack != nil {
+				if _, seen := r.byPack[l.Pack.Name]; !seen {
+					r.byPack[l.Pack.Name] = ls
+				}
+			}
+			if l.Kind == v1.LayerK8s {
+				r.k8sVers = layerVersion(l)
+			}
+		}
+	}
+}
+
+func (r *resolver) checkOverrides() {
+	for j, o := range r.cluster.Spec.Overrides {
+		if _, ok := r.byName[o.Layer]; !ok {
+			r.clusterFinding(fmt.Sprintf("spec.overrides[%d].layer", j), "no layer %q in the cluster's profiles: want one of %s", o.Layer, strings.Join(r.layerNames(), ", "))
+		}
+	}
+}
+
+func (r *resolver) layerNames() []string {
+	names := make([]string, len(r.layers))
+	for i, ls := range r.layers {
+		names[i] = ls.spec.Name
+	}
+	return names
+}
+
+// system returns the system macros a layer of this profile sees.
+func (r *resolver) system(att *attachment) map[string]string {
+	uid := string(r.cluster.UID)
+	if uid == "" {
+		// Offline there is no server-assigned UID; a stable one keeps output
+		// deterministic and still distinguishes clusters.
+		uid = "offline-" + r.cluster.Namespace + "-" + r.cluster.Name
+	}
+	ns := r.cluster.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	return map[string]string{
+		"cluster.name":           r.cluster.Name,
+		"cluster.uid":            uid,
+		"cluster.namespace":      ns,
+		"project.name":           ns,
+		"kubernetes.version":     strings.TrimPrefix(r.k8sVers, "v"),
+		"clusterprofile.name":    att.profile.Spec.Name,
+		"clusterprofile.version": att.profile.Spec.Version,
+	}
+}
+
+func (r *resolver) layerField(ls *layerState, field string) string {
+	return fmt.Sprintf("spec.layers[%d]%s", ls.index, field)
+}
+
+func (r *resolver) layerFinding(ls *layerState, field, format string, args ...any) {
+	p := ls.att.profile
+	r.fs.Add(p.Source, profile.ProfileObject(p.Spec.Name, p.Spec.Version), r.layerField(ls, field), format, args...)
+}
+
+// resolveLayer computes a layer's final values and install settings.
+func (r *resolver) resolveLayer(ls *layerState) {
+	if ls.state != 0 {
+		return
+	}
+	ls.state = 1
+	defer func() { ls.state = 2 }()
+
+	l := ls.spec
+	ls.out = Layer{
+		Name: l.Name, Profile: ls.att.profile.Spec.Name, ProfileVersion: ls.att.profile.Spec.Version,
+		Kind: l.Kind, DependsOn: l.DependsOn, Presets: l.Presets, Spec: l,
+		Version: layerVersion(l),
+	}
+	env := macro.Env{Vars: ls.att.vars, System: r.system(ls.att), PackValue: r.packValue}
+	values := map[string]any{}
+	var p *pack.Pack
+	switch {
+	case l.Pack != nil:
+		ls.out.Source, ls.out.Package = SourcePack, l.Pack.Name
+		p = r.loadPack(ls, l.Pack, ".pack")
+	case l.Manifests != nil && l.Manifests.FromPack != nil:
+		ls.out.Source, ls.out.Package = SourceManifests, l.Manifests.FromPack.Name
+		ls.out.Version = l.Manifests.FromPack.Version
+		p = r.loadPack(ls, l.Manifests.FromPack, ".manifests.fromPack")
+	case l.Manifests != nil:
+		ls.out.Source = SourceManifests
+	case l.Chart != nil:
+		ls.out.Source, ls.out.Package = SourceChart, chartName(l.Chart)
+	case l.Zarf != nil:
+		ls.out.Source, ls.out.Package = SourceZarf, l.Zarf.Package
+	}
+	ls.out.Pack = p
+
+	if p != nil {
+		if p.Layer != pack.LayerKind(l.Kind) && !p.PlainChart {
+			r.layerFinding(ls, ".kind", "%q, but pack %s is a %s pack", l.Kind, p.ID(), p.Layer)
+		}
+		defaults, ok := r.parseExpanded(string(p.ValuesYAML), env, func(format string, args ...any) {
+			r.fs.Add(profile.Source{File: p.Path + "/" + pack.ValuesFile}, p.String(), "", format, args...)
+		})
+		if !ok {
+			return
+		}
+		if p.PlainChart {
+			defaults = deepCopy(p.Values).(map[string]any)
+		}
+		values = defaults
+		if !r.applyPresets(ls, p, values, env) {
+			return
+		}
+	}
+	base := deepCopy(values).(map[string]any)
+
+	layerValues, ok := r.parseExpanded(l.Values, env, func(format string, args ...any) {
+		r.layerFinding(ls, ".values", format, args...)
+	})
+	if !ok {
+		return
+	}
+	values = mergeValues(values, layerValues)
+	for j, o := range r.cluster.Spec.Overrides {
+		if o.Layer != l.Name {
+			continue
+		}
+		over, ok := r.parseExpanded(o.Values, env, func(format string, args ...any) {
+			r.clusterFinding(fmt.Sprintf("spec.overrides[%d].values", j), format, args...)
+		})
+		if !ok {
+			return
+		}
+		values = mergeValues(values, over)
+	}
+
+	ls.out.Values, ls.out.Secrets = r.revealMasked(values)
+	r.settle(ls, p)
+	if p != nil {
+		r.checkSchema(ls, p, base)
+	}
+	sort.Strings(ls.out.Secrets)
+	ls.out.Secrets = slices.Compact(ls.out.Secrets)
+	ls.ok = true
+}
+
+func (r *resolver) loadPack(ls *layerState, ref *v1.PackSource, field string) *pack.Pack {
+	if r.packs == nil {
+		r.layerFinding(ls, field, "pack %s %s: no pack folders given (--packs DIR)", ref.Name, ref.Version)
+		return nil
+	}
+	p, err := r.packs.Pack(ref.Name, ref.Version)
+	if err != nil {
+		r.layerFinding(ls, field, "%v", err)
+		return nil
+	}
+	return p
+}
+
+// parseExpanded expands macros in YAML text and parses it as a mapping.
+func (r *resolver) parseExpanded(text string, env macro.Env, report func(string, ...any)) (map[string]any, bool) {
+	out := map[string]any{}
+	if strings.TrimSpace(text) == "" {
+		return out, true
+	}
+	expanded, err := macro.Expand(text, env)
+	if err != nil {
+		report("unresolvable macro: %v", err)
+		return nil, false
+	}
+	if err := yaml.Unmarshal([]byte(expanded), &out); err != nil {
+		report("invalid YAML after expanding macros: %v", r.hideMasked(err))
+		return nil, false
+	}
+	if out == nil {
+		out = map[string]any{}
+	}
+	return out, true
+}
+
+// hideMasked keeps placeholders (never the masked values) in an error.
+func (r *resolver) hideMasked(err error) error {
+	msg := err.Error()
+	for _, real := range r.masked {
+		if real != "" {
+			msg = strings.ReplaceAll(msg, real, Masked)
+		}
+	}
+	return errors.New(msg)
+}
+
+// applyPresets applies the pack's enabled presets, one per group, where the
+// layer's own choice replaces the pack's default for that group.
+func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]any, env macro.Env) bool {
+	chosen := map[string]pack.PresetRef{}
+	for _, ref := range p.EnabledPresets {
+		chosen[ref.Group] = ref
+	}
+	for j, s := range ls.spec.Presets {
+		ref, err := pack.ParsePresetRef(s)
+		if err != nil {
+			continue // reported by profile validation
+		}
+		if _, ok := p.Preset(ref); !ok {
+			r.layerFinding(ls, fmt.Sprintf(".presets[%d]", j), "unknown preset %s: pack %s has %s", ref, p.ID(), presetNames(p))
+			return false
+		}
+		chosen[ref.Group] = ref
+	}
+	for _, pr := range p.Presets {
+		if chosen[pr.Group] != pr.Ref() {
+			continue
+		}
+		for _, path := range pr.Remove {
+			removePath(values, path)
+		}
+		add, ok := r.parseExpanded(pr.Add, env, func(format string, args ...any) {
+			r.fs.Add(profile.Source{File: p.Path + "/" + pack.PresetsFile}, p.String(), "preset "+pr.Ref().String(), format, args...)
+		})
+		if !ok {
+			return false
+		}
+		mergeValues(values, add)
+	}
+	return true
+}
+
+func presetNames(p *pack.Pack) string {
+	if len(p.Presets) == 0 {
+		return "no presets"
+	}
+	names := make([]string, len(p.Presets))
+	for i, pr := range p.Presets {
+		names[i] = pr.Ref().String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// revealMasked puts masked values back in place of their placeholders and
+// returns the paths that hold them.
+func (r *resolver) revealMasked(values map[string]any) (map[string]any, []string) {
+	var secrets []string
+	if len(r.masked) == 0 {
+		return values, nil
+	}
+	out := walkStrings(values, "", func(path, s string) string {
+		if !strings.Contains(s, "strata-masked-") {
+			return s
+		}
+		for ph, real := range r.masked {
+			if strings.Contains(s, ph) {
+				s = strings.ReplaceAll(s, ph, real)
+				secrets = append(secrets, path)
+			}
+		}
+		return s
+	}).(map[string]any)
+	return out, secrets
+}
+
+// settle derives namespace, release name and install priority.
+func (r *resolver) settle(ls *layerState, p *pack.Pack) {
+	l := ls.spec
+	settings, _ := ls.out.Values["pack"].(map[string]any)
+	ls.out.Namespace = l.Namespace
+	if ls.out.Namespace == "" {
+		ls.out.Namespace, _ = settings["namespace"].(string)
+	}
+	if ls.out.Namespace == "" {
+		ls.out.Namespace = "default"
+	}
+	ls.out.ReleaseName = l.Name
+	if p != nil {
+		if overrides, ok := settings["releaseNameOverride"].(map[string]any); ok {
+			for _, c := range p.Charts {
+				if name, ok := overrides[c.Name].(string); ok && name != "" {
+					ls.out.ReleaseName = name
+					break
+				}
+			}
+		}
+	}
+	switch {
+	case l.InstallPriority != nil:
+		ls.out.InstallPriority = int(*l.InstallPriority)
+	default:
+		switch v := settings["spectrocloud.com/install-priority"].(type) {
+		case float64:
+			ls.out.InstallPriority = int(v)
+		case string:
+			ls.out.InstallPriority, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+}
+
+// checkSchema tests the final values against the pack's schema.yaml, and
+// marks ${password} values as secrets.
+func (r *resolver) checkSchema(ls *layerState, p *pack.Pack, base map[string]any) {
+	for _, c := range p.Schema {
+		v, present := pack.Lookup(ls.out.Values, c.Path)
+		if r.preview && c.Required && (!present || v == nil || v == "") {
+			// A required value is the cluster's to give, not the profile's.
+			continue
+		}
+		if err := c.Check(v, present); err != nil {
+			msg := err.Error()
+			if c.Hints != "" {
+				msg += "; " + c.Hints
+			}
+			r.clusterFinding(fmt.Sprintf("layer %q value %q", ls.spec.Name, c.Path), "%s (schema.yaml of pack %s)", msg, p.ID())
+		}
+		if c.ReadOnly {
+			bv, _ := pack.Lookup(base, c.Path)
+			if !reflect.DeepEqual(v, bv) {
+				r.clusterFinding(fmt.Sprintf("layer %q value %q", ls.spec.Name, c.Path), "read-only in pack %s: want the pack's value %v", p.ID(), bv)
+			}
+		}
+		if c.Secret && present && v != "" {
+			ls.out.Secrets = append(ls.out.Secrets, c.Path)
+		}
+	}
+}
+
+// packValue resolves {{.spectro.pack.NAME.PATH}}: the final value at PATH of
+// the layer that uses pack NAME.
+func (r *resolver) packValue(name, path string) (any, error) {
+	ls, ok := r.byPack[name]
+	if !ok {
+		return nil, fmt.Errorf("no layer of the cluster uses pack %q", name)
+	}
+	if ls.state == 1 {
+		return nil, fmt.Errorf("pack %q refers back to itself through {{.spectro.pack}} macros", name)
+	}
+	r.resolveLayer(ls)
+	if !ls.ok {
+		return nil, fmt.Errorf("layer %q (pack %s) has errors", ls.spec.Name, name)
+	}
+	v, ok := pack.Lookup(ls.out.Values, path)
+	if !ok {
+		return nil, fmt.Errorf("pack %q has no value %q", name, path)
+	}
+	return v, nil
+}
+
+func layerVersion(l v1.Layer) string {
+	switch {
+	case l.Pack != nil:
+		return l.Pack.Version
+	case l.Chart != nil:
+		return l.Chart.Version
+	case l.Manifests != nil && l.Manifests.FromPack != nil:
+		return l.Manifests.FromPack.Version
+	}
+	return ""
+}
+
+func chartName(c *v1.ChartSource) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.Repository[strings.LastIndex(c.Repository, "/")+1:]
+}
+
+func findProfile(profiles []profile.Profile, name, version string) (profile.Profile, bool) {
+	for _, p := range profiles {
+		if p.Spec.Name == name && p.Spec.Version == version {
+			return p, true
+		}
+	}
+	return profile.Profile{}, false
+}
+
+func versionsOf(profiles []profile.Profile, name string) string {
+	var vs []string
+	for _, p := range profiles {
+		if p.Spec.Name == name {
+			vs = append(vs, p.Spec.Version)
+		}
+	}
+	if len(vs) == 0 {
+		return ""
+	}
+	sort.Strings(vs)
+	return "; versions given: " + strings.Join(vs, ", ")
+}

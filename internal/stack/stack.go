@@ -1,0 +1,86 @@
+// Package stack resolves a cluster's attached profiles and the packs they
+// use into the exact, ordered list of layers the cluster must run, with
+// final values. It is pure: same inputs, same bytes out.
+package stack
+
+import (
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/pack"
+)
+
+// SourceType names what a layer installs from.
+type SourceType string
+
+// Source types.
+const (
+	SourcePack      SourceType = "pack"
+	SourceChart     SourceType = "chart"
+	SourceManifests SourceType = "manifests"
+	SourceZarf      SourceType = "zarf"
+)
+
+// Stack is the resolved, ordered list of layers of a cluster.
+type Stack struct {
+	Cluster string `json:"cluster"`
+	// KubernetesVersion comes from the k8s layer.
+	KubernetesVersion string  `json:"kubernetesVersion,omitempty"`
+	Layers            []Layer `json:"layers"`
+}
+
+// Layer is one resolved layer.
+type Layer struct {
+	Name           string       `json:"name"`
+	Profile        string       `json:"profile"`
+	ProfileVersion string       `json:"profileVersion"`
+	Kind           v1.LayerKind `json:"kind"`
+	Source         SourceType   `json:"source"`
+	// Package is the pack or chart name; Version its version.
+	Package         string   `json:"package,omitempty"`
+	Version         string   `json:"version,omitempty"`
+	Namespace       string   `json:"namespace"`
+	ReleaseName     string   `json:"releaseName"`
+	InstallPriority int      `json:"installPriority"`
+	DependsOn       []string `json:"dependsOn,omitempty"`
+	Presets         []string `json:"presets,omitempty"`
+	// Values are final: pack defaults ← presets ← profile ← cluster, with
+	// macros expanded and masked values in place.
+	Values map[string]any `json:"values"`
+	// Secrets lists the value paths that hold masked values.
+	Secrets []string `json:"secrets,omitempty"`
+
+	// Spec is the profile's layer as written.
+	Spec v1.Layer `json:"-"`
+	// Pack is the pack the layer uses, when it uses one.
+	Pack *pack.Pack `json:"-"`
+}
+
+// Redacted returns a copy of the layer whose masked values read "(masked)".
+func (l Layer) Redacted() Layer {
+	if len(l.Secrets) == 0 {
+		return l
+	}
+	secret := map[string]bool{}
+	for _, p := range l.Secrets {
+		secret[p] = true
+	}
+	l.Values = walkStrings(deepCopy(l.Values), "", func(path, s string) string {
+		if secret[path] {
+			return Masked
+		}
+		return s
+	}).(map[string]any)
+	return l
+}
+
+// Masked replaces secret values wherever they would be shown.
+const Masked = "(masked)"
+
+// Layer returns the layer of that name.
+func (s *Stack) Layer(name string) (Layer, bool) {
+	for _, l := range s.Layers {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Layer{}, false
+}
