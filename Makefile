@@ -41,6 +41,11 @@ bench: kube ## Run the benchmarks and print their figures.
 demo: build kube ## Run Strata's main job end to end on this machine.
 	hack/demo.sh
 
+fuzz: ## Run each fuzz test for FUZZTIME (default 10s).
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraint$$' -fuzztime $(FUZZTIME) ./internal/pack
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePackFiles$$' -fuzztime $(FUZZTIME) ./internal/pack
+	$(GO) test -run '^$$' -fuzz '^FuzzReadAndResolve$$' -fuzztime $(FUZZTIME) ./internal/stack
+
 generate: ## Regenerate CRDs and deepcopy code (committed).
 	$(GO) run $(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -122,26 +123,30 @@ func Expand(text string, env Env) (string, error) {
 	return strings.Join(lines, "\n"), firstErr
 }
 
-func expandAction(a string, env Env) (string, error) {
-	body := packRef.ReplaceAllString(a, `(strataPack "$1" "$2")`)
-	body = varRef.ReplaceAllString(body, `(strataVar "$1")`)
-	body = systemRef.ReplaceAllString(body, `(strataSystem "$1")`)
-	funcs := sprig.TxtFuncMap()
-	funcs["strataVar"] = func(name string) (string, error) {
+// templates caches parsed actions: the same macro appears in many layers and
+// clusters, and parsing (with sprig's large function map) dominates.
+var templates sync.Map // action text -> *template.Template
+
+// funcs are sprig's functions plus Strata's lookups. The lookups receive the
+// Env as their first argument ($, the template data), so one parsed template
+// serves every cluster.
+var funcs = sync.OnceValue(func() template.FuncMap {
+	fm := sprig.TxtFuncMap()
+	fm["strataVar"] = func(env Env, name string) (string, error) {
 		v, ok := env.Vars[name]
 		if !ok {
 			return "", fmt.Errorf("no variable %q is defined", name)
 		}
 		return v, nil
 	}
-	funcs["strataSystem"] = func(path string) (string, error) {
+	fm["strataSystem"] = func(env Env, path string) (string, error) {
 		v, ok := env.System[path]
 		if !ok {
 			return "", fmt.Errorf("unknown system macro .spectro.system.%s: want one of %s", path, systemList(env.System))
 		}
 		return v, nil
 	}
-	funcs["strataPack"] = func(pack, path string) (string, error) {
+	fm["strataPack"] = func(env Env, pack, path string) (string, error) {
 		if env.PackValue == nil {
 			return "", fmt.Errorf("pack references are not available here")
 		}
@@ -151,15 +156,34 @@ func expandAction(a string, env Env) (string, error) {
 		}
 		return scalar(v)
 	}
-	tmpl, err := template.New("macro").Funcs(funcs).Option("missingkey=error").Parse(body)
+	return fm
+})
+
+func expandAction(a string, env Env) (string, error) {
+	tmpl, err := parseAction(a)
 	if err != nil {
-		return "", fmt.Errorf("macro %s: %w", a, err)
+		return "", err
 	}
 	var b strings.Builder
-	if err := tmpl.Execute(&b, nil); err != nil {
+	if err := tmpl.Execute(&b, env); err != nil {
 		return "", fmt.Errorf("macro %s: %w", a, unwrapExecError(err))
 	}
 	return b.String(), nil
+}
+
+func parseAction(a string) (*template.Template, error) {
+	if t, ok := templates.Load(a); ok {
+		return t.(*template.Template), nil
+	}
+	body := packRef.ReplaceAllString(a, `(strataPack $$ "$1" "$2")`)
+	body = varRef.ReplaceAllString(body, `(strataVar $$ "$1")`)
+	body = systemRef.ReplaceAllString(body, `(strataSystem $$ "$1")`)
+	tmpl, err := template.New("macro").Funcs(funcs()).Option("missingkey=error").Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("macro %s: %w", a, err)
+	}
+	templates.Store(a, tmpl)
+	return tmpl, nil
 }
 
 // scalar renders a value for insertion into YAML text: scalars as written,

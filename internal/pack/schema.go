@@ -237,7 +237,10 @@ func (c *Constraint) tokenPattern(typ, arg string, group int) (string, error) {
 
 // parseRange reads "[1-10]" or "[1,10]"; either bound may be empty.
 func parseRange(arg string) (numberRange, error) {
-	inner := strings.Trim(strings.TrimSpace(arg), "[]")
+	inner := strings.TrimSpace(strings.Trim(strings.TrimSpace(arg), "[]"))
+	if inner == "" {
+		return numberRange{}, fmt.Errorf("want a range such as [1-10] or [1,10]")
+	}
 	sep := strings.LastIndexAny(inner, ",")
 	if sep < 0 {
 		// "a-b": the separator is the dash that is not a leading sign.

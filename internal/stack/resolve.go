@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -280,14 +281,15 @@ func (r *resolver) resolveLayer(ls *layerState) {
 		if p.Layer != pack.LayerKind(l.Kind) && !p.PlainChart {
 			r.layerFinding(ls, ".kind", "%q, but pack %s is a %s pack", l.Kind, p.ID(), p.Layer)
 		}
-		defaults, ok := r.parseExpanded(string(p.ValuesYAML), env, func(format string, args ...any) {
-			r.fs.Add(profile.Source{File: p.Path + "/" + pack.ValuesFile}, p.String(), "", format, args...)
-		})
+		// Most packs' defaults hold no macro: copy what the loader parsed.
+		defaults, ok := deepCopy(p.Values).(map[string]any), true
+		if bytes.Contains(p.ValuesYAML, []byte(".spectro.")) {
+			defaults, ok = r.parseExpanded(string(p.ValuesYAML), env, func(format string, args ...any) {
+				r.fs.Add(profile.Source{File: p.Path + "/" + pack.ValuesFile}, p.String(), "", format, args...)
+			})
+		}
 		if !ok {
 			return
-		}
-		if p.PlainChart {
-			defaults = deepCopy(p.Values).(map[string]any)
 		}
 		values = defaults
 		if !r.applyPresets(ls, p, values, env) {
@@ -396,9 +398,12 @@ func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]
 		for _, path := range pr.Remove {
 			removePath(values, path)
 		}
-		add, ok := r.parseExpanded(pr.Add, env, func(format string, args ...any) {
-			r.fs.Add(profile.Source{File: p.Path + "/" + pack.PresetsFile}, p.String(), "preset "+pr.Ref().String(), format, args...)
-		})
+		add, ok := deepCopy(pr.AddValues).(map[string]any), true
+		if strings.Contains(pr.Add, ".spectro.") {
+			add, ok = r.parseExpanded(pr.Add, env, func(format string, args ...any) {
+				r.fs.Add(profile.Source{File: p.Path + "/" + pack.PresetsFile}, p.String(), "preset "+pr.Ref().String(), format, args...)
+			})
+		}
 		if !ok {
 			return false
 		}
