@@ -14,6 +14,7 @@ import (
 
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/render"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -38,11 +39,11 @@ func (f *inputFlags) register(cmd *cobra.Command) {
 }
 
 // load reads the documents and the pack catalog.
-func (f *inputFlags) load(errOut io.Writer, extra ...string) (*profile.Documents, *pack.Catalog, error) {
+func (f *inputFlags) load(errOut io.Writer) (*profile.Documents, *pack.Catalog, error) {
 	if len(f.files) == 0 {
 		return nil, nil, usageError("-f FILE is required: the profiles (and clusters) to read")
 	}
-	files, err := expandFiles(append(slicesClone(f.files), extra...))
+	files, err := expandFiles(f.files)
 	if err != nil {
 		return nil, nil, usageError("%v", err)
 	}
@@ -59,8 +60,6 @@ func (f *inputFlags) load(errOut io.Writer, extra ...string) (*profile.Documents
 	}
 	return docs, catalog, nil
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 // expandFiles turns folders into the YAML files they hold, recursively.
 func expandFiles(args []string) ([]string, error) {
@@ -162,6 +161,7 @@ func newProfileRenderCommand() *cobra.Command {
 		clusterFile string
 		output      string
 		showSecrets bool
+		objects     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "render -f FILE... [--cluster FILE] [--packs DIR]... [-o yaml|json]",
@@ -176,18 +176,27 @@ variables' defaults. Masked values print as (masked) unless --show-secrets.`,
 			if output != "yaml" && output != "json" {
 				return usageError("--output: want yaml or json, got %q", output)
 			}
-			var extra []string
-			if clusterFile != "" {
-				extra = append(extra, clusterFile)
-			}
-			docs, catalog, err := in.load(cmd.ErrOrStderr(), extra...)
+			docs, catalog, err := in.load(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			clusters := docs.Clusters
+			if clusterFile != "" {
+				// --cluster names the clusters to render; -f supplies profiles.
+				cdocs, err := profile.ReadFiles(clusterFile)
+				if err != nil {
+					return &exitError{code: ExitFail, err: err}
+				}
+				if len(cdocs.Clusters) == 0 {
+					return usageError("--cluster %s: no Cluster document in it", clusterFile)
+				}
+				clusters = cdocs.Clusters
+				docs.Profiles = append(docs.Profiles, cdocs.Profiles...)
+			}
 			var stacks []*stack.Stack
 			var errs []error
-			if len(docs.Clusters) > 0 {
-				for _, c := range docs.Clusters {
+			if len(clusters) > 0 {
+				for _, c := range clusters {
 					st, err := stack.ResolveStack(docs.Profiles, c, catalog)
 					if err != nil {
 						errs = append(errs, err)
@@ -209,11 +218,15 @@ variables' defaults. Masked values print as (masked) unless --show-secrets.`,
 				return &exitError{code: ExitFail, err: errors.Join(errs...)}
 			}
 			if !showSecrets {
+				// Redacted before rendering, so a secret never reaches a template.
 				for _, st := range stacks {
 					for i := range st.Layers {
 						st.Layers[i] = st.Layers[i].Redacted()
 					}
 				}
+			}
+			if objects {
+				return printObjects(cmd.OutOrStdout(), stacks)
 			}
 			return printStacks(cmd.OutOrStdout(), stacks, output)
 		},
@@ -222,7 +235,29 @@ variables' defaults. Masked values print as (masked) unless --show-secrets.`,
 	cmd.Flags().StringVar(&clusterFile, "cluster", "", "file holding the cluster(s) to render")
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	cmd.Flags().BoolVar(&showSecrets, "show-secrets", false, "print masked values instead of (masked)")
+	cmd.Flags().BoolVar(&objects, "objects", false, "print the Kubernetes objects each layer would apply, as multi-document YAML (like helm template)")
 	return cmd
+}
+
+// printObjects renders every layer of every stack; a layer that cannot be
+// rendered is reported without stopping the others.
+func printObjects(out io.Writer, stacks []*stack.Stack) error {
+	var errs []error
+	for _, st := range stacks {
+		fmt.Fprintf(out, "# Cluster: %s\n", st.Cluster)
+		for _, l := range st.Layers {
+			m, err := render.Manifests(l, render.Options{KubeVersion: st.KubernetesVersion, ClusterName: st.Cluster})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cluster %q: %w", st.Cluster, err))
+				continue
+			}
+			fmt.Fprintf(out, "---\n%s", m)
+		}
+	}
+	if len(errs) > 0 {
+		return &exitError{code: ExitFail, err: errors.Join(errs...)}
+	}
+	return nil
 }
 
 func printStacks(out io.Writer, stacks []*stack.Stack, output string) error {
