@@ -453,6 +453,15 @@ func (r *resolver) settle(ls *layerState, p *pack.Pack) {
 	if ls.out.Namespace == "" {
 		ls.out.Namespace, _ = settings["namespace"].(string)
 	}
+	if ls.out.Namespace == "" && p != nil {
+		// Manifest packs carry their namespace in manifests.<name>.namespace.
+		for _, m := range p.Manifests {
+			if ns, ok := pack.ManifestValues(ls.out.Values, m.Name)["namespace"].(string); ok && ns != "" {
+				ls.out.Namespace = ns
+				break
+			}
+		}
+	}
 	if ls.out.Namespace == "" {
 		ls.out.Namespace = "default"
 	}

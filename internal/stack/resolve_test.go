@@ -122,6 +122,12 @@ func TestHelloUniverseVariablesDriveNamespaceAndReplicas(t *testing.T) {
 	if got := value(t, st, "hello-universe", "manifests.hello-universe.namespace"); got != "team-a" {
 		t.Errorf("namespace = %v, want team-a", got)
 	}
+	if l, _ := st.Layer("hello-universe"); l.Namespace != "team-a" {
+		t.Errorf("layer namespace = %q, want team-a, where the manifest pack puts its objects", l.Namespace)
+	}
+	if l, _ := st.Layer("antrea"); l.Namespace != "kube-system" {
+		t.Errorf("antrea namespace = %q, want kube-system from pack.namespace", l.Namespace)
+	}
 	if got := value(t, st, "hello-universe", "manifests.hello-universe.replicas"); got != 3.0 {
 		t.Errorf("replicas = %#v, want the number 3", got)
 	}
