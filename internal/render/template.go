@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"helm.sh/helm/v4/pkg/action"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/common"
 	kubefake "helm.sh/helm/v4/pkg/kube/fake"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
@@ -19,39 +20,50 @@ import (
 // Manifests renders a layer to multi-document YAML, client-side. Each
 // document is preceded by a "# Source:" comment naming its template.
 func Manifests(l stack.Layer, opts Options) (string, error) {
-	kubeVersion := opts.KubeVersion
 	ch, values, err := LayerChart(l, opts)
 	if err != nil {
 		return "", err
 	}
+	caps := common.DefaultCapabilities.Copy()
+	if opts.KubeVersion != "" {
+		kv, err := common.ParseKubeVersion("v" + strings.TrimPrefix(opts.KubeVersion, "v"))
+		if err != nil {
+			return "", fmt.Errorf("layer %q: kubernetes version %q: %w", l.Name, opts.KubeVersion, err)
+		}
+		caps.KubeVersion = *kv
+	}
+	manifest, err := Chart(ch, values, l.ReleaseName, l.Namespace, caps)
+	if err != nil {
+		return "", fmt.Errorf("layer %q: %w", l.Name, err)
+	}
+	return fmt.Sprintf("# Layer: %s (profile %s %s, %s %s %s)\n%s", l.Name, l.Profile, l.ProfileVersion, l.Source, l.Package, l.Version, manifest), nil
+}
+
+// Chart renders a chart as Helm would install it as release name in
+// namespace ns on a cluster with caps: templates, CRDs and hooks, as
+// multi-document YAML.
+func Chart(ch *chartv2.Chart, values map[string]any, name, ns string, caps *common.Capabilities) (string, error) {
 	cfg := action.NewConfiguration()
 	cfg.Releases = storage.Init(driver.NewMemory())
 	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard}
-	cfg.Capabilities = common.DefaultCapabilities.Copy()
 
 	install := action.NewInstall(cfg)
 	install.DryRunStrategy = action.DryRunClient
 	install.Replace = true
-	install.ReleaseName = l.ReleaseName
-	install.Namespace = l.Namespace
+	install.ReleaseName = name
+	install.Namespace = ns
 	install.IncludeCRDs = true
-	if kubeVersion != "" {
-		kv, err := common.ParseKubeVersion("v" + strings.TrimPrefix(kubeVersion, "v"))
-		if err != nil {
-			return "", fmt.Errorf("layer %q: kubernetes version %q: %w", l.Name, kubeVersion, err)
-		}
-		install.KubeVersion = kv
-	}
+	install.KubeVersion = &caps.KubeVersion
+	install.APIVersions = caps.APIVersions
 	res, err := install.Run(ch, values)
 	if err != nil {
-		return "", fmt.Errorf("layer %q: render chart %s: %w", l.Name, ch.Metadata.Name, err)
+		return "", fmt.Errorf("render chart %s: %w", ch.Metadata.Name, err)
 	}
 	rel, ok := res.(*releasev1.Release)
 	if !ok {
 		return "", errors.New("helm returned an unknown release type")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Layer: %s (profile %s %s, %s %s %s)\n", l.Name, l.Profile, l.ProfileVersion, l.Source, l.Package, l.Version)
 	if m := strings.TrimSpace(rel.Manifest); m != "" {
 		b.WriteString(m + "\n")
 	}

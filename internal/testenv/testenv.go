@@ -92,8 +92,8 @@ func dumpLogs(t testing.TB, dir string) {
 		if err != nil {
 			continue
 		}
-		if len(data) > 4000 {
-			data = data[len(data)-4000:]
+		if len(data) > 1500 {
+			data = data[len(data)-1500:]
 		}
 		t.Logf("--- %s (tail) ---\n%s", filepath.Base(l), data)
 	}

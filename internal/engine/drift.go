@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"strata.dev/strata/internal/stack"
+)
+
+// Drift is one object of a layer that is not as applied.
+type Drift struct {
+	Object string `json:"object"`
+	// Missing is true when the object is gone; otherwise Fields lists the
+	// top-level paths whose values differ from what Strata applies.
+	Missing bool     `json:"missing,omitempty"`
+	Fields  []string `json:"fields,omitempty"`
+
+	obj object
+}
+
+func (d Drift) String() string {
+	if d.Missing {
+		return d.Object + " is missing"
+	}
+	return fmt.Sprintf("%s changed (%v)", d.Object, d.Fields)
+}
+
+// drift compares each object of a layer with what a server-side apply of
+// it would produce (a dry run, so nothing changes). Fields Strata does not
+// set are not its business; fields it sets that someone changed are drift.
+func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
+	var out []Drift
+	for _, o := range lp.objects {
+		if o.hook {
+			continue
+		}
+		ri, _, err := e.resource(o, lp.layer.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			out = append(out, Drift{Object: o.String(), Missing: true, obj: o})
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o, err)
+		}
+		want, err := e.applyObjectResult(ctx, lp.owned(o), lp.layer.Namespace, true)
+		if err != nil {
+			return nil, err
+		}
+		if fields := differingFields(live, want); len(fields) > 0 {
+			out = append(out, Drift{Object: o.String(), Fields: fields, obj: o})
+		}
+	}
+	return out, nil
+}
+
+// differingFields lists the paths (two levels deep) where two versions of an
+// object differ, ignoring bookkeeping the server changes on every write.
+func differingFields(live, want *unstructured.Unstructured) []string {
+	a, b := normalize(live), normalize(want)
+	var out []string
+	for _, k := range unionKeys(a, b) {
+		av, bv := a[k], b[k]
+		if reflect.DeepEqual(av, bv) {
+			continue
+		}
+		am, aok := av.(map[string]any)
+		bm, bok := bv.(map[string]any)
+		if !aok || !bok {
+			out = append(out, k)
+			continue
+		}
+		for _, k2 := range unionKeys(am, bm) {
+			if !reflect.DeepEqual(am[k2], bm[k2]) {
+				out = append(out, k+"."+k2)
+			}
+		}
+	}
+	return out
+}
+
+func normalize(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy().Object
+	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"} {
+		unstructured.RemoveNestedField(c, "metadata", f)
+	}
+	return c
+}
+
+func unionKeys(a, b map[string]any) []string {
+	seen := map[string]bool{}
+	for k := range a {
+		seen[k] = true
+	}
+	for k := range b {
+		seen[k] = true
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// repair re-applies only the drifted objects.
+func (e *Engine) repair(ctx context.Context, lp *LayerPlan, drifts []Drift) error {
+	for _, d := range drifts {
+		if err := e.applyObject(ctx, lp.owned(d.obj), lp.layer.Namespace, false); err != nil {
+			return fmt.Errorf("repair %s: %w", d.Object, err)
+		}
+		lp.repaired = append(lp.repaired, d.String())
+	}
+	return nil
+}
+
+// Diff plans a stack and checks every layer the plan leaves unchanged for
+// drift. Nothing changes on the cluster.
+func (e *Engine) Diff(ctx context.Context, st *stack.Stack) (*Plan, map[string][]Drift, error) {
+	plan, err := e.Plan(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	drifts := map[string][]Drift{}
+	for i := range plan.Layers {
+		lp := &plan.Layers[i]
+		if lp.Action != ActionUnchanged {
+			continue
+		}
+		d, err := e.drift(ctx, lp)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(d) > 0 {
+			drifts[lp.Name] = d
+		}
+	}
+	return plan, drifts, nil
+}

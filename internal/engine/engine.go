@@ -1,0 +1,225 @@
+// Package engine turns a resolved stack into running objects on a
+// Kubernetes cluster, and tells exactly what is there. Every layer is a Helm
+// release (render.LayerChart makes one of any layer type), installed and
+// upgraded with Helm's SDK using server-side apply; an inventory object per
+// stack records what was installed. The CLI's one-shot deploy and the
+// controllers use this same engine.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/kube"
+)
+
+// FieldManager is the server-side apply manager of everything Strata
+// writes, Helm's applies included.
+const FieldManager = "strata"
+
+// Options configure an Engine.
+type Options struct {
+	// RESTConfig reaches the workload cluster.
+	RESTConfig *rest.Config
+	// Timeout bounds the readiness wait of each layer; 5 minutes when zero.
+	Timeout time.Duration
+	// Events, when set, receives progress as layers are worked on.
+	Events func(Event)
+	// Log receives Helm's and the engine's diagnostics; discarded when nil.
+	Log *slog.Logger
+}
+
+// Event is one step of progress on a layer.
+type Event struct {
+	Layer   string
+	Action  Action
+	Phase   Phase
+	Message string
+	Time    time.Time
+}
+
+// Engine applies stacks to one cluster.
+type Engine struct {
+	opts      Options
+	getter    *restGetter
+	clientset kubernetes.Interface
+	dynamic   dynamic.Interface
+	log       *slog.Logger
+	counter   *requestCounter
+
+	mu      sync.Mutex
+	helmCfg map[string]*action.Configuration // by namespace
+	caps    *common.Capabilities
+}
+
+// New connects an engine to a cluster. It makes no request yet.
+func New(opts Options) (*Engine, error) {
+	if opts.RESTConfig == nil {
+		return nil, fmt.Errorf("engine: Options.RESTConfig is required")
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg := rest.CopyConfig(opts.RESTConfig)
+	// The defaults (5 QPS) throttle a large stack more than the API server would.
+	cfg.QPS, cfg.Burst = 100, 200
+	counter := &requestCounter{}
+	cfg.Wrap(counter.wrap)
+	// Deprecation warnings from the server go to the log, not the terminal.
+	cfg.WarningHandler = warningLogger{log}
+	getter, err := newRESTGetter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Helm names its field manager after the program unless told.
+	kube.ManagedFieldsManager = FieldManager
+	return &Engine{opts: opts, getter: getter, clientset: cs, dynamic: dyn, log: log, counter: counter, helmCfg: map[string]*action.Configuration{}}, nil
+}
+
+// Requests returns how many API requests the engine has made so far.
+func (e *Engine) Requests() Requests { return e.counter.snapshot() }
+
+func (e *Engine) emit(ev Event) {
+	if e.opts.Events != nil {
+		ev.Time = time.Now()
+		e.opts.Events(ev)
+	}
+}
+
+// helm returns the Helm configuration whose release records live in ns.
+func (e *Engine) helm(ns string) (*action.Configuration, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cfg, ok := e.helmCfg[ns]; ok {
+		return cfg, nil
+	}
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(e.log.Handler()))
+	if err := cfg.Init(e.getter.forNamespace(ns), ns, "secret"); err != nil {
+		return nil, fmt.Errorf("helm in namespace %s: %w", ns, err)
+	}
+	e.helmCfg[ns] = cfg
+	return cfg, nil
+}
+
+// capabilities describes the cluster for rendering: its version and the APIs
+// it serves, read once per engine.
+func (e *Engine) capabilities() (*common.Capabilities, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.caps != nil {
+		return e.caps, nil
+	}
+	sv, err := e.clientset.Discovery().ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("cluster unreachable: %w", err)
+	}
+	kv, err := common.ParseKubeVersion(sv.GitVersion)
+	if err != nil {
+		return nil, fmt.Errorf("cluster version %q: %w", sv.GitVersion, err)
+	}
+	versions, err := action.GetVersionSet(e.getter.discovery)
+	if err != nil {
+		return nil, fmt.Errorf("cluster APIs: %w", err)
+	}
+	e.caps = &common.Capabilities{KubeVersion: *kv, APIVersions: versions, HelmVersion: common.DefaultCapabilities.HelmVersion}
+	return e.caps, nil
+}
+
+// owner names the Helm release an object Strata creates ahead of Helm
+// belongs to, so that Helm adopts it instead of refusing it.
+type owner struct{ release, namespace string }
+
+func (o *owner) mark(m *metav1.ObjectMeta) {
+	if o == nil {
+		return
+	}
+	if m.Labels == nil {
+		m.Labels = map[string]string{}
+	}
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	m.Labels["app.kubernetes.io/managed-by"] = "Helm"
+	m.Annotations["meta.helm.sh/release-name"] = o.release
+	m.Annotations["meta.helm.sh/release-namespace"] = o.namespace
+}
+
+// ensureNamespace creates a namespace when missing, with labels (a pack's
+// namespaceLabels) and, when the layer's chart holds that namespace, Helm
+// ownership. An existing namespace is updated only when a label is missing.
+func (e *Engine) ensureNamespace(ctx context.Context, name string, labels map[string]string, own *owner) error {
+	nss := e.clientset.CoreV1().Namespaces()
+	ns, err := nss.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+		own.mark(&ns.ObjectMeta)
+		if _, err := nss.Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", name, err)
+	}
+	changed := false
+	for k, v := range labels {
+		if ns.Labels[k] != v {
+			if ns.Labels == nil {
+				ns.Labels = map[string]string{}
+			}
+			ns.Labels[k] = v
+			changed = true
+		}
+	}
+	if changed {
+		if _, err := nss.Update(ctx, ns, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+			return fmt.Errorf("label namespace %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// warningLogger sends API server warnings to the engine's log.
+type warningLogger struct{ log *slog.Logger }
+
+func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
+	w.log.Warn("API server warning", "code", code, "text", text)
+}
+
+// parseLabels reads "k=v,k2=v2".
+func parseLabels(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if ok && k != "" {
+			out[k] = v
+		}
+	}
+	return out
+}

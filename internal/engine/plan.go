@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pmezard/go-difflib/difflib"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
+	releasecommon "helm.sh/helm/v4/pkg/release/common"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	"sigs.k8s.io/yaml"
+
+	"strata.dev/strata/internal/render"
+	"strata.dev/strata/internal/stack"
+)
+
+// Action is what a plan does to a layer.
+type Action string
+
+// Actions.
+const (
+	ActionInstall   Action = "install"
+	ActionUpgrade   Action = "upgrade"
+	ActionRemove    Action = "remove"
+	ActionUnchanged Action = "unchanged"
+	// ActionRefuse marks a layer that cannot go on this cluster (it uses
+	// APIs the cluster does not serve, or fails to render); nothing of it
+	// is applied.
+	ActionRefuse Action = "refuse"
+)
+
+// Phase is where a layer stands.
+type Phase string
+
+// Phases.
+const (
+	PhasePending    Phase = "Pending"
+	PhaseInstalling Phase = "Installing"
+	PhaseUpgrading  Phase = "Upgrading"
+	PhaseRemoving   Phase = "Removing"
+	PhaseReady      Phase = "Ready"
+	PhaseFailed     Phase = "Failed"
+	PhaseBlocked    Phase = "Blocked"
+	PhaseRemoved    Phase = "Removed"
+	PhaseDrifted    Phase = "Drifted"
+)
+
+// Plan is what applying a stack would do, layer by layer, in the order it
+// would do it: removals first (last installed first), then the stack.
+type Plan struct {
+	Stack  string      `json:"stack"`
+	Layers []LayerPlan `json:"layers"`
+}
+
+// LayerPlan is the planned change of one layer.
+type LayerPlan struct {
+	Name        string `json:"name"`
+	Action      Action `json:"action"`
+	Reason      string `json:"reason,omitempty"`
+	FromVersion string `json:"fromVersion,omitempty"`
+	ToVersion   string `json:"toVersion,omitempty"`
+	// ValuesDiff is a unified diff of the values (masked values redacted).
+	ValuesDiff string `json:"valuesDiff,omitempty"`
+	// Objects is the number of objects the layer holds.
+	Objects int `json:"objects"`
+
+	layer    stack.Layer
+	recorded InventoryLayer
+	chart    *chartv2.Chart
+	values   map[string]any
+	objects  []object
+	digest   string
+	repaired []string
+}
+
+// Changes counts layers the plan would change.
+func (p *Plan) Changes() int {
+	n := 0
+	for _, l := range p.Layers {
+		if l.Action != ActionUnchanged {
+			n++
+		}
+	}
+	return n
+}
+
+// Plan compares a stack with what the cluster runs. It reads the cluster
+// and changes nothing.
+func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
+	caps, err := e.capabilities()
+	if err != nil {
+		return nil, err
+	}
+	inv, err := e.readInventory(ctx, st.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Stack: st.Cluster}
+
+	desired := map[string]bool{}
+	for _, l := range st.Layers {
+		desired[l.Name] = true
+	}
+	for i := len(inv.Layers) - 1; i >= 0; i-- {
+		rec := inv.Layers[i]
+		if !desired[rec.Name] {
+			plan.Layers = append(plan.Layers, LayerPlan{
+				Name: rec.Name, Action: ActionRemove, FromVersion: rec.Version, recorded: rec,
+				Reason:     fmt.Sprintf("no longer in the stack (was %s %s from profile %s %s)", rec.Package, rec.Version, rec.Profile, rec.ProfileVersion),
+				ValuesDiff: valuesDiff(rec.Values, nil),
+			})
+		}
+	}
+
+	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host}
+	for _, l := range st.Layers {
+		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version}
+		rec, installed := inv.Layer(l.Name)
+		if installed {
+			lp.recorded, lp.FromVersion = rec, rec.Version
+		}
+		lp.ValuesDiff = valuesDiff(rec.Values, l.Redacted().Values)
+
+		ch, values, err := render.LayerChart(l, opts)
+		if err != nil {
+			lp.Action, lp.Reason = ActionRefuse, err.Error()
+			plan.Layers = append(plan.Layers, lp)
+			continue
+		}
+		manifest, err := render.Chart(ch, values, l.ReleaseName, l.Namespace, caps)
+		if err != nil {
+			lp.Action, lp.Reason = ActionRefuse, fmt.Sprintf("does not render: %v", err)
+			plan.Layers = append(plan.Layers, lp)
+			continue
+		}
+		objs, err := parseObjects(manifest, l.Namespace)
+		if err != nil {
+			lp.Action, lp.Reason = ActionRefuse, fmt.Sprintf("rendered objects do not parse: %v", err)
+			plan.Layers = append(plan.Layers, lp)
+			continue
+		}
+		lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
+		lp.digest = digest(ch, manifest)
+
+		if refusals := e.unservedAPIs(objs); len(refusals) > 0 {
+			lp.Action = ActionRefuse
+			lp.Reason = fmt.Sprintf("uses APIs this cluster (Kubernetes %s) does not serve: %s", caps.KubeVersion.Version, strings.Join(refusals, "; "))
+			plan.Layers = append(plan.Layers, lp)
+			continue
+		}
+
+		switch {
+		case !installed:
+			lp.Action, lp.Reason = ActionInstall, "new layer"
+		case rec.Digest != lp.digest:
+			lp.Action, lp.Reason = ActionUpgrade, changeReason(rec, l)
+		default:
+			deployed, err := e.releaseDeployed(l.ReleaseName, l.Namespace)
+			if err != nil {
+				return nil, err
+			}
+			if deployed {
+				lp.Action = ActionUnchanged
+			} else {
+				lp.Action, lp.Reason = ActionUpgrade, "its Helm release is missing or not deployed"
+			}
+		}
+		plan.Layers = append(plan.Layers, lp)
+	}
+	return plan, nil
+}
+
+func changeReason(rec InventoryLayer, l stack.Layer) string {
+	var why []string
+	if rec.Package != l.Package {
+		why = append(why, fmt.Sprintf("swapped %s → %s", rec.Package, l.Package))
+	} else if rec.Version != l.Version {
+		why = append(why, fmt.Sprintf("version %s → %s", rec.Version, l.Version))
+	}
+	if rec.Profile != l.Profile || rec.ProfileVersion != l.ProfileVersion {
+		why = append(why, fmt.Sprintf("profile %s %s → %s %s", rec.Profile, rec.ProfileVersion, l.Profile, l.ProfileVersion))
+	}
+	if len(why) == 0 {
+		why = append(why, "values or templates changed")
+	}
+	return strings.Join(why, ", ")
+}
+
+// digest identifies what a layer would apply: chart identity and every
+// rendered object.
+func digest(ch *chartv2.Chart, manifest string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", ch.Metadata.Name, ch.Metadata.Version)
+	h.Write([]byte(manifest))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// valuesDiff is a unified diff of two value trees as YAML.
+func valuesDiff(from, to map[string]any) string {
+	a, b := valuesText(from), valuesText(to)
+	if a == b {
+		return ""
+	}
+	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(a), B: difflib.SplitLines(b), FromFile: "applied", ToFile: "desired", Context: 2,
+	})
+	if err != nil {
+		return ""
+	}
+	return d
+}
+
+func valuesText(v map[string]any) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// releaseDeployed reports whether the layer's Helm release exists and its
+// last revision is deployed.
+func (e *Engine) releaseDeployed(name, ns string) (bool, error) {
+	cfg, err := e.helm(ns)
+	if err != nil {
+		return false, err
+	}
+	last, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("release %s/%s: %w", ns, name, err)
+	}
+	rel, ok := last.(*releasev1.Release)
+	return ok && rel.Info != nil && rel.Info.Status == releasecommon.StatusDeployed, nil
+}

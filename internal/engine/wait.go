@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+)
+
+// resource returns the client for an object, and its namespace as Helm
+// would set it (the layer's, for a namespaced object that names none).
+func (e *Engine) resource(o object, layerNS string) (dynamic.ResourceInterface, string, error) {
+	gvk := o.GroupVersionKind()
+	m, err := e.getter.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", o, err)
+	}
+	if m.Scope.Name() != meta.RESTScopeNameNamespace {
+		return e.dynamic.Resource(m.Resource), "", nil
+	}
+	ns := o.GetNamespace()
+	if ns == "" {
+		ns = layerNS
+	}
+	return e.dynamic.Resource(m.Resource).Namespace(ns), ns, nil
+}
+
+// pollInterval paces readiness checks; a check reads each pending object.
+const pollInterval = 300 * time.Millisecond
+
+// waitReady waits until every object of the layer is Ready by kstatus, or
+// the timeout passes. It returns notes about objects that can never be
+// Ready on a simulated cluster, instead of waiting for them forever.
+func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	pending := map[string]object{}
+	for _, o := range lp.objects {
+		if !o.hook {
+			pending[o.String()] = o
+		}
+	}
+	notes := map[string]string{}
+	last := map[string]string{}
+	for {
+		for key, o := range pending {
+			ready, why, note, err := e.objectReady(ctx, o, lp.layer.Namespace)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case ready:
+				delete(pending, key)
+				delete(last, key)
+			case note != "":
+				delete(pending, key)
+				notes[key] = note
+			default:
+				last[key] = why
+			}
+		}
+		if len(pending) == 0 {
+			return sortedValues(notes), nil
+		}
+		select {
+		case <-ctx.Done():
+			var why []string
+			for key := range pending {
+				why = append(why, key+": "+last[key])
+			}
+			sort.Strings(why)
+			return nil, fmt.Errorf("not Ready after %s: %s", e.opts.Timeout, strings.Join(why, "; "))
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// objectReady computes one object's readiness with kstatus.
+func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (ready bool, why, note string, err error) {
+	ri, _, err := e.resource(o, layerNS)
+	if err != nil {
+		return false, "", "", err
+	}
+	live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, "not found", "", nil
+	}
+	if err != nil {
+		return false, "", "", fmt.Errorf("%s: %w", o, err)
+	}
+	res, err := status.Compute(live)
+	if err != nil {
+		return false, "", "", fmt.Errorf("%s: %w", o, err)
+	}
+	switch res.Status {
+	case status.CurrentStatus:
+		return true, "", "", nil
+	case status.FailedStatus:
+		return false, "Failed: " + res.Message, "", nil
+	}
+	if o.GetKind() == "APIService" && e.simulated(ctx) {
+		// Fake pods serve nothing, so an aggregated API never gets endpoints.
+		return false, "", fmt.Sprintf("%s not Available (%s): this cluster's nodes are simulated, its pods serve no API", o, res.Message), nil
+	}
+	return false, string(res.Status) + ": " + res.Message, "", nil
+}
+
+// simulated reports whether the cluster's nodes are kwok's fake nodes.
+func (e *Engine) simulated(ctx context.Context) bool {
+	nodes, err := e.clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+	return err == nil && len(nodes.Items) > 0 && nodes.Items[0].Annotations["kwok.x-k8s.io/node"] == "fake"
+}
+
+// establishCRDs applies the layer's CRDs and waits until they are
+// established, before the rest of the layer needs them.
+func (e *Engine) establishCRDs(ctx context.Context, lp *LayerPlan) error {
+	var crds []object
+	for _, o := range lp.objects {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o)
+		}
+	}
+	if len(crds) == 0 {
+		return nil
+	}
+	for _, crd := range crds {
+		if err := e.applyObject(ctx, lp.owned(crd), lp.layer.Namespace, false); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	for _, crd := range crds {
+		for {
+			ready, why, _, err := e.objectReady(ctx, crd, "")
+			if err != nil {
+				return err
+			}
+			if ready {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s not established: %s", crd, why)
+			case <-time.After(pollInterval):
+			}
+		}
+	}
+	// New kinds: forget what discovery said before.
+	e.getter.discovery.Invalidate()
+	return nil
+}
+
+// applyObject server-side applies one object as Strata, taking over fields
+// others changed; with dryRun it only returns what the result would be.
+func (e *Engine) applyObject(ctx context.Context, o object, layerNS string, dryRun bool) error {
+	_, err := e.applyObjectResult(ctx, o, layerNS, dryRun)
+	return err
+}
+
+func (e *Engine) applyObjectResult(ctx context.Context, o object, layerNS string, dryRun bool) (*unstructured.Unstructured, error) {
+	ri, ns, err := e.resource(o, layerNS)
+	if err != nil {
+		return nil, err
+	}
+	obj := o.DeepCopy()
+	if ns != "" {
+		obj.SetNamespace(ns)
+	}
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	out, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", o, err)
+	}
+	return out, nil
+}
+
+func ptrTrue() *bool { t := true; return &t }
+
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
