@@ -121,11 +121,11 @@ expected. Exit code 0 when everything is valid, 1 when not, 2 on usage errors.`,
 				}
 			}
 			for _, p := range docs.Profiles {
-				_, err := stack.ResolveProfile(p, catalog)
+				_, err := stack.ResolveProfile(p, catalog, stack.Facts{})
 				report(profile.ProfileObject(p.Spec.Name, p.Spec.Version), err)
 			}
 			for _, c := range docs.Clusters {
-				_, err := stack.ResolveStack(docs.Profiles, c, catalog)
+				_, err := stack.ResolveStack(docs.Profiles, c, catalog, stack.Facts{})
 				report(profile.ClusterObject(c.Name), err)
 			}
 			for _, p := range problems {
@@ -197,7 +197,7 @@ variables' defaults. Masked values print as (masked) unless --show-secrets.`,
 			var errs []error
 			if len(clusters) > 0 {
 				for _, c := range clusters {
-					st, err := stack.ResolveStack(docs.Profiles, c, catalog)
+					st, err := stack.ResolveStack(docs.Profiles, c, catalog, stack.Facts{})
 					if err != nil {
 						errs = append(errs, err)
 						continue
@@ -206,7 +206,7 @@ variables' defaults. Masked values print as (masked) unless --show-secrets.`,
 				}
 			} else {
 				for _, p := range docs.Profiles {
-					st, err := stack.ResolveProfile(p, catalog)
+					st, err := stack.ResolveProfile(p, catalog, stack.Facts{})
 					if err != nil {
 						errs = append(errs, err)
 						continue

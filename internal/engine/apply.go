@@ -94,6 +94,12 @@ func (installAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 }
 
 func (upgradeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
+	if lp.replace {
+		if err := (removeAction{}).run(ctx, e, lp); err != nil {
+			return fmt.Errorf("remove %s/%s before installing it again: %w", lp.recorded.Namespace, lp.recorded.ReleaseName, err)
+		}
+		return installAction{}.run(ctx, e, lp)
+	}
 	if err := e.prepare(ctx, lp); err != nil {
 		return err
 	}
@@ -184,7 +190,7 @@ func (e *Engine) prepare(ctx context.Context, lp *LayerPlan) error {
 			inChart[o.GetName()] = true
 		}
 	}
-	names := []string{lp.layer.Namespace}
+	names := []string{InventoryNamespace, lp.layer.Namespace}
 	for ns := range labels {
 		if ns != lp.layer.Namespace {
 			names = append(names, ns)

@@ -112,7 +112,10 @@ func (e *Engine) emit(ev Event) {
 	}
 }
 
-// helm returns the Helm configuration whose release records live in ns.
+// helm returns the Helm configuration for releases installing into ns.
+// Release records live in InventoryNamespace, not in ns: a layer whose
+// chart holds its own namespace deletes that namespace on removal, and its
+// release record must not go with it before Helm is done.
 func (e *Engine) helm(ns string) (*action.Configuration, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -120,7 +123,7 @@ func (e *Engine) helm(ns string) (*action.Configuration, error) {
 		return cfg, nil
 	}
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(e.log.Handler()))
-	if err := cfg.Init(e.getter.forNamespace(ns), ns, "secret"); err != nil {
+	if err := cfg.Init(e.getter.forNamespace(ns), InventoryNamespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm in namespace %s: %w", ns, err)
 	}
 	e.helmCfg[ns] = cfg

@@ -17,6 +17,7 @@ import (
 	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/stack"
 	"strata.dev/strata/internal/testenv"
+	"strata.dev/strata/internal/version"
 )
 
 var (
@@ -57,7 +58,7 @@ func profileStack(t *testing.T, name, typ string, layers ...string) *stack.Stack
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := stack.ResolveProfile(docs.Profiles[0], packs(t))
+	st, err := stack.ResolveProfile(docs.Profiles[0], packs(t), stack.Facts{KubernetesVersion: version.Kubernetes})
 	if err != nil {
 		t.Fatal(err)
 	}

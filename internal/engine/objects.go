@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
@@ -66,6 +67,21 @@ func stripYAMLComments(doc string) string {
 		}
 	}
 	return strings.Join(kept, "\n")
+}
+
+// defaultNamespaces puts namespaced objects that name no namespace in the
+// layer's, as Helm does when it applies them.
+func (e *Engine) defaultNamespaces(objs []object, ns string) {
+	for _, o := range objs {
+		if o.GetNamespace() != "" {
+			continue
+		}
+		gvk := o.GroupVersionKind()
+		m, err := e.getter.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err == nil && m.Scope.Name() == meta.RESTScopeNameNamespace {
+			o.SetNamespace(ns)
+		}
+	}
 }
 
 // removedAPIs says when Kubernetes stopped serving the APIs real packs still

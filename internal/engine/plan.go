@@ -76,6 +76,10 @@ type LayerPlan struct {
 	objects  []object
 	digest   string
 	repaired []string
+	// replace is set when the layer's release moves (another namespace or
+	// release name): Helm cannot upgrade across that, so the old release is
+	// removed and the new one installed.
+	replace bool
 }
 
 // Changes counts layers the plan would change.
@@ -144,6 +148,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 			plan.Layers = append(plan.Layers, lp)
 			continue
 		}
+		e.defaultNamespaces(objs, l.Namespace)
 		lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
 		lp.digest = digest(ch, manifest)
 
@@ -157,6 +162,9 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		switch {
 		case !installed:
 			lp.Action, lp.Reason = ActionInstall, "new layer"
+		case rec.Namespace != l.Namespace || rec.ReleaseName != l.ReleaseName:
+			lp.Action, lp.replace = ActionUpgrade, true
+			lp.Reason = fmt.Sprintf("%s; moves from %s/%s to %s/%s, so it is removed and installed again", changeReason(rec, l), rec.Namespace, rec.ReleaseName, l.Namespace, l.ReleaseName)
 		case rec.Digest != lp.digest:
 			lp.Action, lp.Reason = ActionUpgrade, changeReason(rec, l)
 		default:

@@ -101,7 +101,7 @@ spec:
 		}
 		// An add-on profile alone: preview the profile with the cluster's
 		// variables by resolving the cluster without its infra requirement.
-		st, err := stack.ResolveProfile(withVariables(docs), catalog)
+		st, err := stack.ResolveProfile(withVariables(docs), catalog, stack.Facts{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,7 +35,7 @@ func benchmarkResolve(b *testing.B, layers int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		st, err := stack.ResolveStack(d.Profiles, d.Clusters[0], packs)
+		st, err := stack.ResolveStack(d.Profiles, d.Clusters[0], packs, stack.Facts{})
 		if err != nil {
 			b.Fatal(err)
 		}

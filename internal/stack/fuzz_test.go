@@ -45,10 +45,10 @@ spec:
 			return
 		}
 		for _, p := range docs.Profiles {
-			_, _ = ResolveProfile(p, nil)
+			_, _ = ResolveProfile(p, nil, Facts{})
 		}
 		for _, c := range docs.Clusters {
-			_, _ = ResolveStack(docs.Profiles, c, nil)
+			_, _ = ResolveStack(docs.Profiles, c, nil, Facts{})
 		}
 	})
 }

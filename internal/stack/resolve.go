@@ -23,12 +23,21 @@ type Packs interface {
 	Pack(name, version string) (*pack.Pack, error)
 }
 
+// Facts are what is known about the target cluster beyond its profiles.
+// Offline, nothing is; a deploy knows the live cluster.
+type Facts struct {
+	// KubernetesVersion of the running cluster, e.g. "1.37.2". The k8s
+	// layer's version wins when the stack has one.
+	KubernetesVersion string
+}
+
 // ResolveStack resolves a cluster: its attached profiles (found among
 // profiles by name and version) and the packs they use, into the stack it
 // must run. Every broken rule is reported at once, each naming file, object,
 // field and what was expected; no partial stack is returned with an error.
-func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Packs) (*Stack, error) {
+func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Packs, facts Facts) (*Stack, error) {
 	r := newResolver(cluster, packs)
+	r.k8sVers = strings.TrimPrefix(facts.KubernetesVersion, "v")
 	r.attach(profiles, true)
 	return r.resolve()
 }
@@ -36,13 +45,14 @@ func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Pac
 // ResolveProfile previews one profile on its own, as if a cluster named
 // after it used it with every variable at its default. Add-on profiles need
 // no infrastructure profile here.
-func ResolveProfile(p profile.Profile, packs Packs) (*Stack, error) {
+func ResolveProfile(p profile.Profile, packs Packs, facts Facts) (*Stack, error) {
 	c := profile.Cluster{
 		Cluster: &v1.Cluster{Spec: v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: p.Spec.Name, Version: p.Spec.Version}}}},
 		Source:  p.Source,
 	}
 	c.Name = p.Spec.Name
 	r := newResolver(c, packs)
+	r.k8sVers = strings.TrimPrefix(facts.KubernetesVersion, "v")
 	r.preview = true
 	r.attach([]profile.Profile{p}, false)
 	return r.resolve()

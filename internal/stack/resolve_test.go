@@ -88,7 +88,7 @@ func resolveCluster(t testing.TB, docs ...string) (*stack.Stack, error) {
 	if len(d.Clusters) != 1 {
 		t.Fatalf("want one cluster in the documents, got %d", len(d.Clusters))
 	}
-	return stack.ResolveStack(d.Profiles, d.Clusters[0], realPacks(t))
+	return stack.ResolveStack(d.Profiles, d.Clusters[0], realPacks(t), stack.Facts{})
 }
 
 func cluster(body string) string {

@@ -1,0 +1,228 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"strata.dev/strata/internal/controlplane"
+	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/testenv"
+)
+
+func cluster(t *testing.T) (*controlplane.ControlPlane, *engine.Engine, kubernetes.Interface) {
+	t.Helper()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	e, err := engine.New(engine.Options{RESTConfig: cp.RESTConfig(), Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp, e, kubernetes.NewForConfigOrDie(cp.RESTConfig())
+}
+
+func TestRemovedAPIsAreRefusedBeforeAnythingIsApplied(t *testing.T) {
+	t.Parallel()
+	_, e, cs := cluster(t)
+	st := profileStack(t, "legacy", "add-on",
+		"watch addon kubewatch 1.0.7",
+		"perms addon permission-manager 1.0.0",
+		"hello addon hello-universe 1.2.0",
+	)
+	plan, res := deploy(t, e, st)
+	refusals := map[string]string{}
+	for _, l := range plan.Layers {
+		if l.Action == engine.ActionRefuse {
+			refusals[l.Name] = l.Reason
+		}
+	}
+	for layer, want := range map[string][]string{
+		"watch": {"ClusterRoleBinding watch-kubewatch uses rbac.authorization.k8s.io/v1beta1, removed in Kubernetes 1.22"},
+		"perms": {
+			"CustomResourceDefinition permissionmanagerusers.permissionmanager.user uses apiextensions.k8s.io/v1beta1, removed in Kubernetes 1.22",
+			"RoleBinding permission-manager/permission-manager-service-account-rolebinding uses rbac.authorization.k8s.io/v1beta1",
+		},
+	} {
+		for _, w := range want {
+			if !strings.Contains(refusals[layer], w) {
+				t.Errorf("layer %s: refusal %q lacks %q", layer, refusals[layer], w)
+			}
+		}
+	}
+	got := phases(res)
+	if got["hello"].Phase != engine.PhaseReady || got["watch"].Phase != engine.PhaseFailed || got["perms"].Phase != engine.PhaseFailed {
+		t.Errorf("phases: hello %s, watch %s, perms %s", got["hello"].Phase, got["watch"].Phase, got["perms"].Phase)
+	}
+	if got["watch"].Writes != 0 || got["perms"].Writes != 0 {
+		t.Errorf("refused layers wrote to the cluster: %d, %d", got["watch"].Writes, got["perms"].Writes)
+	}
+	// Nothing of the refused layers exists.
+	if _, err := cs.CoreV1().Namespaces().Get(t.Context(), "permission-manager", metav1.GetOptions{}); err == nil {
+		t.Errorf("namespace of a refused layer was created")
+	}
+}
+
+func TestUpgradeChangeRemoveAndSwap(t *testing.T) {
+	t.Parallel()
+	_, e, cs := cluster(t)
+	ctx := t.Context()
+	image := func(ns, name string) string {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "missing: " + err.Error()
+		}
+		return d.Spec.Template.Spec.Containers[0].Image
+	}
+
+	_, res := deploy(t, e, profileStack(t, "apps", "add-on",
+		"hello addon hello-universe 1.1.1",
+		"mirror addon spegel 0.0.18",
+		"extra addon argo-rollouts 1.2.1",
+	))
+	for _, l := range res.Layers {
+		if l.Phase != engine.PhaseReady {
+			t.Fatalf("install: layer %s %s: %s", l.Name, l.Phase, l.Message)
+		}
+	}
+	if got := image("hello-universe", "hello-universe-deployment"); got != "ghcr.io/spectrocloud/hello-universe:1.1.1" {
+		t.Fatalf("hello image %s", got)
+	}
+
+	// Upgrade both packs, change a value, remove "extra", and swap what
+	// layer "web" (new) runs later.
+	plan, res := deploy(t, e, profileStack(t, "apps", "add-on",
+		"hello addon hello-universe 1.2.0 manifests: {hello-universe: {replicas: 2}}",
+		"mirror addon spegel 0.0.30",
+	))
+	actions := map[string]engine.Action{}
+	for _, l := range plan.Layers {
+		actions[l.Name] = l.Action
+	}
+	if actions["hello"] != engine.ActionUpgrade || actions["mirror"] != engine.ActionUpgrade || actions["extra"] != engine.ActionRemove {
+		t.Errorf("plan actions %v", actions)
+	}
+	for _, l := range plan.Layers {
+		if l.Name == "hello" && (!strings.Contains(l.Reason, "version 1.1.1 → 1.2.0") || !strings.Contains(l.ValuesDiff, "+    replicas: 2")) {
+			t.Errorf("hello plan: reason %q, values diff:\n%s", l.Reason, l.ValuesDiff)
+		}
+	}
+	for _, l := range res.Layers {
+		if l.Phase != engine.PhaseReady && l.Phase != engine.PhaseRemoved {
+			t.Errorf("upgrade: layer %s %s: %s", l.Name, l.Phase, l.Message)
+		}
+	}
+	if got := image("hello-universe", "hello-universe-deployment"); got != "ghcr.io/spectrocloud/hello-universe:1.2.0" {
+		t.Errorf("hello image after upgrade %s", got)
+	}
+	if d, _ := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); d == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas not changed to 2")
+	}
+	// The chart names its objects <release>-spegel.
+	if ds, err := cs.AppsV1().DaemonSets("spegel-system").Get(ctx, "mirror-spegel", metav1.GetOptions{}); err != nil || !strings.Contains(ds.Spec.Template.Spec.Containers[0].Image, "spegel-org/spegel") {
+		t.Errorf("spegel not upgraded to 0.0.30 (new image repository): %v", err)
+	}
+	if _, err := cs.AppsV1().Deployments("argo-rollouts").Get(ctx, "argo-rollouts", metav1.GetOptions{}); err == nil {
+		t.Errorf("removed layer's deployment still exists")
+	}
+
+	// Swap: the layer named "mirror" now runs a different pack.
+	plan, res = deploy(t, e, profileStack(t, "apps", "add-on",
+		"hello addon hello-universe 1.2.0 manifests: {hello-universe: {replicas: 2}}",
+		"mirror addon argo-rollouts 1.2.1",
+	))
+	for _, l := range plan.Layers {
+		if l.Name == "mirror" && (l.Action != engine.ActionUpgrade || !strings.Contains(l.Reason, "swapped spegel → argo-rollouts")) {
+			t.Errorf("swap plan: %s %q", l.Action, l.Reason)
+		}
+	}
+	if got := phases(res)["mirror"]; got.Phase != engine.PhaseReady {
+		t.Errorf("swap: %s %s", got.Phase, got.Message)
+	}
+	if _, err := cs.AppsV1().DaemonSets("spegel-system").Get(ctx, "mirror-spegel", metav1.GetOptions{}); err == nil {
+		t.Errorf("swapped-out spegel daemonset still exists")
+	}
+	if _, err := cs.AppsV1().Deployments("argo-rollouts").Get(ctx, "argo-rollouts", metav1.GetOptions{}); err != nil {
+		t.Errorf("swapped-in argo-rollouts missing: %v", err)
+	}
+}
+
+func TestDriftIsFoundAndRepaired(t *testing.T) {
+	t.Parallel()
+	_, e, cs := cluster(t)
+	ctx := t.Context()
+	st := profileStack(t, "ops", "add-on",
+		"hello addon hello-universe 1.2.0",
+		"tekton addon tekton-operator 0.61.0",
+	)
+	if _, res := deploy(t, e, st); res.Failed() {
+		t.Fatalf("deploy: %+v", res.Layers)
+	}
+	if err := cs.AppsV1().Deployments("hello-universe").Delete(ctx, "hello-universe-deployment", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps("tekton-pipelines").Get(ctx, "tekton-operator-config-logging", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	original := cm.Data["loglevel.controller"]
+	cm.Data["loglevel.controller"] = "debug-by-hand"
+	if _, err := cs.CoreV1().ConfigMaps("tekton-pipelines").Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, drifts, err := e.Diff(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := drifts["hello"]; len(d) != 1 || !d[0].Missing || d[0].Object != "Deployment hello-universe/hello-universe-deployment" {
+		t.Errorf("hello drift = %v, want the deleted deployment", d)
+	}
+	if d := drifts["tekton"]; len(d) != 1 || d[0].Object != "ConfigMap tekton-pipelines/tekton-operator-config-logging" || !strings.Contains(strings.Join(d[0].Fields, ","), "data.loglevel.controller") {
+		t.Errorf("tekton drift = %v, want the edited config map", d)
+	}
+
+	_, res := deploy(t, e, st)
+	if res.Failed() {
+		t.Fatalf("repair: %+v", res.Layers)
+	}
+	if _, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err != nil {
+		t.Errorf("deployment not restored: %v", err)
+	}
+	cm, _ = cs.CoreV1().ConfigMaps("tekton-pipelines").Get(ctx, "tekton-operator-config-logging", metav1.GetOptions{})
+	if cm.Data["loglevel.controller"] != original {
+		t.Errorf("config map value = %q, want %q back", cm.Data["loglevel.controller"], original)
+	}
+	if _, drifts, _ = e.Diff(ctx, st); len(drifts) != 0 {
+		t.Errorf("drift after repair: %v", drifts)
+	}
+}
+
+func TestAFailingLayerBlocksOnlyItsDependents(t *testing.T) {
+	t.Parallel()
+	_, e, _ := cluster(t)
+	// akuity-agent refuses to render without its required values.
+	st := profileStack(t, "mixed", "add-on",
+		"agent addon akuity-agent 0.30.0-5.5.2026",
+		"hello addon hello-universe 1.2.0",
+	)
+	st.Layers[1].DependsOn = nil
+	dependent := st.Layers[1]
+	dependent.Name, dependent.ReleaseName, dependent.DependsOn = "after-agent", "after-agent", []string{"agent"}
+	dependent.Values = map[string]any{"manifests": map[string]any{"hello-universe": map[string]any{"namespace": "other", "port": 8080.0, "replicas": 1.0, "images": map[string]any{"hellouniverse": "x:1"}, "apiEnabled": false}}}
+	dependent.Namespace = "other"
+	st.Layers = append(st.Layers, dependent)
+
+	_, res := deploy(t, e, st)
+	got := phases(res)
+	if got["agent"].Phase != engine.PhaseFailed || !strings.Contains(got["agent"].Message, "akuityApiKeyId is required") {
+		t.Errorf("agent: %s %q", got["agent"].Phase, got["agent"].Message)
+	}
+	if got["after-agent"].Phase != engine.PhaseBlocked {
+		t.Errorf("after-agent: %s, want Blocked", got["after-agent"].Phase)
+	}
+	if got["hello"].Phase != engine.PhaseReady {
+		t.Errorf("hello: %s %s, want Ready despite the failure", got["hello"].Phase, got["hello"].Message)
+	}
+}
