@@ -226,3 +226,14 @@ func parseLabels(s string) map[string]string {
 	}
 	return out
 }
+
+// KubernetesVersion returns the cluster's version, e.g. "v1.37.2". It is
+// the first request an engine makes, so it also tells whether the cluster
+// can be reached.
+func (e *Engine) KubernetesVersion() (string, error) {
+	caps, err := e.capabilities()
+	if err != nil {
+		return "", err
+	}
+	return caps.KubeVersion.Version, nil
+}

@@ -97,6 +97,9 @@ func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (rea
 	if err != nil {
 		return false, "", "", fmt.Errorf("%s: %w", o, err)
 	}
+	if o.GetKind() == "APIService" {
+		return e.apiServiceReady(ctx, o, live)
+	}
 	res, err := status.Compute(live)
 	if err != nil {
 		return false, "", "", fmt.Errorf("%s: %w", o, err)
@@ -107,11 +110,29 @@ func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (rea
 	case status.FailedStatus:
 		return false, "Failed: " + res.Message, "", nil
 	}
-	if o.GetKind() == "APIService" && e.simulated(ctx) {
-		// Fake pods serve nothing, so an aggregated API never gets endpoints.
-		return false, "", fmt.Sprintf("%s not Available (%s): this cluster's nodes are simulated, its pods serve no API", o, res.Message), nil
-	}
 	return false, string(res.Status) + ": " + res.Message, "", nil
+}
+
+// apiServiceReady wants an aggregated API Available. kstatus does not read
+// that condition, so it is checked here.
+func (e *Engine) apiServiceReady(ctx context.Context, o object, live *unstructured.Unstructured) (ready bool, why, note string, err error) {
+	conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+	reason := "no Available condition yet"
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] != "Available" {
+			continue
+		}
+		if m["status"] == "True" {
+			return true, "", "", nil
+		}
+		reason = fmt.Sprintf("Available=%v (%v)", m["status"], m["reason"])
+	}
+	if e.simulated(ctx) {
+		// Fake pods serve nothing, so an aggregated API never gets endpoints.
+		return false, "", fmt.Sprintf("%s is not Available (%s): this cluster's nodes are simulated and its pods serve no API", o, reason), nil
+	}
+	return false, reason, "", nil
 }
 
 // simulated reports whether the cluster's nodes are kwok's fake nodes.
@@ -120,13 +141,23 @@ func (e *Engine) simulated(ctx context.Context) bool {
 	return err == nil && len(nodes.Items) > 0 && nodes.Items[0].Annotations["kwok.x-k8s.io/node"] == "fake"
 }
 
-// establishCRDs applies the layer's CRDs and waits until they are
-// established, before the rest of the layer needs them.
+// establishCRDs creates the layer's new CRDs and waits until they are
+// established, before custom resources of the same layer need them. CRDs
+// that exist are left to Helm, which checks whose they are.
 func (e *Engine) establishCRDs(ctx context.Context, lp *LayerPlan) error {
 	var crds []object
 	for _, o := range lp.objects {
-		if o.GetKind() == "CustomResourceDefinition" {
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		ri, _, err := e.resource(o, "")
+		if err != nil {
+			return err
+		}
+		if _, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{}); apierrors.IsNotFound(err) {
 			crds = append(crds, o)
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", o, err)
 		}
 	}
 	if len(crds) == 0 {

@@ -29,6 +29,10 @@ type Facts struct {
 	// KubernetesVersion of the running cluster, e.g. "1.37.2". The k8s
 	// layer's version wins when the stack has one.
 	KubernetesVersion string
+	// Existing is true for a cluster that runs already (imported, or the
+	// target of a one-shot deploy): its infrastructure is not Strata's to
+	// provide, so an infra or full profile is optional.
+	Existing bool
 }
 
 // ResolveStack resolves a cluster: its attached profiles (found among
@@ -38,7 +42,7 @@ type Facts struct {
 func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Packs, facts Facts) (*Stack, error) {
 	r := newResolver(cluster, packs)
 	r.k8sVers = strings.TrimPrefix(facts.KubernetesVersion, "v")
-	r.attach(profiles, true)
+	r.attach(profiles, !facts.Existing)
 	return r.resolve()
 }
 
@@ -118,7 +122,7 @@ func (r *resolver) attach(profiles []profile.Profile, requireInfra bool) {
 			infra = append(infra, att)
 		}
 	}
-	if requireInfra && len(infra) != 1 {
+	if (requireInfra && len(infra) != 1) || len(infra) > 1 {
 		names := make([]string, len(infra))
 		for i, a := range infra {
 			names[i] = a.profile.Spec.Name
