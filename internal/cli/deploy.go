@@ -388,4 +388,3 @@ changes or drift, listed per layer and object), 2 on errors, like kubectl diff.`
 	f.register(cmd)
 	return cmd
 }
-
