@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/stack"
@@ -31,6 +32,7 @@ type targetFlags struct {
 	kubeconfig  string
 	clusterFile string
 	timeout     time.Duration
+	plainHTTP   bool
 }
 
 func (f *targetFlags) register(cmd *cobra.Command) {
@@ -38,6 +40,7 @@ func (f *targetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the target cluster (required)")
 	cmd.Flags().StringVar(&f.clusterFile, "cluster", "", "file holding the Cluster to converge (its profiles, variables and overrides)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long each layer may take to become Ready")
+	cmd.Flags().BoolVar(&f.plainHTTP, "plain-http", false, "pull charts from OCI registries over plain HTTP (registries without TLS)")
 }
 
 // target is a resolved stack and an engine connected to its cluster.
@@ -69,7 +72,10 @@ func (f *targetFlags) prepare(errOut io.Writer, events func(engine.Event)) (*tar
 	if err != nil {
 		return nil, err
 	}
-	e, err := engine.New(engine.Options{RESTConfig: cfg, Timeout: f.timeout, Events: events})
+	e, err := engine.New(engine.Options{
+		RESTConfig: cfg, Timeout: f.timeout, Events: events,
+		Charts: chartsource.New(chartsource.Options{PlainHTTP: f.plainHTTP}),
+	})
 	if err != nil {
 		return nil, &exitError{code: ExitFail, err: err}
 	}

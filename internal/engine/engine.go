@@ -25,6 +25,9 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/kube"
+
+	"strata.dev/strata/internal/chartsource"
+	"strata.dev/strata/internal/render"
 )
 
 // FieldManager is the server-side apply manager of everything Strata
@@ -41,6 +44,9 @@ type Options struct {
 	Events func(Event)
 	// Log receives Helm's and the engine's diagnostics; discarded when nil.
 	Log *slog.Logger
+	// Charts fetches the charts of chart layers; a chartsource.Fetcher
+	// talking TLS when nil.
+	Charts render.ChartFetcher
 }
 
 // Event is one step of progress on a layer.
@@ -73,6 +79,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Minute
+	}
+	if opts.Charts == nil {
+		opts.Charts = chartsource.New(chartsource.Options{})
 	}
 	log := opts.Log
 	if log == nil {

@@ -13,6 +13,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 
+	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/stack"
 )
@@ -37,6 +38,13 @@ func LayerChart(l stack.Layer, opts Options) (*chartv2.Chart, map[string]any, er
 		return inlineChart(l), map[string]any{}, nil
 	case l.Pack != nil:
 		return packChart(l, l.Pack, opts)
+	case l.Source == stack.SourceChart && l.Spec.Chart != nil && opts.Charts != nil:
+		ch, err := opts.Charts.Fetch(l.Spec.Chart)
+		if err != nil {
+			return nil, nil, fmt.Errorf("layer %q: %w", l.Name, err)
+		}
+		// A chart layer's values are the chart's values.
+		return ch, l.Values, nil
 	default:
 		return nil, nil, fmt.Errorf("layer %q (%s %s): %w", l.Name, l.Source, l.Package, ErrNotLocal)
 	}
@@ -50,6 +58,14 @@ type Options struct {
 	// .Spectro.cluster and .Spectro.apiServer.
 	ClusterName string
 	APIServer   string
+	// Charts fetches the charts of chart layers; without it they cannot be
+	// rendered (offline).
+	Charts ChartFetcher
+}
+
+// ChartFetcher fetches a chart from a Helm repository or OCI registry.
+type ChartFetcher interface {
+	Fetch(src *v1.ChartSource) (*chartv2.Chart, error)
 }
 
 // spectroKey holds .Spectro's facts in a manifest chart's values.

@@ -1,0 +1,107 @@
+// Package chartsource fetches the Helm charts that chart layers name, from
+// Helm HTTP repositories (index.yaml) and OCI registries, with Helm's own
+// repository and registry clients. Fetched charts are kept in memory, keyed
+// by repository, name and version.
+package chartsource
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/getter"
+	"helm.sh/helm/v4/pkg/registry"
+	repo "helm.sh/helm/v4/pkg/repo/v1"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// Options configure a Fetcher.
+type Options struct {
+	// PlainHTTP talks to OCI registries without TLS (registries on loopback,
+	// in tests and air-gapped labs).
+	PlainHTTP bool
+}
+
+// Fetcher fetches charts.
+type Fetcher struct {
+	opts  Options
+	mu    sync.Mutex
+	cache map[string]*chartv2.Chart
+}
+
+// New returns a fetcher.
+func New(opts Options) *Fetcher {
+	return &Fetcher{opts: opts, cache: map[string]*chartv2.Chart{}}
+}
+
+// Fetch returns the chart a layer names.
+func (f *Fetcher) Fetch(src *v1.ChartSource) (*chartv2.Chart, error) {
+	key := src.Repository + "|" + src.Name + "|" + src.Version
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.cache[key]; ok {
+		return c, nil
+	}
+	var data []byte
+	var err error
+	if strings.HasPrefix(src.Repository, "oci://") {
+		data, err = f.pullOCI(src)
+	} else {
+		data, err = f.downloadHTTP(src)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := loader.LoadArchive(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("chart %s %s from %s is not a valid chart archive: %w", src.Name, src.Version, src.Repository, err)
+	}
+	f.cache[key] = c
+	return c, nil
+}
+
+// ociRef is repository[/name]:version.
+func ociRef(src *v1.ChartSource) string {
+	ref := strings.TrimPrefix(strings.TrimSuffix(src.Repository, "/"), "oci://")
+	if src.Name != "" && !strings.HasSuffix(ref, "/"+src.Name) {
+		ref += "/" + src.Name
+	}
+	return ref + ":" + src.Version
+}
+
+func (f *Fetcher) pullOCI(src *v1.ChartSource) ([]byte, error) {
+	var opts []registry.ClientOption
+	if f.opts.PlainHTTP {
+		opts = append(opts, registry.ClientOptPlainHTTP())
+	}
+	client, err := registry.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := client.Pull(ociRef(src))
+	if err != nil {
+		return nil, fmt.Errorf("pull chart %s from OCI registry: %w", ociRef(src), err)
+	}
+	return res.Chart.Data, nil
+}
+
+func (f *Fetcher) downloadHTTP(src *v1.ChartSource) ([]byte, error) {
+	providers := getter.Providers{{Schemes: []string{"http", "https"}, New: getter.NewHTTPGetter}}
+	url, err := repo.FindChartInRepoURL(src.Repository, src.Name, providers, repo.WithChartVersion(src.Version))
+	if err != nil {
+		return nil, fmt.Errorf("chart %s %s: %w", src.Name, src.Version, err)
+	}
+	g, err := getter.NewHTTPGetter()
+	if err != nil {
+		return nil, err
+	}
+	buf, err := g.Get(url)
+	if err != nil {
+		return nil, fmt.Errorf("download chart %s %s from %s: %w", src.Name, src.Version, url, err)
+	}
+	return buf.Bytes(), nil
+}
