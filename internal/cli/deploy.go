@@ -235,8 +235,9 @@ func printPlan(out io.Writer, plan *engine.Plan, output string) error {
 		return err
 	}
 	for _, l := range plan.Layers {
-		// A new layer's values are all new: render shows them; diffs show changes.
-		if l.ValuesDiff != "" && (l.Action == engine.ActionUpgrade || l.Action == engine.ActionRemove) {
+		// New and removed layers' values are all new or all gone: render
+		// shows them; the plan shows what changes.
+		if l.ValuesDiff != "" && l.Action == engine.ActionUpgrade {
 			fmt.Fprintf(out, "\nvalues of layer %s:\n%s", l.Name, indent(l.ValuesDiff, "  "))
 		}
 	}
