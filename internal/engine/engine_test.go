@@ -25,7 +25,7 @@ var (
 	catalog     *pack.Catalog
 )
 
-func packs(t *testing.T) *pack.Catalog {
+func packs(t testing.TB) *pack.Catalog {
 	t.Helper()
 	catalogOnce.Do(func() {
 		var err error
@@ -39,7 +39,7 @@ func packs(t *testing.T) *pack.Catalog {
 
 // profileStack builds a one-profile stack (the profile previewed alone,
 // variables at their defaults) from "name kind pack version [values]" lines.
-func profileStack(t *testing.T, name, typ string, layers ...string) *stack.Stack {
+func profileStack(t testing.TB, name, typ string, layers ...string) *stack.Stack {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("apiVersion: strata.dev/v1alpha1\nkind: ClusterProfile\nmetadata: {name: " + name + "-1.0.0}\nspec:\n  name: " + name + "\n  version: 1.0.0\n  type: " + typ + "\n  layers:\n")

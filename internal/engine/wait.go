@@ -34,8 +34,13 @@ func (e *Engine) resource(o object, layerNS string) (dynamic.ResourceInterface, 
 	return e.dynamic.Resource(m.Resource).Namespace(ns), ns, nil
 }
 
-// pollInterval paces readiness checks; a check reads each pending object.
-const pollInterval = 300 * time.Millisecond
+// Readiness checks read each pending object; they start fast, since most
+// objects are ready within moments, and back off to spare the API server.
+const (
+	firstPoll    = 20 * time.Millisecond
+	maxPoll      = 500 * time.Millisecond
+	pollInterval = maxPoll
+)
 
 // waitReady waits until every object of the layer is Ready by kstatus, or
 // the timeout passes. It returns notes about objects that can never be
@@ -51,6 +56,7 @@ func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error)
 	}
 	notes := map[string]string{}
 	last := map[string]string{}
+	wait := firstPoll
 	for {
 		for key, o := range pending {
 			ready, why, note, err := e.objectReady(ctx, o, lp.layer.Namespace)
@@ -83,7 +89,8 @@ func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error)
 			}
 			sort.Strings(why)
 			return nil, fmt.Errorf("not Ready after %s: %s", e.opts.Timeout, strings.Join(why, "; "))
-		case <-time.After(pollInterval):
+		case <-time.After(wait):
+			wait = min(2*wait, maxPoll)
 		}
 	}
 }
