@@ -21,14 +21,14 @@ func TestDeployDryRunDeployAndDiff(t *testing.T) {
 	}
 	base := append([]string{"--kubeconfig", kubeconfig, "-f", "../../examples/addon-hello.yaml", "-f", "../../examples/addon-gitops.yaml"}, packFlags...)
 	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
-	os.WriteFile(cluster, []byte(`apiVersion: strata.dev/v1alpha1
+	writeFile(t, cluster, `apiVersion: strata.dev/v1alpha1
 kind: Cluster
 metadata: {name: shop}
 spec:
   profiles:
     - {name: hello-apps, version: 1.0.0, variables: [{name: namespace, value: shop}, {name: replicas, value: "2"}]}
     - {name: gitops, version: 1.0.0, variables: [{name: apiKeySecret, value: "t0p-s3cret"}]}
-`), 0o644)
+`)
 	withCluster := append(append([]string{}, base...), "--cluster", cluster)
 
 	out, code := run(t, append([]string{"deploy", "--dry-run"}, withCluster...)...)
@@ -83,12 +83,12 @@ spec:
 		t.Errorf("no --kubeconfig: exit %d", code)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("apiVersion: strata.dev/v1alpha1\nkind: Cluster\nmetadata: {name: shop}\nspec:\n  profiles: [{name: hello-apps, version: 1.0.0, variables: [{name: replicas, value: many}]}]\n"), 0o644)
+	writeFile(t, bad, "apiVersion: strata.dev/v1alpha1\nkind: Cluster\nmetadata: {name: shop}\nspec:\n  profiles: [{name: hello-apps, version: 1.0.0, variables: [{name: replicas, value: many}]}]\n")
 	if out, code := run(t, append(append([]string{"deploy"}, base...), "--cluster", bad)...); code != ExitUsage {
 		t.Errorf("invalid variable: exit %d, want 2\n%s", code, out)
 	}
 	unreachable := filepath.Join(t.TempDir(), "gone")
-	os.WriteFile(unreachable, []byte(strings.Replace(string(cp.Kubeconfig()), cp.Server(), "https://127.0.0.1:1", 1)), 0o600)
+	writeFile(t, unreachable, strings.Replace(string(cp.Kubeconfig()), cp.Server(), "https://127.0.0.1:1", 1))
 	if _, code := run(t, "deploy", "--kubeconfig", unreachable, "-f", "../../examples/addon-hello.yaml", "--packs", packCentral); code != ExitFail {
 		t.Errorf("unreachable cluster: exit %d, want 1", code)
 	}
@@ -97,4 +97,11 @@ spec:
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +31,9 @@ type LayerResult struct {
 	Writes int64 `json:"writes"`
 	// Repaired lists drifted objects that were put back.
 	Repaired []string `json:"repaired,omitempty"`
-	Message  string   `json:"message,omitempty"`
+	// Images are those a Zarf layer's components run.
+	Images  []string `json:"images,omitempty"`
+	Message string   `json:"message,omitempty"`
 }
 
 // Failed reports whether any layer did not end Ready (or Removed).
@@ -190,12 +193,19 @@ func (e *Engine) prepare(ctx context.Context, lp *LayerPlan) error {
 			inChart[o.GetName()] = true
 		}
 	}
+	// The release's namespace, those with labels to set, and every other
+	// namespace the layer's objects live in.
 	names := []string{InventoryNamespace, lp.layer.Namespace}
 	for ns := range labels {
-		if ns != lp.layer.Namespace {
+		names = append(names, ns)
+	}
+	for _, o := range lp.objects {
+		if ns := o.GetNamespace(); ns != "" && !inChart[ns] {
 			names = append(names, ns)
 		}
 	}
+	slices.Sort(names[2:])
+	names = slices.Compact(names)
 	for _, ns := range names {
 		var o *owner
 		if inChart[ns] {
@@ -221,7 +231,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 	failed := map[string]bool{}
 	for i := range plan.Layers {
 		lp := &plan.Layers[i]
-		lr := LayerResult{Name: lp.Name, Action: lp.Action, Objects: lp.Objects}
+		lr := LayerResult{Name: lp.Name, Action: lp.Action, Objects: lp.Objects, Images: lp.Images}
 		before := e.Requests()
 
 		switch {
@@ -295,6 +305,11 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 		return lr
 	}
 	lr.Phase = PhaseReady
+	if lp.partial != nil {
+		// The components that could deploy did; the layer is not whole.
+		lr.Phase, lr.Message = PhaseFailed, "deployed what could be; "+strings.ReplaceAll(lp.partial.Error(), "\n", "; ")
+		return lr
+	}
 	switch {
 	case lp.Action == ActionUnchanged && len(lp.repaired) > 0:
 		lr.Message = "repaired drift: " + strings.Join(lp.repaired, ", ")

@@ -68,6 +68,8 @@ type LayerPlan struct {
 	ValuesDiff string `json:"valuesDiff,omitempty"`
 	// Objects is the number of objects the layer holds.
 	Objects int `json:"objects"`
+	// Images are those a Zarf layer's components run.
+	Images []string `json:"images,omitempty"`
 
 	layer    stack.Layer
 	recorded InventoryLayer
@@ -76,6 +78,8 @@ type LayerPlan struct {
 	objects  []object
 	digest   string
 	repaired []string
+	// partial holds the Zarf components that cannot deploy; the others do.
+	partial error
 	// replace is set when the layer's release moves (another namespace or
 	// release name): Helm cannot upgrade across that, so the old release is
 	// removed and the new one installed.
@@ -130,7 +134,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 		lp.ValuesDiff = valuesDiff(rec.Values, l.Redacted().Values)
 
-		ch, values, err := render.LayerChart(l, opts)
+		ch, values, err := e.layerChart(l, opts, &lp)
 		if err != nil {
 			lp.Action, lp.Reason = ActionRefuse, err.Error()
 			plan.Layers = append(plan.Layers, lp)
@@ -181,6 +185,24 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		plan.Layers = append(plan.Layers, lp)
 	}
 	return plan, nil
+}
+
+// layerChart is render.LayerChart, keeping what a Zarf layer reports
+// besides its chart: the images its components run, and the components
+// that cannot deploy.
+func (e *Engine) layerChart(l stack.Layer, opts render.Options, lp *LayerPlan) (*chartv2.Chart, map[string]any, error) {
+	if l.Source != stack.SourceZarf || l.Spec.Zarf == nil {
+		return render.LayerChart(l, opts)
+	}
+	ch, res, err := render.Zarf(l, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(res.Components) == 0 && res.Err() != nil {
+		return nil, nil, res.Err()
+	}
+	lp.Images, lp.partial = res.Images, res.Err()
+	return ch, map[string]any{}, nil
 }
 
 func changeReason(rec InventoryLayer, l stack.Layer) string {

@@ -1,0 +1,72 @@
+package render
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
+
+	"strata.dev/strata/internal/stack"
+	"strata.dev/strata/internal/zarf"
+)
+
+// Zarf turns a Zarf layer into a generated chart that applies the selected
+// components' manifests (and their charts, rendered) as they are, and
+// reports what the components run. The layer's values hold `variables:`
+// and `constants:` by name. A component that cannot deploy is reported in
+// the result, and the chart holds the others.
+func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
+	src, err := zarf.Load(l.Spec.Zarf.Package)
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer %q: %w", l.Name, err)
+	}
+	caps := common.DefaultCapabilities.Copy()
+	if opts.KubeVersion != "" {
+		if kv, err := common.ParseKubeVersion("v" + strings.TrimPrefix(opts.KubeVersion, "v")); err == nil {
+			caps.KubeVersion = *kv
+		}
+	}
+	build := zarf.BuildOptions{
+		Components: l.Spec.Zarf.Components,
+		Variables:  stringMap(l.Values["variables"]),
+		Constants:  stringMap(l.Values["constants"]),
+		RenderChart: func(ch *chartv2.Chart, values map[string]any, name, ns string) (string, error) {
+			return Chart(ch, values, name, ns, caps)
+		},
+	}
+	if opts.Charts != nil {
+		build.FetchChart = opts.Charts.Fetch
+	}
+	res, err := zarf.Build(src, build)
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer %q: zarf package %s: %w", l.Name, filepath.Base(l.Spec.Zarf.Package), err)
+	}
+	ch := emptyChart(l.Name, chartVersion(zarfVersion(src)))
+	for i, d := range res.Documents {
+		file := fmt.Sprintf("zarf/%03d-%s.yaml", i, strings.NewReplacer("/", "_", " ", "_").Replace(d.Name))
+		ch.Files = append(ch.Files, &common.File{Name: file, Data: []byte(d.YAML)})
+		ch.Templates = append(ch.Templates, &common.File{
+			Name: "templates/" + strings.TrimPrefix(file, "zarf/"),
+			Data: []byte(fmt.Sprintf("{{ .Files.Get %q }}", file)),
+		})
+	}
+	return ch, res, nil
+}
+
+func zarfVersion(src *zarf.Source) string {
+	if v := src.Package.Metadata.Version; v != "" {
+		return v
+	}
+	return "0.0.0"
+}
+
+func stringMap(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	out := map[string]string{}
+	for k, x := range m {
+		out[k] = fmt.Sprint(x)
+	}
+	return out
+}
