@@ -16,6 +16,7 @@ import (
 	"strata.dev/strata/internal/macro"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/profile"
+	vals "strata.dev/strata/internal/values"
 )
 
 // Packs finds packs by name and version; *pack.Catalog is one.
@@ -296,7 +297,7 @@ func (r *resolver) resolveLayer(ls *layerState) {
 			r.layerFinding(ls, ".kind", "%q, but pack %s is a %s pack", l.Kind, p.ID(), p.Layer)
 		}
 		// Most packs' defaults hold no macro: copy what the loader parsed.
-		defaults, ok := deepCopy(p.Values).(map[string]any), true
+		defaults, ok := vals.DeepCopy(p.Values).(map[string]any), true
 		if bytes.Contains(p.ValuesYAML, []byte(".spectro.")) {
 			defaults, ok = r.parseExpanded(string(p.ValuesYAML), env, func(format string, args ...any) {
 				r.fs.Add(profile.Source{File: p.Path + "/" + pack.ValuesFile}, p.String(), "", format, args...)
@@ -310,7 +311,7 @@ func (r *resolver) resolveLayer(ls *layerState) {
 			return
 		}
 	}
-	base := deepCopy(values).(map[string]any)
+	base := vals.DeepCopy(values).(map[string]any)
 
 	layerValues, ok := r.parseExpanded(l.Values, env, func(format string, args ...any) {
 		r.layerFinding(ls, ".values", format, args...)
@@ -318,7 +319,7 @@ func (r *resolver) resolveLayer(ls *layerState) {
 	if !ok {
 		return
 	}
-	values = mergeValues(values, layerValues)
+	values = vals.Merge(values, layerValues)
 	for j, o := range r.cluster.Spec.Overrides {
 		if o.Layer != l.Name {
 			continue
@@ -329,7 +330,7 @@ func (r *resolver) resolveLayer(ls *layerState) {
 		if !ok {
 			return
 		}
-		values = mergeValues(values, over)
+		values = vals.Merge(values, over)
 	}
 
 	ls.out.Values, ls.out.Secrets = r.revealMasked(values)
@@ -412,7 +413,7 @@ func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]
 		for _, path := range pr.Remove {
 			removePath(values, path)
 		}
-		add, ok := deepCopy(pr.AddValues).(map[string]any), true
+		add, ok := vals.DeepCopy(pr.AddValues).(map[string]any), true
 		if strings.Contains(pr.Add, ".spectro.") {
 			add, ok = r.parseExpanded(pr.Add, env, func(format string, args ...any) {
 				r.fs.Add(profile.Source{File: p.Path + "/" + pack.PresetsFile}, p.String(), "preset "+pr.Ref().String(), format, args...)
@@ -421,7 +422,7 @@ func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]
 		if !ok {
 			return false
 		}
-		mergeValues(values, add)
+		vals.Merge(values, add)
 	}
 	return true
 }

@@ -6,6 +6,7 @@ package stack
 import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
+	vals "strata.dev/strata/internal/values"
 )
 
 // SourceType names what a layer installs from.
@@ -63,7 +64,7 @@ func (l Layer) Redacted() Layer {
 	for _, p := range l.Secrets {
 		secret[p] = true
 	}
-	l.Values = walkStrings(deepCopy(l.Values), "", func(path, s string) string {
+	l.Values = walkStrings(vals.DeepCopy(l.Values), "", func(path, s string) string {
 		if secret[path] {
 			return Masked
 		}

@@ -6,46 +6,6 @@ import (
 	"strings"
 )
 
-// mergeValues merges src into dst: mappings merge key by key, anything else
-// in src replaces what dst had. Like Helm's coalescing, but src wins.
-func mergeValues(dst, src map[string]any) map[string]any {
-	if dst == nil {
-		dst = map[string]any{}
-	}
-	for k, sv := range src {
-		if sm, ok := sv.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				dst[k] = mergeValues(dm, sm)
-				continue
-			}
-			dst[k] = mergeValues(map[string]any{}, sm)
-			continue
-		}
-		dst[k] = sv
-	}
-	return dst
-}
-
-// deepCopy copies decoded YAML so merges never alias a pack's defaults.
-func deepCopy(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = deepCopy(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = deepCopy(e)
-		}
-		return out
-	default:
-		return v
-	}
-}
-
 // removePath deletes a dotted path, as a preset's `remove` list asks.
 func removePath(values map[string]any, path string) {
 	keys := strings.Split(path, ".")

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	vals "strata.dev/strata/internal/values"
 )
 
 // BuildOptions say which components to deploy and with what.
@@ -332,7 +333,7 @@ func (s *Source) chartDocument(c Component, ch Chart, files map[string][]byte, o
 		if err := yaml.Unmarshal([]byte(substitute(string(data), subst)), &v); err != nil {
 			return Document{}, fmt.Errorf("values file %s: %w", vf, err)
 		}
-		values = mergeMaps(values, v)
+		values = vals.Merge(values, v)
 	}
 	release := ch.ReleaseName
 	if release == "" {
@@ -392,17 +393,4 @@ var clusterScoped = map[string]bool{
 	"StorageClass": true, "PersistentVolume": true, "PriorityClass": true, "APIService": true,
 	"ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true, "IngressClass": true,
 	"RuntimeClass": true, "CSIDriver": true, "Node": true,
-}
-
-func mergeMaps(dst, src map[string]any) map[string]any {
-	for k, v := range src {
-		if sm, ok := v.(map[string]any); ok {
-			if dm, ok := dst[k].(map[string]any); ok {
-				dst[k] = mergeMaps(dm, sm)
-				continue
-			}
-		}
-		dst[k] = v
-	}
-	return dst
 }
