@@ -16,7 +16,7 @@ type restGetter struct {
 	config    *rest.Config
 	namespace string
 	discovery discovery.CachedDiscoveryInterface
-	mapper    meta.RESTMapper
+	mapper    *restmapper.DeferredDiscoveryRESTMapper
 }
 
 func newRESTGetter(cfg *rest.Config) (*restGetter, error) {
@@ -45,6 +45,12 @@ func (g *restGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, er
 }
 
 func (g *restGetter) ToRESTMapper() (meta.RESTMapper, error) { return g.mapper, nil }
+
+// forget drops what discovery said, after a layer added kinds (CRDs).
+func (g *restGetter) forget() {
+	g.discovery.Invalidate()
+	g.mapper.Reset()
+}
 
 // ToRawKubeConfigLoader only serves the namespace: everything else comes
 // from the rest.Config.

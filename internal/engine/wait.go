@@ -198,7 +198,7 @@ func (e *Engine) establishCRDs(ctx context.Context, lp *LayerPlan) error {
 		}
 	}
 	// New kinds: forget what discovery said before.
-	e.getter.discovery.Invalidate()
+	e.getter.forget()
 	return nil
 }
 
