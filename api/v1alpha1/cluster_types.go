@@ -11,6 +11,7 @@ import (
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=strata
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Cluster struct {
@@ -21,8 +22,30 @@ type Cluster struct {
 	Status ClusterStatus `json:"status,omitempty"`
 }
 
-// ClusterSpec says which profiles a cluster follows and how it differs.
+// ClusterProvider makes a cluster exist.
+// +kubebuilder:validation:Enum=imported
+type ClusterProvider string
+
+// Providers.
+const (
+	// ProviderImported is an existing cluster reached through a kubeconfig
+	// Secret.
+	ProviderImported ClusterProvider = "imported"
+)
+
+// ClusterSpec says which profiles a cluster follows and how it differs. An
+// imported cluster without kubeconfigSecretRef is reported Stalled rather
+// than refused, so clusters can be declared before their credentials exist.
 type ClusterSpec struct {
+	// Provider makes the cluster exist; imported (the default) reaches an
+	// existing cluster through kubeconfigSecretRef.
+	// +kubebuilder:default=imported
+	// +optional
+	Provider ClusterProvider `json:"provider,omitempty"`
+	// KubeconfigSecretRef names a Secret in the cluster's namespace holding
+	// a kubeconfig for the workload cluster.
+	// +optional
+	KubeconfigSecretRef *SecretKeyRef `json:"kubeconfigSecretRef,omitempty"`
 	// Profiles attached to the cluster: exactly one infra or full profile
 	// and any number of add-on profiles. Their layers install in this order.
 	// +kubebuilder:validation:MinItems=1
@@ -34,6 +57,15 @@ type ClusterSpec struct {
 	// +listType=map
 	// +listMapKey=layer
 	Overrides []LayerOverride `json:"overrides,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret in the same namespace.
+type SecretKeyRef struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the Secret's data; "kubeconfig" when empty.
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // ProfileAttachment pins a profile version and sets its variables.
@@ -65,16 +97,64 @@ type LayerOverride struct {
 	Values string `json:"values"`
 }
 
+// ClusterPhase summarises where a cluster stands.
+type ClusterPhase string
+
+// Cluster phases.
+const (
+	ClusterPending     ClusterPhase = "Pending"
+	ClusterReconciling ClusterPhase = "Reconciling"
+	ClusterReady       ClusterPhase = "Ready"
+	ClusterFailed      ClusterPhase = "Failed"
+	ClusterDeleting    ClusterPhase = "Deleting"
+)
+
+// Condition types of a Cluster.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
 // ClusterStatus is observed state of a cluster.
 type ClusterStatus struct {
 	// ObservedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions: Ready, Reconciling, UpdatesAvailable, Drifted, Stalled.
+	// Phase summarises the conditions.
+	// +optional
+	Phase ClusterPhase `json:"phase,omitempty"`
+	// KubernetesVersion the workload cluster reports.
+	// +optional
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Layers the cluster runs, in install order.
+	// +optional
+	Layers []LayerStatus `json:"layers,omitempty"`
+	// Conditions: Ready, Reconciling, Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// LayerStatus is what one layer of the cluster runs and how it stands.
+type LayerStatus struct {
+	Name           string `json:"name"`
+	Profile        string `json:"profile"`
+	ProfileVersion string `json:"profileVersion"`
+	// Source is pack, chart, manifests or zarf; Package and Version say which.
+	Source  string `json:"source"`
+	Package string `json:"package,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Phase: Pending, Installing, Upgrading, Ready, Failed, Blocked, Removing, Drifted.
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	// LastAppliedTime is when Strata last changed the layer.
+	// +optional
+	LastAppliedTime *metav1.Time `json:"lastAppliedTime,omitempty"`
+	// Images a Zarf layer's components run.
+	// +optional
+	Images []string `json:"images,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/pack"
+)
+
+func newManagerCommand() *cobra.Command {
+	var (
+		kubeconfig  string
+		packs       []string
+		opts        controller.ManagerOptions
+		layerTimout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "manager [--kubeconfig FILE] --packs DIR...",
+		Short: "Run the management plane's controllers: clusters follow their profiles",
+		Long: `Watches Cluster and ClusterProfile objects and converges each cluster's
+workload cluster to the stack of its profiles, writing per-layer status and
+conditions. Uses --kubeconfig, or the in-cluster configuration when empty.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(zap.New(zap.WriteTo(cmd.ErrOrStderr())))
+			catalog, err := pack.LoadCatalog(packs...)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			cfg, err := ctrl.GetConfig()
+			if kubeconfig != "" {
+				cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+			}
+			if err != nil {
+				return usageError("management plane: %v", err)
+			}
+			opts.Packs, opts.LayerTimeout = catalog, layerTimout
+			mgr, err := controller.NewManager(cfg, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "strata manager: %d packs, management plane %s\n", catalog.Len(), cfg.Host)
+			return mgr.Start(ctrl.SetupSignalHandler())
+		},
+	}
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the management plane (in-cluster configuration when empty)")
+	cmd.Flags().StringArrayVar(&packs, "packs", nil, "folder of packs the profiles use; repeatable")
+	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:8080", "address of the Prometheus metrics endpoint; 0 turns it off")
+	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "127.0.0.1:8081", "address of /healthz and /readyz; 0 turns them off")
+	cmd.Flags().BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader, so several replicas can run")
+	cmd.Flags().DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often a Ready cluster is checked for drift")
+	cmd.Flags().DurationVar(&layerTimout, "layer-timeout", 5*time.Minute, "how long each layer may take to become Ready")
+	return cmd
+}

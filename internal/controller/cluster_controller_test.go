@@ -1,0 +1,195 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/testenv"
+)
+
+func helloProfile(version, replicas string) *v1.ClusterProfile {
+	return &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello-" + version, Namespace: controller.SharedNamespace},
+		Spec: v1.ClusterProfileSpec{
+			Name: "hello", Version: version, Type: v1.ProfileAddOn,
+			Variables: []v1.Variable{{Name: "replicas", Format: v1.FormatNumber, Default: replicas}},
+			Layers: []v1.Layer{{
+				Name: "hello-universe", Kind: v1.LayerAddon,
+				Pack:   &v1.PackSource{Name: "hello-universe", Version: "1.2.0"},
+				Values: "manifests:\n  hello-universe:\n    replicas: {{.spectro.var.replicas}}\n",
+			}},
+		},
+	}
+}
+
+// A Cluster on the management plane follows its profile on a real workload
+// cluster: it converges, moves to a new profile version, and on deletion
+// its layers are removed before the Cluster goes.
+func TestClusterFollowsItsProfile(t *testing.T) {
+	t.Parallel()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, SeveralPerProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+
+	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{controller.SharedNamespace, "team-a"} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "edge-kubeconfig", Namespace: "team-a"},
+		Data:       map[string][]byte{"kubeconfig": workload.Kubeconfig()},
+	}))
+	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	cluster := &v1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: "team-a"},
+		Spec: v1.ClusterSpec{
+			KubeconfigSecretRef: &v1.SecretKeyRef{Name: "edge-kubeconfig"},
+			Profiles:            []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}},
+		},
+	}
+	must(t, c.Create(ctx, cluster))
+
+	ws := kubernetes.NewForConfigOrDie(workload.RESTConfig())
+	waitFor(t, "cluster Ready with the hello-universe layer", func() (bool, string) {
+		got := &v1.Cluster{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cluster), got); err != nil {
+			return false, err.Error()
+		}
+		ok := got.Status.Phase == v1.ClusterReady && len(got.Status.Layers) == 1 && got.Status.Layers[0].Phase == "Ready" && got.Status.ObservedGeneration == got.Generation
+		return ok, fmt.Sprintf("%+v", got.Status)
+	})
+	dep, err := ws.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+	if err != nil || *dep.Spec.Replicas != 1 {
+		t.Fatalf("workload deployment: %v", err)
+	}
+
+	// A new profile version; the cluster moves to it.
+	must(t, c.Create(ctx, helloProfile("1.1.0", "2")))
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), cluster))
+	cluster.Spec.Profiles[0].Version = "1.1.0"
+	must(t, c.Update(ctx, cluster))
+	waitFor(t, "workload deployment at 2 replicas", func() (bool, string) {
+		dep, err := ws.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return *dep.Spec.Replicas == 2 && dep.Status.ReadyReplicas == 2, fmt.Sprintf("replicas %d ready %d", *dep.Spec.Replicas, dep.Status.ReadyReplicas)
+	})
+	waitFor(t, "status showing profile 1.1.0", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
+		return len(got.Status.Layers) == 1 && got.Status.Layers[0].ProfileVersion == "1.1.0" && got.Status.Phase == v1.ClusterReady, fmt.Sprintf("%+v", got.Status.Layers)
+	})
+
+	// Secrets never reach the status.
+	got := &v1.Cluster{}
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
+	for _, cond := range got.Status.Conditions {
+		if strings.Contains(cond.Message, "BEGIN") || strings.Contains(cond.Message, "client-key") {
+			t.Errorf("condition %s leaks the kubeconfig", cond.Type)
+		}
+	}
+
+	// Deleting the Cluster removes its layers first.
+	must(t, c.Delete(ctx, cluster))
+	waitFor(t, "cluster gone and its layers removed", func() (bool, string) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(cluster), &v1.Cluster{})
+		if !apierrors.IsNotFound(err) {
+			return false, fmt.Sprintf("cluster still there: %v", err)
+		}
+		_, err = ws.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprintf("deployment: %v", err)
+	})
+}
+
+// A cluster whose stack is invalid, or whose credentials are missing, says
+// so in its status and applies nothing.
+func TestClusterReportsWhatStopsIt(t *testing.T) {
+	t.Parallel()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	packs, _ := pack.LoadCatalog("../../packs")
+	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, SeveralPerProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	c, _ := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
+	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}}))
+	cluster := &v1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "nocreds", Namespace: "team-b"},
+		Spec:       v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}}},
+	}
+	must(t, c.Create(ctx, cluster))
+	waitFor(t, "Stalled condition naming the missing kubeconfig", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == v1.ConditionStalled && cond.Status == metav1.ConditionTrue && strings.Contains(cond.Message, "kubeconfigSecretRef is not set") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", got.Status.Conditions)
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+		ok, why := cond()
+		last = why
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v; last: %s", what, err, last)
+	}
+}

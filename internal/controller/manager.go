@@ -1,0 +1,72 @@
+package controller
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/stack"
+)
+
+// ManagerOptions configure the management plane's controller manager.
+type ManagerOptions struct {
+	// Packs the profiles' layers use.
+	Packs stack.Packs
+	// MetricsAddr serves Prometheus metrics; "0" turns them off.
+	MetricsAddr string
+	// HealthAddr serves /healthz and /readyz; "0" turns them off.
+	HealthAddr string
+	// LeaderElection lets several replicas run, one active.
+	LeaderElection bool
+	// LayerTimeout bounds each layer's readiness wait.
+	LayerTimeout time.Duration
+	// Resync is how often a Ready cluster is checked for drift.
+	Resync time.Duration
+	// SeveralPerProcess allows more than one manager in a process (tests);
+	// controller-runtime otherwise refuses duplicate controller names.
+	SeveralPerProcess bool
+}
+
+// Scheme knows the Kubernetes types and Strata's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1.AddToScheme(s)
+	return s
+}
+
+// NewManager returns a manager with Strata's reconcilers, not yet started.
+func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
+	if opts.MetricsAddr == "" {
+		opts.MetricsAddr = "0"
+	}
+	if opts.HealthAddr == "" {
+		opts.HealthAddr = "0"
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.HealthAddr,
+		LeaderElection:         opts.LeaderElection,
+		LeaderElectionID:       "strata-manager.strata.dev",
+		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &ClusterReconciler{
+		Client: mgr.GetClient(), Packs: opts.Packs,
+		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync,
+		Recorder: mgr.GetEventRecorder("strata"),
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
