@@ -33,6 +33,18 @@ const (
 	ProviderImported ClusterProvider = "imported"
 )
 
+// UpdatePolicy says when a cluster takes changes to its stack.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type UpdatePolicy string
+
+// Update policies.
+const (
+	// UpdateAutomatic applies every change at once.
+	UpdateAutomatic UpdatePolicy = "Automatic"
+	// UpdateManual shows the pending plan and applies it once approved.
+	UpdateManual UpdatePolicy = "Manual"
+)
+
 // ClusterSpec says which profiles a cluster follows and how it differs. An
 // imported cluster without kubeconfigSecretRef is reported Stalled rather
 // than refused, so clusters can be declared before their credentials exist.
@@ -52,6 +64,16 @@ type ClusterSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Profiles []ProfileAttachment `json:"profiles"`
+	// UpdatePolicy: Automatic (default) applies changes at once; Manual
+	// waits until the pending plan is approved.
+	// +kubebuilder:default=Automatic
+	// +optional
+	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
+	// ApprovedPlan is the digest of the pending plan a user approved
+	// (`strata cluster approve`); the plan is applied only while it still
+	// matches, so a later change needs its own approval.
+	// +optional
+	ApprovedPlan string `json:"approvedPlan,omitempty"`
 	// Overrides of layer values for this cluster only.
 	// +optional
 	// +listType=map
@@ -114,6 +136,9 @@ const (
 	ConditionReady       = "Ready"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionUpdatesAvailable is True while a Manual cluster has a plan
+	// waiting for approval.
+	ConditionUpdatesAvailable = "UpdatesAvailable"
 )
 
 // ClusterStatus is observed state of a cluster.
@@ -130,11 +155,36 @@ type ClusterStatus struct {
 	// Layers the cluster runs, in install order.
 	// +optional
 	Layers []LayerStatus `json:"layers,omitempty"`
+	// PendingPlan is the change waiting for approval on a Manual cluster:
+	// exactly what approving it applies.
+	// +optional
+	PendingPlan *PendingPlan `json:"pendingPlan,omitempty"`
 	// Conditions: Ready, Reconciling, Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// PendingPlan is a plan waiting for approval.
+type PendingPlan struct {
+	// Digest identifies the plan; approving sets spec.approvedPlan to it.
+	Digest string `json:"digest"`
+	// Summary in one line, e.g. "1 to install, 1 to upgrade, 1 to remove".
+	Summary string `json:"summary"`
+	// Layers that would change.
+	Layers []PlannedLayer `json:"layers"`
+}
+
+// PlannedLayer is one layer's pending change.
+type PlannedLayer struct {
+	Name        string `json:"name"`
+	Action      string `json:"action"`
+	FromVersion string `json:"fromVersion,omitempty"`
+	ToVersion   string `json:"toVersion,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// ValuesDiff is a unified diff of the layer's values, masked values redacted.
+	ValuesDiff string `json:"valuesDiff,omitempty"`
 }
 
 // LayerStatus is what one layer of the cluster runs and how it stands.

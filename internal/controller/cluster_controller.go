@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -95,12 +96,17 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	if err != nil {
 		return r.stalled(c, "PlanFailed", err), nil
 	}
+	if plan.Changes() > 0 && c.Spec.UpdatePolicy == v1.UpdateManual && c.Spec.ApprovedPlan != plan.Digest() {
+		return r.awaitApproval(ctx, c, e, st, plan)
+	}
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Applying", fmt.Sprintf("%d of %d layers to change", plan.Changes(), len(plan.Layers)))
 	res, err := e.Apply(ctx, plan)
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
-	r.recordLayers(c, st, res)
+	c.Status.PendingPlan = nil
+	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionFalse, "UpToDate", "the cluster runs the latest plan of its profiles")
+	r.recordLayers(c, st, res, nil)
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, "Applied", "the cluster runs its stack")
 	if res.Failed() {
@@ -111,6 +117,56 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	c.Status.Phase = v1.ClusterReady
 	setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", fmt.Sprintf("%d layers Ready", len(st.Layers)))
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+// awaitApproval holds a Manual cluster's changes: the plan waits in the
+// status, exactly as it will be applied, while the unchanged layers are
+// still checked and their drift repaired.
+func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e *engine.Engine, st *stack.Stack, plan *engine.Plan) (ctrl.Result, error) {
+	pending := pendingPlan(plan)
+	if c.Status.PendingPlan == nil || c.Status.PendingPlan.Digest != pending.Digest {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "UpdatesAvailable", "Plan", "%s; approve with `strata cluster approve %s -n %s`", pending.Summary, c.Name, c.Namespace)
+	}
+	c.Status.PendingPlan = pending
+	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionTrue, "AwaitingApproval", pending.Summary)
+	res, err := e.Apply(ctx, plan.Unchanged())
+	if err != nil {
+		return r.stalled(c, "ApplyFailed", err), nil
+	}
+	r.recordLayers(c, st, res, plan)
+	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
+	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, "AwaitingApproval", "changes wait for approval")
+	if res.Failed() {
+		c.Status.Phase = v1.ClusterFailed
+		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "LayersFailed", failedLayers(res))
+	} else {
+		c.Status.Phase = v1.ClusterReady
+		setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", "the running layers are Ready; updates wait for approval")
+	}
+	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+func pendingPlan(plan *engine.Plan) *v1.PendingPlan {
+	counts := map[engine.Action]int{}
+	p := &v1.PendingPlan{Digest: plan.Digest()}
+	for _, l := range plan.Layers {
+		if l.Action == engine.ActionUnchanged {
+			continue
+		}
+		counts[l.Action]++
+		p.Layers = append(p.Layers, v1.PlannedLayer{
+			Name: l.Name, Action: string(l.Action), FromVersion: l.FromVersion, ToVersion: l.ToVersion,
+			Reason: l.Reason, ValuesDiff: l.ValuesDiff,
+		})
+	}
+	var parts []string
+	for _, a := range []engine.Action{engine.ActionInstall, engine.ActionUpgrade, engine.ActionRemove, engine.ActionRefuse} {
+		if counts[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%d to %s", counts[a], a))
+		}
+	}
+	p.Summary = strings.Join(parts, ", ")
+	return p
 }
 
 // stalled reports a reconcile that cannot go on until something changes,
@@ -227,8 +283,9 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 }
 
 // recordLayers writes the layers' phases into the status, keeping the time
-// each was last changed.
-func (r *ClusterReconciler) recordLayers(c *v1.Cluster, st *stack.Stack, res *engine.Result) {
+// each was last changed. With a pending plan, the layers it would change
+// show what runs now and wait as Pending.
+func (r *ClusterReconciler) recordLayers(c *v1.Cluster, st *stack.Stack, res *engine.Result, pending *engine.Plan) {
 	previous := map[string]v1.LayerStatus{}
 	for _, l := range c.Status.Layers {
 		previous[l.Name] = l
@@ -237,9 +294,26 @@ func (r *ClusterReconciler) recordLayers(c *v1.Cluster, st *stack.Stack, res *en
 	for _, l := range res.Layers {
 		results[l.Name] = l
 	}
+	waiting := map[string]engine.LayerPlan{}
+	if pending != nil {
+		for _, l := range pending.Layers {
+			if l.Action != engine.ActionUnchanged {
+				waiting[l.Name] = l
+			}
+		}
+	}
 	now := metav1.Now()
 	var layers []v1.LayerStatus
 	for _, l := range st.Layers {
+		if w, ok := waiting[l.Name]; ok {
+			ls := previous[l.Name]
+			if ls.Name == "" {
+				ls = v1.LayerStatus{Name: l.Name, Profile: l.Profile, ProfileVersion: l.ProfileVersion, Source: string(l.Source), Package: l.Package}
+			}
+			ls.Phase, ls.Message = string(engine.PhasePending), fmt.Sprintf("awaiting approval: %s (%s)", w.Action, w.Reason)
+			layers = append(layers, ls)
+			continue
+		}
 		lr := results[l.Name]
 		ls := v1.LayerStatus{
 			Name: l.Name, Profile: l.Profile, ProfileVersion: l.ProfileVersion,

@@ -86,6 +86,30 @@ type LayerPlan struct {
 	replace bool
 }
 
+// Digest identifies what the plan would do: which layers change, how, and
+// to which rendered content. Approving a plan means approving this digest.
+func (p *Plan) Digest() string {
+	h := sha256.New()
+	for _, l := range p.Layers {
+		if l.Action != ActionUnchanged {
+			fmt.Fprintf(h, "%s\n%s\n%s\n%s\n", l.Name, l.Action, l.recorded.Digest, l.digest)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Unchanged returns the part of the plan that changes nothing: applying it
+// checks readiness and repairs drift only.
+func (p *Plan) Unchanged() *Plan {
+	out := &Plan{Stack: p.Stack}
+	for _, l := range p.Layers {
+		if l.Action == ActionUnchanged {
+			out.Layers = append(out.Layers, l)
+		}
+	}
+	return out
+}
+
 // Changes counts layers the plan would change.
 func (p *Plan) Changes() int {
 	n := 0

@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+)
+
+// mgmtFlags reach the management plane.
+type mgmtFlags struct {
+	kubeconfig string
+	namespace  string
+}
+
+func (f *mgmtFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the management plane (default: $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "project namespace (default: the kubeconfig's)")
+}
+
+func (f *mgmtFlags) client() (client.Client, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if f.kubeconfig != "" {
+		rules.ExplicitPath = f.kubeconfig
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", usageError("management plane: %v", err)
+	}
+	ns := f.namespace
+	if ns == "" {
+		if ns, _, err = cc.Namespace(); err != nil || ns == "" {
+			ns = "default"
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return nil, "", &exitError{code: ExitFail, err: err}
+	}
+	return c, ns, nil
+}
+
+// clusterJSON is the `strata get clusters -o json` contract.
+type clusterJSON struct {
+	Name             string                 `json:"name"`
+	Namespace        string                 `json:"namespace"`
+	Phase            string                 `json:"phase"`
+	Profiles         []v1.ProfileAttachment `json:"profiles"`
+	UpdatesAvailable bool                   `json:"updatesAvailable"`
+	Drifted          bool                   `json:"drifted"`
+	Layers           []layerJSON            `json:"layers"`
+}
+
+type layerJSON struct {
+	Name    string `json:"name"`
+	Profile string `json:"profile"`
+	Source  string `json:"source"`
+	Version string `json:"version"`
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+}
+
+func toClusterJSON(c v1.Cluster) clusterJSON {
+	out := clusterJSON{
+		Name: c.Name, Namespace: c.Namespace, Phase: string(c.Status.Phase), Profiles: c.Spec.Profiles,
+		UpdatesAvailable: apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionUpdatesAvailable),
+		Layers:           []layerJSON{},
+	}
+	for _, l := range c.Status.Layers {
+		out.Drifted = out.Drifted || l.Phase == "Drifted"
+		out.Layers = append(out.Layers, layerJSON{Name: l.Name, Profile: l.Profile, Source: l.Source, Version: l.Version, Phase: l.Phase, Message: l.Message})
+	}
+	return out
+}
+
+func newGetCommand() *cobra.Command {
+	var (
+		f      mgmtFlags
+		output string
+		all    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "get clusters|profiles",
+		Short: "List clusters or profiles of the management plane",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return usageError("--output: want table or json, got %q", output)
+			}
+			c, ns, err := f.client()
+			if err != nil {
+				return err
+			}
+			var opts []client.ListOption
+			if !all {
+				opts = append(opts, client.InNamespace(ns))
+			}
+			out := cmd.OutOrStdout()
+			switch args[0] {
+			case "clusters", "cluster":
+				var list v1.ClusterList
+				if err := c.List(context.Background(), &list, opts...); err != nil {
+					return &exitError{code: ExitFail, err: err}
+				}
+				return printClusters(out, list.Items, output)
+			case "profiles", "profile", "clusterprofiles":
+				var list v1.ClusterProfileList
+				if err := c.List(context.Background(), &list, opts...); err != nil {
+					return &exitError{code: ExitFail, err: err}
+				}
+				return printProfiles(out, list.Items, output)
+			default:
+				return usageError("get %q: want clusters or profiles", args[0])
+			}
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every project")
+	return cmd
+}
+
+func printClusters(out io.Writer, items []v1.Cluster, output string) error {
+	if output == "json" {
+		list := make([]clusterJSON, 0, len(items))
+		for _, c := range items {
+			list = append(list, toClusterJSON(c))
+		}
+		return json.NewEncoder(out).Encode(list)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tPROFILES\tLAYERS\tUPDATES")
+	for _, c := range items {
+		var profiles []string
+		for _, p := range c.Spec.Profiles {
+			profiles = append(profiles, p.Name+"@"+p.Version)
+		}
+		ready := 0
+		for _, l := range c.Status.Layers {
+			if l.Phase == "Ready" {
+				ready++
+			}
+		}
+		updates := "-"
+		if c.Status.PendingPlan != nil {
+			updates = c.Status.PendingPlan.Summary
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d Ready\t%s\n", c.Namespace, c.Name, c.Status.Phase, strings.Join(profiles, ","), ready, len(c.Status.Layers), updates)
+	}
+	return tw.Flush()
+}
+
+func printProfiles(out io.Writer, items []v1.ClusterProfile, output string) error {
+	if output == "json" {
+		return json.NewEncoder(out).Encode(items)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tPROFILE\tVERSION\tTYPE\tLAYERS")
+	for _, p := range items {
+		var layers []string
+		for _, l := range p.Spec.Layers {
+			layers = append(layers, l.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Spec.Name, p.Spec.Version, p.Spec.Type, strings.Join(layers, ","))
+	}
+	return tw.Flush()
+}
+
+func newClusterCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Work with one cluster of the management plane"}
+	cmd.AddCommand(newClusterPlanCommand(), newClusterApproveCommand())
+	return cmd
+}
+
+func getCluster(f *mgmtFlags, name string) (client.Client, *v1.Cluster, error) {
+	c, ns, err := f.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl := &v1.Cluster{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, cl); err != nil {
+		return nil, nil, &exitError{code: ExitFail, err: fmt.Errorf("cluster %s/%s: %w", ns, name, err)}
+	}
+	return c, cl, nil
+}
+
+func newClusterPlanCommand() *cobra.Command {
+	var f mgmtFlags
+	cmd := &cobra.Command{
+		Use:   "plan NAME",
+		Short: "Show the plan waiting for approval: exactly what approving applies",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, cl, err := getCluster(&f, args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			p := cl.Status.PendingPlan
+			if p == nil {
+				fmt.Fprintf(out, "cluster %s/%s: no pending plan (update policy %s)\n", cl.Namespace, cl.Name, cl.Spec.UpdatePolicy)
+				return nil
+			}
+			fmt.Fprintf(out, "cluster %s/%s: %s (plan %s)\n", cl.Namespace, cl.Name, p.Summary, p.Digest)
+			for _, l := range p.Layers {
+				fmt.Fprintf(out, "  %s: %s %s\n", l.Name, l.Action, l.Reason)
+				if l.ValuesDiff != "" {
+					fmt.Fprint(out, indent(l.ValuesDiff, "      "))
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newClusterApproveCommand() *cobra.Command {
+	var f mgmtFlags
+	cmd := &cobra.Command{
+		Use:   "approve NAME",
+		Short: "Approve the pending plan of a Manual cluster",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cl, err := getCluster(&f, args[0])
+			if err != nil {
+				return err
+			}
+			if cl.Status.PendingPlan == nil {
+				return &exitError{code: ExitFail, err: fmt.Errorf("cluster %s/%s has no pending plan to approve", cl.Namespace, cl.Name)}
+			}
+			patch := client.MergeFrom(cl.DeepCopy())
+			cl.Spec.ApprovedPlan = cl.Status.PendingPlan.Digest
+			if err := c.Patch(context.Background(), cl, patch); err != nil {
+				return &exitError{code: ExitFail, err: err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "approved plan %s of cluster %s/%s: %s\n", cl.Spec.ApprovedPlan, cl.Namespace, cl.Name, cl.Status.PendingPlan.Summary)
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,133 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/cli"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/testenv"
+)
+
+// Two clusters share a profile; it is edited in place. The Automatic one
+// converges at once; the Manual one shows the exact plan, converges only
+// after `strata cluster approve`.
+func TestManualClustersWaitForApproval(t *testing.T) {
+	t.Parallel()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	auto := testenv.WorkloadCluster(t, testenv.ClusterOptions{Name: "auto", Nodes: 1})
+	manual := testenv.WorkloadCluster(t, testenv.ClusterOptions{Name: "manual", Nodes: 1})
+	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, SeveralPerProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{controller.SharedNamespace, "shop"} {
+		must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	for name, wc := range map[string][]byte{"auto": auto.Kubeconfig(), "manual": manual.Kubeconfig()} {
+		must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Data: map[string][]byte{"kubeconfig": wc}}))
+		policy := v1.UpdateAutomatic
+		if name == "manual" {
+			policy = v1.UpdateManual
+		}
+		must(t, c.Create(ctx, &v1.Cluster{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
+			Spec: v1.ClusterSpec{
+				KubeconfigSecretRef: &v1.SecretKeyRef{Name: name}, UpdatePolicy: policy,
+				Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}},
+			},
+		}))
+	}
+	replicas := func(cp interface {
+		Clientset() (*kubernetes.Clientset, error)
+	}) int32 { cs, _ := cp.Clientset(); d, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); if err != nil {
+		return -1
+	}; return d.Status.ReadyReplicas }
+	// The first install of a Manual cluster is a change too: approve it.
+	waitFor(t, "manual cluster's first plan", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, got))
+		return got.Status.PendingPlan != nil, fmt.Sprintf("%+v", got.Status.Conditions)
+	})
+	kubeconfig := testenv.Kubeconfig(t, mgmt)
+	strata := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		root := cli.NewRootCommand(&out, &errOut)
+		root.SetArgs(append(args, "--kubeconfig", kubeconfig, "-n", "shop"))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("strata %v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	if out := strata("cluster", "plan", "manual"); !strings.Contains(out, "1 to install") || !strings.Contains(out, "hello-universe: install") {
+		t.Fatalf("plan:\n%s", out)
+	}
+	strata("cluster", "approve", "manual")
+	waitFor(t, "both clusters run 1 replica", func() (bool, string) {
+		a, m := replicas(auto), replicas(manual)
+		return a == 1 && m == 1, fmt.Sprintf("auto %d manual %d", a, m)
+	})
+
+	// The profile version is edited in place: 2 replicas.
+	p := &v1.ClusterProfile{}
+	must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.0.0"}, p))
+	p.Spec.Variables[0].Default = "2"
+	must(t, c.Update(ctx, p))
+
+	waitFor(t, "the Automatic cluster at 2 replicas, the Manual one waiting", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, got))
+		waiting := apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionUpdatesAvailable) && got.Status.PendingPlan != nil &&
+			strings.Contains(got.Status.PendingPlan.Summary, "1 to upgrade")
+		return replicas(auto) == 2 && waiting, fmt.Sprintf("auto %d, manual plan %+v", replicas(auto), got.Status.PendingPlan)
+	})
+	if got := replicas(manual); got != 1 {
+		t.Fatalf("the Manual cluster changed before approval: %d replicas", got)
+	}
+	plan := strata("cluster", "plan", "manual")
+	if !strings.Contains(plan, "hello-universe: upgrade") || !strings.Contains(plan, "-    replicas: 1") || !strings.Contains(plan, "+    replicas: 2") {
+		t.Fatalf("plan lacks the values diff:\n%s", plan)
+	}
+	out := strata("get", "clusters", "-o", "json")
+	if !strings.Contains(out, `"name":"manual"`) || !strings.Contains(out, `"updatesAvailable":true`) {
+		t.Errorf("get clusters -o json:\n%s", out)
+	}
+
+	strata("cluster", "approve", "manual")
+	waitFor(t, "the Manual cluster at 2 replicas after approval", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, got))
+		return replicas(manual) == 2 && got.Status.PendingPlan == nil && !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionUpdatesAvailable),
+			fmt.Sprintf("manual %d, pending %+v", replicas(manual), got.Status.PendingPlan)
+	})
+}
