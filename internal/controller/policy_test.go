@@ -11,12 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/cli"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/testenv"
 )
@@ -68,11 +68,17 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 			},
 		}))
 	}
-	replicas := func(cp interface {
-		Clientset() (*kubernetes.Clientset, error)
-	}) int32 { cs, _ := cp.Clientset(); d, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); if err != nil {
-		return -1
-	}; return d.Status.ReadyReplicas }
+	replicas := func(cp *controlplane.ControlPlane) int32 {
+		cs, err := cp.Clientset()
+		if err != nil {
+			return -1
+		}
+		d, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		if err != nil {
+			return -1
+		}
+		return d.Status.ReadyReplicas
+	}
 	// The first install of a Manual cluster is a change too: approve it.
 	waitFor(t, "manual cluster's first plan", func() (bool, string) {
 		got := &v1.Cluster{}
