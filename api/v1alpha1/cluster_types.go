@@ -45,6 +45,18 @@ const (
 	UpdateManual UpdatePolicy = "Manual"
 )
 
+// DriftPolicy says what happens to objects changed by hand.
+// +kubebuilder:validation:Enum=Repair;Report
+type DriftPolicy string
+
+// Drift policies.
+const (
+	// DriftRepair puts drifted objects back as the stack says.
+	DriftRepair DriftPolicy = "Repair"
+	// DriftReport only reports them (condition Drifted, layer phase Drifted).
+	DriftReport DriftPolicy = "Report"
+)
+
 // ClusterSpec says which profiles a cluster follows and how it differs. An
 // imported cluster without kubeconfigSecretRef is reported Stalled rather
 // than refused, so clusters can be declared before their credentials exist.
@@ -69,6 +81,11 @@ type ClusterSpec struct {
 	// +kubebuilder:default=Automatic
 	// +optional
 	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
+	// DriftPolicy: Repair (default) puts objects changed by hand back;
+	// Report only reports them.
+	// +kubebuilder:default=Repair
+	// +optional
+	DriftPolicy DriftPolicy `json:"driftPolicy,omitempty"`
 	// ApprovedPlan is the digest of the pending plan a user approved
 	// (`strata cluster approve`); the plan is applied only while it still
 	// matches, so a later change needs its own approval.
@@ -139,6 +156,9 @@ const (
 	// ConditionUpdatesAvailable is True while a Manual cluster has a plan
 	// waiting for approval.
 	ConditionUpdatesAvailable = "UpdatesAvailable"
+	// ConditionDrifted is True while objects changed by hand are reported
+	// and not repaired (drift policy Report).
+	ConditionDrifted = "Drifted"
 )
 
 // ClusterStatus is observed state of a cluster.

@@ -211,7 +211,7 @@ nothing.`,
 func countNotReady(res *engine.Result) int {
 	n := 0
 	for _, l := range res.Layers {
-		if l.Phase != engine.PhaseReady && l.Phase != engine.PhaseRemoved {
+		if l.Phase != engine.PhaseReady && l.Phase != engine.PhaseRemoved && l.Phase != engine.PhaseDrifted {
 			n++
 		}
 	}

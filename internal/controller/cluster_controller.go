@@ -71,6 +71,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}
 	before := c.Status.DeepCopy()
 	defer func() {
+		observe(c)
 		c.Status.ObservedGeneration = c.Generation
 		if !equalStatus(before, &c.Status) {
 			if perr := r.Status().Update(ctx, c); perr != nil && err == nil {
@@ -107,6 +108,7 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	c.Status.PendingPlan = nil
 	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionFalse, "UpToDate", "the cluster runs the latest plan of its profiles")
 	r.recordLayers(c, st, res, nil)
+	r.recordDrift(c, res)
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, "Applied", "the cluster runs its stack")
 	if res.Failed() {
@@ -134,6 +136,7 @@ func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e 
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
 	r.recordLayers(c, st, res, plan)
+	r.recordDrift(c, res)
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, "AwaitingApproval", "changes wait for approval")
 	if res.Failed() {
@@ -207,6 +210,7 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 		}
 	}
 	controllerutil.RemoveFinalizer(c, Finalizer)
+	forget(c)
 	return ctrl.Result{}, r.Update(ctx, c)
 }
 
@@ -235,7 +239,7 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster) (*engi
 	}
 	logger := log.FromContext(ctx)
 	e, err := engine.New(engine.Options{
-		RESTConfig: cfg, Timeout: r.LayerTimeout,
+		RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
 		Events: func(ev engine.Event) {
 			logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase)
 			if ev.Phase == engine.PhaseFailed {
@@ -327,6 +331,23 @@ func (r *ClusterReconciler) recordLayers(c *v1.Cluster, st *stack.Stack, res *en
 		layers = append(layers, ls)
 	}
 	c.Status.Layers = layers
+}
+
+// recordDrift sets the Drifted condition from the layers that drifted and
+// were left alone, and counts repairs.
+func (r *ClusterReconciler) recordDrift(c *v1.Cluster, res *engine.Result) {
+	var drifted []string
+	for _, l := range res.Layers {
+		if len(l.Drifted) > 0 {
+			drifted = append(drifted, fmt.Sprintf("layer %s: %s", l.Name, strings.Join(l.Drifted, ", ")))
+		}
+		driftRepairs.Add(float64(len(l.Repaired)))
+	}
+	if len(drifted) > 0 {
+		setCondition(c, v1.ConditionDrifted, metav1.ConditionTrue, "DriftReported", strings.Join(drifted, "; "))
+		return
+	}
+	setCondition(c, v1.ConditionDrifted, metav1.ConditionFalse, "NoDrift", "the workload cluster is as applied")
 }
 
 func failedLayers(res *engine.Result) string {

@@ -16,7 +16,6 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
-	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -40,35 +39,9 @@ func helloProfile(version, replicas string) *v1.ClusterProfile {
 // its layers are removed before the Cluster goes.
 func TestClusterFollowsItsProfile(t *testing.T) {
 	t.Parallel()
-	mgmt := testenv.Management(t, "../../config/crd/bases")
+	_, c := managementPlane(t, 0, controller.SharedNamespace, "team-a")
 	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
-	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, SeveralPerProcess: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-
-	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range []string{controller.SharedNamespace, "team-a"} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx := context.Background()
 	must(t, c.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "edge-kubeconfig", Namespace: "team-a"},
 		Data:       map[string][]byte{"kubeconfig": workload.Kubeconfig()},
@@ -100,8 +73,9 @@ func TestClusterFollowsItsProfile(t *testing.T) {
 	// A new profile version; the cluster moves to it.
 	must(t, c.Create(ctx, helloProfile("1.1.0", "2")))
 	must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), cluster))
+	patch := client.MergeFrom(cluster.DeepCopy())
 	cluster.Spec.Profiles[0].Version = "1.1.0"
-	must(t, c.Update(ctx, cluster))
+	must(t, c.Patch(ctx, cluster, patch))
 	waitFor(t, "workload deployment at 2 replicas", func() (bool, string) {
 		dep, err := ws.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
 		if err != nil {
@@ -140,23 +114,8 @@ func TestClusterFollowsItsProfile(t *testing.T) {
 // so in its status and applies nothing.
 func TestClusterReportsWhatStopsIt(t *testing.T) {
 	t.Parallel()
-	mgmt := testenv.Management(t, "../../config/crd/bases")
-	packs, _ := pack.LoadCatalog("../../packs")
-	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, SeveralPerProcess: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	c, _ := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
-	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}}))
+	_, c := managementPlane(t, 0, "team-b")
+	ctx := context.Background()
 	cluster := &v1.Cluster{
 		ObjectMeta: metav1.ObjectMeta{Name: "nocreds", Namespace: "team-b"},
 		Spec:       v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}}},

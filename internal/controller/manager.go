@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -43,6 +44,9 @@ func Scheme() *runtime.Scheme {
 
 // NewManager returns a manager with Strata's reconcilers, not yet started.
 func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
+	registerMetrics.Do(func() {
+		metrics.Registry.MustRegister(layersByPhase, updatesPending, driftRepairs)
+	})
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"
 	}

@@ -17,7 +17,6 @@ import (
 	"strata.dev/strata/internal/cli"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/controlplane"
-	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -26,33 +25,10 @@ import (
 // after `strata cluster approve`.
 func TestManualClustersWaitForApproval(t *testing.T) {
 	t.Parallel()
-	mgmt := testenv.Management(t, "../../config/crd/bases")
+	mgmt, c := managementPlane(t, 0, controller.SharedNamespace, "shop")
 	auto := testenv.WorkloadCluster(t, testenv.ClusterOptions{Name: "auto", Nodes: 1})
 	manual := testenv.WorkloadCluster(t, testenv.ClusterOptions{Name: "manual", Nodes: 1})
-	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, SeveralPerProcess: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ns := range []string{controller.SharedNamespace, "shop"} {
-		must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	}
+	ctx := context.Background()
 	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
 	for name, wc := range map[string][]byte{"auto": auto.Kubeconfig(), "manual": manual.Kubeconfig()} {
 		must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Data: map[string][]byte{"kubeconfig": wc}}))
@@ -107,8 +83,9 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 	// The profile version is edited in place: 2 replicas.
 	p := &v1.ClusterProfile{}
 	must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.0.0"}, p))
+	profilePatch := client.MergeFrom(p.DeepCopy())
 	p.Spec.Variables[0].Default = "2"
-	must(t, c.Update(ctx, p))
+	must(t, c.Patch(ctx, p, profilePatch))
 
 	waitFor(t, "the Automatic cluster at 2 replicas, the Manual one waiting", func() (bool, string) {
 		got := &v1.Cluster{}
@@ -135,5 +112,55 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 		must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, got))
 		return replicas(manual) == 2 && got.Status.PendingPlan == nil && !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionUpdatesAvailable),
 			fmt.Sprintf("manual %d, pending %+v", replicas(manual), got.Status.PendingPlan)
+	})
+}
+
+// A hand-made change is reported under drift policy Report and repaired
+// under Repair, found by the periodic resync.
+func TestDriftIsReportedOrRepaired(t *testing.T) {
+	t.Parallel()
+	_, c := managementPlane(t, 2*time.Second, controller.SharedNamespace, "ops")
+	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	ctx := context.Background()
+	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "kc", Namespace: "ops"}, Data: map[string][]byte{"kubeconfig": workload.Kubeconfig()}}))
+	cluster := &v1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "watched", Namespace: "ops"},
+		Spec: v1.ClusterSpec{
+			KubeconfigSecretRef: &v1.SecretKeyRef{Name: "kc"}, DriftPolicy: v1.DriftReport,
+			Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}},
+		},
+	}
+	must(t, c.Create(ctx, cluster))
+	cs, err := workload.Clientset()
+	must(t, err)
+	waitFor(t, "the cluster Ready", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
+		return got.Status.Phase == v1.ClusterReady, fmt.Sprintf("%+v", got.Status.Layers)
+	})
+	must(t, cs.AppsV1().Deployments("hello-universe").Delete(ctx, "hello-universe-deployment", metav1.DeleteOptions{}))
+
+	waitFor(t, "drift reported", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
+		cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionDrifted)
+		ok := cond != nil && cond.Status == metav1.ConditionTrue && strings.Contains(cond.Message, "Deployment hello-universe/hello-universe-deployment is missing") &&
+			len(got.Status.Layers) == 1 && got.Status.Layers[0].Phase == "Drifted"
+		return ok, fmt.Sprintf("%+v %+v", cond, got.Status.Layers)
+	})
+	if _, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err == nil {
+		t.Fatal("drift policy Report repaired the deployment")
+	}
+
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), cluster))
+	patch := client.MergeFrom(cluster.DeepCopy())
+	cluster.Spec.DriftPolicy = v1.DriftRepair
+	must(t, c.Patch(ctx, cluster, patch))
+	waitFor(t, "drift repaired", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
+		_, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		return err == nil && !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionDrifted), fmt.Sprint(err)
 	})
 }

@@ -31,15 +31,18 @@ type LayerResult struct {
 	Writes int64 `json:"writes"`
 	// Repaired lists drifted objects that were put back.
 	Repaired []string `json:"repaired,omitempty"`
+	// Drifted lists drifted objects left as they are (ReportDrift).
+	Drifted []string `json:"drifted,omitempty"`
 	// Images are those a Zarf layer's components run.
 	Images  []string `json:"images,omitempty"`
 	Message string   `json:"message,omitempty"`
 }
 
-// Failed reports whether any layer did not end Ready (or Removed).
+// Failed reports whether any layer did not end Ready (or Removed, or
+// Drifted where drift is only reported).
 func (r *Result) Failed() bool {
 	for _, l := range r.Layers {
-		if l.Phase != PhaseReady && l.Phase != PhaseRemoved {
+		if l.Phase != PhaseReady && l.Phase != PhaseRemoved && l.Phase != PhaseDrifted {
 			return true
 		}
 	}
@@ -145,11 +148,17 @@ func (removeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 }
 
 // keepAction leaves an unchanged layer alone, except for putting back what
-// drifted.
+// drifted (or only noting it, when drift is reported).
 func (keepAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	drifts, err := e.drift(ctx, lp)
 	if err != nil {
 		return err
+	}
+	if e.opts.ReportDrift {
+		for _, d := range drifts {
+			lp.drifted = append(lp.drifted, d.String())
+		}
+		return nil
 	}
 	return e.repair(ctx, lp, drifts)
 }
@@ -299,6 +308,11 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 		return lr
 	}
 	lr.Repaired = lp.repaired
+	if len(lp.drifted) > 0 {
+		// Objects left drifted (missing ones too) need not become Ready.
+		lr.Phase, lr.Drifted, lr.Message = PhaseDrifted, lp.drifted, "drift reported, not repaired: "+strings.Join(lp.drifted, ", ")
+		return lr
+	}
 	notes, err := e.waitReady(ctx, lp)
 	if err != nil {
 		lr.Phase, lr.Message = PhaseFailed, err.Error()

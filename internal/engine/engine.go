@@ -47,6 +47,9 @@ type Options struct {
 	// Charts fetches the charts of chart layers; a chartsource.Fetcher
 	// talking TLS when nil.
 	Charts render.ChartFetcher
+	// ReportDrift reports drift in unchanged layers (phase Drifted) instead
+	// of repairing it.
+	ReportDrift bool
 }
 
 // Event is one step of progress on a layer.

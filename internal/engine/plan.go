@@ -78,6 +78,7 @@ type LayerPlan struct {
 	objects  []object
 	digest   string
 	repaired []string
+	drifted  []string
 	// partial holds the Zarf components that cannot deploy; the others do.
 	partial error
 	// replace is set when the layer's release moves (another namespace or

@@ -1,0 +1,55 @@
+package controller
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// Metrics beside controller-runtime's own (reconcile duration and errors
+// per controller), served on the manager's metrics endpoint.
+var (
+	layersByPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_layers",
+		Help: "Layers of the managed clusters, by phase.",
+	}, []string{"namespace", "cluster", "phase"})
+	updatesPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_cluster_updates_pending",
+		Help: "1 while a cluster has a plan waiting for approval.",
+	}, []string{"namespace", "cluster"})
+	driftRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_drift_repairs_total",
+		Help: "Objects changed by hand that were put back.",
+	})
+)
+
+// registerMetrics adds Strata's metrics to controller-runtime's registry,
+// a process-wide one, once however many managers a process starts.
+var registerMetrics sync.Once
+
+// observe publishes a cluster's layers by phase and pending updates.
+func observe(c *v1.Cluster) {
+	labels := prometheus.Labels{"namespace": c.Namespace, "cluster": c.Name}
+	layersByPhase.DeletePartialMatch(labels)
+	counts := map[string]int{}
+	for _, l := range c.Status.Layers {
+		counts[l.Phase]++
+	}
+	for phase, n := range counts {
+		layersByPhase.WithLabelValues(c.Namespace, c.Name, phase).Set(float64(n))
+	}
+	pending := 0.0
+	if c.Status.PendingPlan != nil {
+		pending = 1
+	}
+	updatesPending.With(labels).Set(pending)
+}
+
+// forget drops a deleted cluster's series.
+func forget(c *v1.Cluster) {
+	labels := prometheus.Labels{"namespace": c.Namespace, "cluster": c.Name}
+	layersByPhase.DeletePartialMatch(labels)
+	updatesPending.Delete(labels)
+}
