@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -151,4 +152,40 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	if err != nil {
 		t.Fatalf("waiting for %s: %v; last: %s", what, err, last)
 	}
+}
+
+// A profile version that a cluster uses is not deleted until no cluster
+// uses it; the profile says which clusters hold it.
+func TestProfileInUseIsProtected(t *testing.T) {
+	t.Parallel()
+	_, c := managementPlane(t, 0, controller.SharedNamespace, "team-c")
+	ctx := context.Background()
+	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	cluster := &v1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "holder", Namespace: "team-c", Annotations: map[string]string{controller.OrphanAnnotation: "true"}},
+		Spec:       v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}}},
+	}
+	must(t, c.Create(ctx, cluster))
+	key := client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.0.0"}
+	waitFor(t, "the in-use finalizer", func() (bool, string) {
+		p := &v1.ClusterProfile{}
+		must(t, c.Get(ctx, key, p))
+		return len(p.Finalizers) == 1, fmt.Sprint(p.Finalizers)
+	})
+	p := &v1.ClusterProfile{}
+	must(t, c.Get(ctx, key, p))
+	must(t, c.Delete(ctx, p))
+	waitFor(t, "deletion blocked naming the cluster", func() (bool, string) {
+		p := &v1.ClusterProfile{}
+		if err := c.Get(ctx, key, p); err != nil {
+			return false, "profile deleted: " + err.Error()
+		}
+		cond := apimeta.FindStatusCondition(p.Status.Conditions, controller.ConditionInUse)
+		return cond != nil && strings.Contains(cond.Message, "used by clusters team-c/holder"), fmt.Sprintf("%+v", cond)
+	})
+	must(t, c.Delete(ctx, cluster))
+	waitFor(t, "the profile gone once unused", func() (bool, string) {
+		err := c.Get(ctx, key, &v1.ClusterProfile{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
 }

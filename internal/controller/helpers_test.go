@@ -2,12 +2,10 @@ package controller_test
 
 import (
 	"context"
-
-	"github.com/go-logr/logr"
-
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"

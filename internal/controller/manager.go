@@ -72,5 +72,9 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	pr := &ProfileReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata")}
+	if err := pr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }

@@ -1,0 +1,118 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// InUseFinalizer keeps a profile version while clusters use it.
+const InUseFinalizer = "strata.dev/in-use"
+
+// ConditionInUse on a ClusterProfile says which clusters hold it.
+const ConditionInUse = "InUse"
+
+// ProfileReconciler protects profile versions that clusters use: deleting
+// one waits, with a condition and an event naming the clusters, until no
+// cluster uses it.
+type ProfileReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+}
+
+// Reconcile adds the finalizer, and on deletion removes it once unused.
+func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &v1.ClusterProfile{}
+	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if p.DeletionTimestamp.IsZero() {
+		if controllerutil.AddFinalizer(p, InUseFinalizer) {
+			return ctrl.Result{}, r.Update(ctx, p)
+		}
+		return ctrl.Result{}, nil
+	}
+	if !controllerutil.ContainsFinalizer(p, InUseFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	users, err := r.clustersUsing(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(users) > 0 {
+		msg := fmt.Sprintf("profile %s %s is used by clusters %s: move them to another version before deleting it", p.Spec.Name, p.Spec.Version, strings.Join(users, ", "))
+		before := apimeta.FindStatusCondition(p.Status.Conditions, ConditionInUse)
+		if before == nil || before.Message != msg {
+			apimeta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{Type: ConditionInUse, Status: metav1.ConditionTrue, Reason: "UsedByClusters", Message: msg, ObservedGeneration: p.Generation})
+			r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, "DeletionBlocked", "Delete", "%s", msg)
+			return ctrl.Result{}, r.Status().Update(ctx, p)
+		}
+		return ctrl.Result{}, nil // a cluster change requeues this profile
+	}
+	controllerutil.RemoveFinalizer(p, InUseFinalizer)
+	return ctrl.Result{}, r.Update(ctx, p)
+}
+
+// clustersUsing lists namespace/name of the clusters that attach p: in its
+// namespace, or anywhere for a profile of the shared namespace.
+func (r *ProfileReconciler) clustersUsing(ctx context.Context, p *v1.ClusterProfile) ([]string, error) {
+	var list v1.ClusterList
+	opts := []client.ListOption{client.MatchingFields{profileIndex: p.Name}}
+	if p.Namespace != SharedNamespace {
+		opts = append(opts, client.InNamespace(p.Namespace))
+	}
+	if err := r.List(ctx, &list, opts...); err != nil {
+		return nil, err
+	}
+	var users []string
+	for _, c := range list.Items {
+		// A shared profile does not serve a cluster whose own project has
+		// a profile of the same name and version.
+		if p.Namespace == SharedNamespace && c.Namespace != SharedNamespace {
+			own := &v1.ClusterProfile{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: p.Name}, own); err == nil {
+				continue
+			}
+		}
+		users = append(users, c.Namespace+"/"+c.Name)
+	}
+	sort.Strings(users)
+	return users, nil
+}
+
+// SetupWithManager watches profiles, and clusters, whose changes may
+// release a profile waiting to be deleted. It relies on the cluster index
+// that ClusterReconciler.SetupWithManager registers.
+func (r *ProfileReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.ClusterProfile{}).
+		Watches(&v1.Cluster{}, handler.EnqueueRequestsFromMapFunc(profilesOfCluster)).
+		Named("clusterprofile").
+		Complete(r)
+}
+
+// profilesOfCluster maps a cluster to the profile versions it attaches, in
+// its namespace and the shared one.
+func profilesOfCluster(_ context.Context, o client.Object) []ctrl.Request {
+	c := o.(*v1.Cluster)
+	var reqs []ctrl.Request
+	for _, name := range indexProfiles(c) {
+		reqs = append(reqs,
+			ctrl.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: name}},
+			ctrl.Request{NamespacedName: types.NamespacedName{Namespace: SharedNamespace, Name: name}})
+	}
+	return reqs
+}
