@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -81,7 +80,7 @@ func (f *targetFlags) prepare(errOut io.Writer, events func(engine.Event)) (*tar
 	}
 	kv, err := e.KubernetesVersion()
 	if err != nil {
-		return nil, &exitError{code: ExitFail, err: fmt.Errorf("cluster %s (%s): %w; nothing was applied", raw.CurrentContext, hostOf(cfg), err)}
+		return nil, &exitError{code: ExitFail, err: fmt.Errorf("cluster %s (%s): %w; nothing was applied", raw.CurrentContext, cfg.Host, err)}
 	}
 	st, err := stack.ResolveStack(docs.Profiles, cluster, catalog, stack.Facts{KubernetesVersion: kv, Existing: true})
 	if err != nil {
@@ -89,8 +88,6 @@ func (f *targetFlags) prepare(errOut io.Writer, events func(engine.Event)) (*tar
 	}
 	return &target{stack: st, engine: e}, nil
 }
-
-func hostOf(cfg *rest.Config) string { return cfg.Host }
 
 // cluster is the Cluster of --cluster, or one that attaches every profile
 // given, named after the kubeconfig's current context.

@@ -223,9 +223,6 @@ func (e *Engine) layerChart(l stack.Layer, opts render.Options, lp *LayerPlan) (
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(res.Components) == 0 && res.Err() != nil {
-		return nil, nil, res.Err()
-	}
 	lp.Images, lp.partial = res.Images, res.Err()
 	return ch, map[string]any{}, nil
 }

@@ -39,14 +39,8 @@ func LayerChart(l stack.Layer, opts Options) (*chartv2.Chart, map[string]any, er
 	case l.Pack != nil:
 		return packChart(l, l.Pack, opts)
 	case l.Source == stack.SourceZarf && l.Spec.Zarf != nil:
-		ch, res, err := Zarf(l, opts)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := res.Err(); err != nil && len(res.Components) == 0 {
-			return nil, nil, fmt.Errorf("layer %q: %w", l.Name, err)
-		}
-		return ch, map[string]any{}, nil
+		ch, _, err := Zarf(l, opts)
+		return ch, map[string]any{}, err
 	case l.Source == stack.SourceChart && l.Spec.Chart != nil && opts.Charts != nil:
 		ch, err := opts.Charts.Fetch(l.Spec.Chart)
 		if err != nil {

@@ -16,7 +16,7 @@ import (
 // components' manifests (and their charts, rendered) as they are, and
 // reports what the components run. The layer's values hold `variables:`
 // and `constants:` by name. A component that cannot deploy is reported in
-// the result, and the chart holds the others.
+// the result, and the chart holds the others; when none can, it is an error.
 func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
 	src, err := zarf.Load(l.Spec.Zarf.Package)
 	if err != nil {
@@ -42,6 +42,9 @@ func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
 	res, err := zarf.Build(src, build)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer %q: zarf package %s: %w", l.Name, filepath.Base(l.Spec.Zarf.Package), err)
+	}
+	if len(res.Components) == 0 && res.Err() != nil {
+		return nil, nil, fmt.Errorf("layer %q: %w", l.Name, res.Err())
 	}
 	ch := emptyChart(l.Name, chartVersion(zarfVersion(src)))
 	for i, d := range res.Documents {
