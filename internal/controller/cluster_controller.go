@@ -107,18 +107,32 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	}
 	c.Status.PendingPlan = nil
 	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionFalse, "UpToDate", "the cluster runs the latest plan of its profiles")
-	r.recordLayers(c, st, res, nil)
+	if r.settle(c, st, res, nil) {
+		return ctrl.Result{RequeueAfter: r.Resync / 5}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+// settle writes what an apply left — the layers, drift, the Reconciling and
+// Ready conditions and the phase — and reports whether a layer failed.
+// With a pending plan, the changes it holds are waiting, not applied.
+func (r *ClusterReconciler) settle(c *v1.Cluster, st *stack.Stack, res *engine.Result, pending *engine.Plan) (failed bool) {
+	r.recordLayers(c, st, res, pending)
 	r.recordDrift(c, res)
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
-	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, "Applied", "the cluster runs its stack")
+	reason, message, ready := "Applied", "the cluster runs its stack", fmt.Sprintf("%d layers Ready", len(st.Layers))
+	if pending != nil {
+		reason, message, ready = "AwaitingApproval", "changes wait for approval", "the running layers are Ready; updates wait for approval"
+	}
+	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, reason, message)
 	if res.Failed() {
 		c.Status.Phase = v1.ClusterFailed
 		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "LayersFailed", failedLayers(res))
-		return ctrl.Result{RequeueAfter: r.Resync / 5}, nil
+		return true
 	}
 	c.Status.Phase = v1.ClusterReady
-	setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", fmt.Sprintf("%d layers Ready", len(st.Layers)))
-	return ctrl.Result{RequeueAfter: r.Resync}, nil
+	setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", ready)
+	return false
 }
 
 // awaitApproval holds a Manual cluster's changes: the plan waits in the
@@ -135,17 +149,7 @@ func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e 
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
-	r.recordLayers(c, st, res, plan)
-	r.recordDrift(c, res)
-	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
-	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, "AwaitingApproval", "changes wait for approval")
-	if res.Failed() {
-		c.Status.Phase = v1.ClusterFailed
-		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "LayersFailed", failedLayers(res))
-	} else {
-		c.Status.Phase = v1.ClusterReady
-		setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", "the running layers are Ready; updates wait for approval")
-	}
+	r.settle(c, st, res, plan)
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
 }
 
