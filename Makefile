@@ -46,8 +46,9 @@ fuzz: ## Run each fuzz test for FUZZTIME (default 10s).
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePackFiles$$' -fuzztime $(FUZZTIME) ./internal/pack
 	$(GO) test -run '^$$' -fuzz '^FuzzReadAndResolve$$' -fuzztime $(FUZZTIME) ./internal/stack
 
-generate: ## Regenerate CRDs and deepcopy code (committed).
+generate: ## Regenerate CRDs and deepcopy code (committed), and the chart's copy of the CRDs.
 	$(GO) run $(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml deploy/strata/crds/
 
 clean: ## Remove built binaries (keeps the Kubernetes binaries cache).
 	rm -f $(STRATA)
