@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -251,4 +252,64 @@ func newClusterApproveCommand() *cobra.Command {
 	}
 	f.register(cmd)
 	return cmd
+}
+
+func newDescribeCommand() *cobra.Command {
+	var f mgmtFlags
+	cmd := &cobra.Command{
+		Use:   "describe cluster NAME",
+		Short: "Show one cluster: profiles, conditions, layers, pending plan, recent events",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "cluster" {
+				return usageError("describe %q: want cluster", args[0])
+			}
+			c, cl, err := getCluster(&f, args[1])
+			if err != nil {
+				return err
+			}
+			var events eventsv1.EventList
+			if err := c.List(context.Background(), &events, client.InNamespace(cl.Namespace)); err != nil {
+				return &exitError{code: ExitFail, err: err}
+			}
+			return describeCluster(cmd.OutOrStdout(), cl, events.Items)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func describeCluster(out io.Writer, cl *v1.Cluster, events []eventsv1.Event) error {
+	fmt.Fprintf(out, "Cluster:     %s/%s\nPhase:       %s\nKubernetes:  %s\nPolicies:    updates %s, drift %s\nProfiles:\n",
+		cl.Namespace, cl.Name, cl.Status.Phase, cl.Status.KubernetesVersion, cl.Spec.UpdatePolicy, cl.Spec.DriftPolicy)
+	for _, p := range cl.Spec.Profiles {
+		fmt.Fprintf(out, "  %s %s\n", p.Name, p.Version)
+	}
+	fmt.Fprintln(out, "Conditions:")
+	for _, c := range cl.Status.Conditions {
+		fmt.Fprintf(out, "  %-17s %-6s %-17s %s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	fmt.Fprintln(out, "Layers:")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tPROFILE\tSOURCE\tVERSION\tPHASE\tLAST APPLIED\tMESSAGE")
+	for _, l := range cl.Status.Layers {
+		when := "-"
+		if l.LastAppliedTime != nil {
+			when = l.LastAppliedTime.UTC().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "  %s\t%s %s\t%s %s\t%s\t%s\t%s\t%s\n", l.Name, l.Profile, l.ProfileVersion, l.Source, l.Package, l.Version, l.Phase, when, l.Message)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if p := cl.Status.PendingPlan; p != nil {
+		fmt.Fprintf(out, "Pending plan: %s (%s): strata cluster plan %s -n %s\n", p.Summary, p.Digest, cl.Name, cl.Namespace)
+	}
+	fmt.Fprintln(out, "Events:")
+	for _, e := range events {
+		if e.Regarding.Kind == "Cluster" && e.Regarding.Name == cl.Name {
+			fmt.Fprintf(out, "  %s  %-8s %-20s %s\n", e.CreationTimestamp.UTC().Format("15:04:05"), e.Type, e.Reason, e.Note)
+		}
+	}
+	return nil
 }

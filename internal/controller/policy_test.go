@@ -101,6 +101,9 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 	if !strings.Contains(plan, "hello-universe: upgrade") || !strings.Contains(plan, "-    replicas: 1") || !strings.Contains(plan, "+    replicas: 2") {
 		t.Fatalf("plan lacks the values diff:\n%s", plan)
 	}
+	if out := strata("describe", "cluster", "manual"); !strings.Contains(out, "Pending plan: 1 to upgrade") || !strings.Contains(out, "UpdatesAvailable") || !strings.Contains(out, "awaiting approval") {
+		t.Errorf("describe cluster:\n%s", out)
+	}
 	out := strata("get", "clusters", "-o", "json")
 	if !strings.Contains(out, `"name":"manual"`) || !strings.Contains(out, `"updatesAvailable":true`) {
 		t.Errorf("get clusters -o json:\n%s", out)
