@@ -35,6 +35,9 @@ func Management(t testing.TB, crdDirs ...string) *rest.Config {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start may fail after the processes run (a CRD the API server
+		// refuses); stop them, or they outlive the test.
+		_ = env.Stop()
 		t.Fatalf("management plane: start envtest with binaries in %s: %v", bins.Dir, err)
 	}
 	t.Cleanup(func() {
