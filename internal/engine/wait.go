@@ -103,7 +103,9 @@ func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (rea
 	}
 	live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return false, "not found", "", nil
+		// It was applied moments ago: someone deleted it. Waiting cannot
+		// bring it back; the next apply repairs it (or reports it).
+		return false, "", "", fmt.Errorf("%s is missing: deleted after it was applied", o)
 	}
 	if err != nil {
 		return false, "", "", fmt.Errorf("%s: %w", o, err)
