@@ -131,13 +131,3 @@ func stripComments(b []byte) []byte {
 	}
 	return []byte(strings.Join(out, "\n"))
 }
-
-// FindProfile returns the profile of the given name and version.
-func (d *Documents) FindProfile(name, version string) (Profile, bool) {
-	for _, p := range d.Profiles {
-		if p.Spec.Name == name && p.Spec.Version == version {
-			return p, true
-		}
-	}
-	return Profile{}, false
-}
