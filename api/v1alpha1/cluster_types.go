@@ -112,7 +112,9 @@ type ProfileAttachment struct {
 	// Name of the profile (spec.name of its ClusterProfile objects).
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
-	// Version of the profile to follow.
+	// Version of the profile to follow: an exact version (1.2.0), or a
+	// semantic-version range (1.x, ~1.2, >=1.0.0 <2.0.0) to follow the
+	// newest version in it as versions are published.
 	// +kubebuilder:validation:MinLength=1
 	Version string `json:"version"`
 	// Variables of that profile, by name.
@@ -172,6 +174,11 @@ type ClusterStatus struct {
 	// KubernetesVersion the workload cluster reports.
 	// +optional
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Profiles are the versions the cluster runs — for an attachment by
+	// range, the version the range picked — and the newest version of
+	// each profile that the cluster may use.
+	// +optional
+	Profiles []ProfileStatus `json:"profiles,omitempty"`
 	// Layers the cluster runs, in install order.
 	// +optional
 	Layers []LayerStatus `json:"layers,omitempty"`
@@ -184,6 +191,17 @@ type ClusterStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ProfileStatus is an attached profile as the cluster runs it.
+type ProfileStatus struct {
+	Name string `json:"name"`
+	// Version applied to the cluster.
+	Version string `json:"version"`
+	// Latest version of the profile visible to the cluster's project; a
+	// newer one than Version is an update the cluster may move to.
+	// +optional
+	Latest string `json:"latest,omitempty"`
 }
 
 // PendingPlan is a plan waiting for approval.

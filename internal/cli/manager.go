@@ -55,6 +55,7 @@ conditions. Uses --kubeconfig, or the in-cluster configuration when empty.`,
 	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "127.0.0.1:8081", "address of /healthz and /readyz; 0 turns them off")
 	cmd.Flags().BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader, so several replicas can run")
 	cmd.Flags().DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often a Ready cluster is checked for drift")
+	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are reconciled at once")
 	cmd.Flags().DurationVar(&layerTimout, "layer-timeout", 5*time.Minute, "how long each layer may take to become Ready")
 	return cmd
 }

@@ -5,22 +5,20 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -52,6 +50,13 @@ type ClusterReconciler struct {
 	// Resync is how often a Ready cluster is checked for drift.
 	Resync   time.Duration
 	Recorder events.EventRecorder
+	// APIReader reads kubeconfig Secrets without caching every Secret of
+	// the management plane.
+	APIReader client.Reader
+	// Workers is how many clusters are reconciled at once; 4 when zero.
+	Workers int
+
+	conns *connections
 }
 
 // Reconcile resolves, plans and applies one Cluster, and writes its status
@@ -83,12 +88,12 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 }
 
 func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
-	e, kv, err := r.engineFor(ctx, c)
+	e, kv, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 	if err != nil {
 		return r.stalled(c, "ClusterUnreachable", err), nil
 	}
 	c.Status.KubernetesVersion = kv
-	st, err := r.resolve(ctx, c, kv)
+	st, profiles, err := r.resolve(ctx, c, kv)
 	if err != nil {
 		// An invalid change applies nothing; the message is the offline CLI's.
 		return r.stalled(c, "InvalidStack", err), nil
@@ -98,6 +103,8 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		return r.stalled(c, "PlanFailed", err), nil
 	}
 	if plan.Changes() > 0 && c.Spec.UpdatePolicy == v1.UpdateManual && c.Spec.ApprovedPlan != plan.Digest() {
+		// What runs stays as it was; only the newest versions are news.
+		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
 		return r.awaitApproval(ctx, c, e, st, plan)
 	}
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Applying", fmt.Sprintf("%d of %d layers to change", plan.Changes(), len(plan.Layers)))
@@ -106,7 +113,9 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
 	c.Status.PendingPlan = nil
+	c.Status.Profiles = profiles
 	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionFalse, "UpToDate", "the cluster runs the latest plan of its profiles")
+	r.reached(c)
 	if r.settle(c, st, res, nil) {
 		return ctrl.Result{RequeueAfter: r.Resync / 5}, nil
 	}
@@ -149,6 +158,7 @@ func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e 
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
+	r.reached(c)
 	r.settle(c, st, res, plan)
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
 }
@@ -176,15 +186,17 @@ func pendingPlan(plan *engine.Plan) *v1.PendingPlan {
 	return p
 }
 
-// stalled reports a reconcile that cannot go on until something changes,
-// and retries later with the controller's backoff capped by Resync.
+// stalled reports a reconcile that cannot go on until something changes —
+// an unreachable cluster, an invalid stack — and retries with a backoff
+// that doubles up to the resync period. The cluster's own watches bring
+// it back sooner when its spec, profiles or kubeconfig Secret change.
 func (r *ClusterReconciler) stalled(c *v1.Cluster, reason string, err error) ctrl.Result {
 	c.Status.Phase = v1.ClusterFailed
 	setCondition(c, v1.ConditionStalled, metav1.ConditionTrue, reason, err.Error())
 	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, reason, "waiting for a change or the next retry")
 	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", err.Error())
-	return ctrl.Result{RequeueAfter: 30 * time.Second}
+	return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}
 }
 
 func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
@@ -192,10 +204,10 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 		return ctrl.Result{}, nil
 	}
 	if c.Annotations[OrphanAnnotation] != "true" {
-		e, _, err := r.engineFor(ctx, c)
+		e, _, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 		if err != nil {
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "ClusterUnreachable", "Delete", "%s", err.Error())
-			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+			return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
 		}
 		plan, err := e.Plan(ctx, &stack.Stack{Cluster: c.Name})
 		if err != nil {
@@ -207,7 +219,7 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 		}
 		if res.Failed() {
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "RemoveFailed", "Delete", "%s", failedLayers(res))
-			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+			return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
 		}
 		for _, l := range res.Layers {
 			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "LayerRemoved", "Delete", "layer %s removed", l.Name)
@@ -215,79 +227,84 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 	}
 	controllerutil.RemoveFinalizer(c, Finalizer)
 	forget(c)
+	r.forgetConnection(c)
 	return ctrl.Result{}, r.Update(ctx, c)
 }
 
-// engineFor connects an engine to the cluster's workload cluster. The
-// kubeconfig stays in memory; it is never logged or written to status.
-func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster) (*engine.Engine, string, error) {
-	ref := c.Spec.KubeconfigSecretRef
-	if ref == nil {
-		return nil, "", errors.New("spec.kubeconfigSecretRef is not set: an imported cluster is reached through a kubeconfig Secret")
-	}
-	key := ref.Key
-	if key == "" {
-		key = "kubeconfig"
-	}
-	secret := &corev1.Secret{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, secret); err != nil {
-		return nil, "", fmt.Errorf("kubeconfig Secret %s/%s: %w", c.Namespace, ref.Name, err)
-	}
-	data, ok := secret.Data[key]
-	if !ok {
-		return nil, "", fmt.Errorf("kubeconfig Secret %s/%s has no key %q", c.Namespace, ref.Name, key)
-	}
-	cfg, err := restConfig(data)
-	if err != nil {
-		return nil, "", fmt.Errorf("kubeconfig Secret %s/%s key %q is not a usable kubeconfig", c.Namespace, ref.Name, key)
-	}
+// layerEvents turns the engine's progress into the cluster's events and
+// log lines.
+func (r *ClusterReconciler) layerEvents(ctx context.Context, c *v1.Cluster) func(engine.Event) {
 	logger := log.FromContext(ctx)
-	e, err := engine.New(engine.Options{
-		RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
-		Events: func(ev engine.Event) {
-			logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase)
-			if ev.Phase == engine.PhaseFailed {
-				r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "LayerFailed", string(ev.Action), "layer %s: %s", ev.Layer, ev.Message)
-			} else if ev.Action != engine.ActionUnchanged {
-				r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Layer"+string(ev.Phase), string(ev.Action), "layer %s: %s %s", ev.Layer, ev.Action, ev.Message)
-			}
-		},
-	})
-	if err != nil {
-		return nil, "", err
+	return func(ev engine.Event) {
+		logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase)
+		if ev.Phase == engine.PhaseFailed {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "LayerFailed", string(ev.Action), "layer %s: %s", ev.Layer, ev.Message)
+		} else if ev.Action != engine.ActionUnchanged {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Layer"+string(ev.Phase), string(ev.Action), "layer %s: %s %s", ev.Layer, ev.Action, ev.Message)
+		}
 	}
-	kv, err := e.KubernetesVersion()
-	if err != nil {
-		return nil, "", err
-	}
-	return e, kv, nil
 }
 
-func restConfig(kubeconfig []byte) (*rest.Config, error) {
-	return clientcmd.RESTConfigFromKubeConfig(kubeconfig)
-}
-
-// resolve reads the cluster's attached profiles — from its project
-// namespace, else the shared namespace — and resolves its stack.
-func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv string) (*stack.Stack, error) {
-	var profiles []profile.Profile
-	for _, a := range c.Spec.Profiles {
-		name := a.Name + "-" + a.Version
-		p := &v1.ClusterProfile{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: name}, p)
-		if apierrors.IsNotFound(err) {
-			err = r.Get(ctx, types.NamespacedName{Namespace: SharedNamespace, Name: name}, p)
-		}
-		if apierrors.IsNotFound(err) {
-			continue // ResolveStack reports it, with the versions that exist
-		}
-		if err != nil {
-			return nil, err
-		}
-		profiles = append(profiles, profile.Profile{ClusterProfile: p, Source: profile.Source{File: "clusterprofile " + p.Namespace + "/" + p.Name}})
+// resolve reads the versions of the cluster's attached profiles that its
+// project may use — its own namespace's, and the shared namespace's where
+// the project has no version of that name — and resolves its stack. A
+// project never sees another project's profiles.
+func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv string) (*stack.Stack, []v1.ProfileStatus, error) {
+	visible, err := r.visibleProfiles(ctx, c)
+	if err != nil {
+		return nil, nil, err
 	}
 	src := profile.Source{File: "cluster " + c.Namespace + "/" + c.Name}
-	return stack.ResolveStack(profiles, profile.Cluster{Cluster: c, Source: src}, r.Packs, stack.Facts{KubernetesVersion: kv, Existing: true})
+	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, r.Packs, stack.Facts{KubernetesVersion: kv, Existing: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, profilesRun(c, st, visible), nil
+}
+
+func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) ([]profile.Profile, error) {
+	attached := map[string]bool{}
+	for _, a := range c.Spec.Profiles {
+		attached[a.Name] = true
+	}
+	seen := map[string]bool{}
+	var visible []profile.Profile
+	for _, ns := range []string{c.Namespace, SharedNamespace} {
+		var list v1.ClusterProfileList
+		if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			p := &list.Items[i]
+			if !attached[p.Spec.Name] || seen[p.Name] {
+				continue
+			}
+			seen[p.Name] = true
+			visible = append(visible, profile.Profile{ClusterProfile: p, Source: profile.Source{File: "clusterprofile " + p.Namespace + "/" + p.Name}})
+		}
+		if ns == SharedNamespace {
+			break
+		}
+	}
+	return visible, nil
+}
+
+// profilesRun lists the version of each attached profile in the stack and
+// the newest version visible.
+func profilesRun(c *v1.Cluster, st *stack.Stack, visible []profile.Profile) []v1.ProfileStatus {
+	out := make([]v1.ProfileStatus, 0, len(c.Spec.Profiles))
+	for _, a := range c.Spec.Profiles {
+		ps := v1.ProfileStatus{Name: a.Name, Version: st.ProfileVersion(a.Name)}
+		var latest *semver.Version
+		for _, p := range visible {
+			v, err := semver.NewVersion(p.Spec.Version)
+			if p.Spec.Name == a.Name && err == nil && (latest == nil || v.GreaterThan(latest)) {
+				latest, ps.Latest = v, p.Spec.Version
+			}
+		}
+		out = append(out, ps)
+	}
+	return out
 }
 
 // recordLayers writes the layers' phases into the status, keeping the time
@@ -380,40 +397,56 @@ func equalStatus(a, b *v1.ClusterStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
 
-// SetupWithManager watches Clusters, and the profiles and Secrets they use.
+// SetupWithManager watches Clusters, the profiles they attach and the
+// kubeconfig Secrets they use — Secrets by metadata only, so the manager
+// never holds every Secret of the management plane in memory.
 func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Resync == 0 {
 		r.Resync = 5 * time.Minute
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Cluster{}, profileIndex, indexProfiles); err != nil {
+	if r.Workers == 0 {
+		r.Workers = 4
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	r.conns = newConnections()
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, profileIndex, indexProfiles); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, profileNameIndex, indexProfileNames); err != nil {
+		return err
+	}
+	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, secretIndex, indexSecret); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.Cluster{}).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Named("cluster").
 		Complete(r)
 }
 
-const profileIndex = "spec.profiles.nameVersion"
+const secretIndex = "spec.kubeconfigSecretRef.name"
 
-func indexProfiles(o client.Object) []string {
-	c := o.(*v1.Cluster)
-	keys := make([]string, 0, len(c.Spec.Profiles))
-	for _, p := range c.Spec.Profiles {
-		keys = append(keys, p.Name+"-"+p.Version)
+func indexSecret(o client.Object) []string {
+	if ref := o.(*v1.Cluster).Spec.KubeconfigSecretRef; ref != nil {
+		return []string{ref.Name}
 	}
-	return keys
+	return nil
 }
 
-// clustersUsingProfile maps a changed profile version to the clusters that
-// attach it: in its namespace, or everywhere for a shared profile.
-func (r *ClusterReconciler) clustersUsingProfile(ctx context.Context, o client.Object) []ctrl.Request {
+// clustersUsingSecret maps a changed Secret to the clusters reached through
+// it: new credentials, or a Secret created after its cluster.
+func (r *ClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []ctrl.Request {
+	return r.clustersMatching(ctx, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()})
+}
+
+func (r *ClusterReconciler) clustersMatching(ctx context.Context, opts ...client.ListOption) []ctrl.Request {
 	var list v1.ClusterList
-	opts := []client.ListOption{client.MatchingFields{profileIndex: o.GetName()}}
-	if o.GetNamespace() != SharedNamespace {
-		opts = append(opts, client.InNamespace(o.GetNamespace()))
-	}
 	if err := r.List(ctx, &list, opts...); err != nil {
 		return nil
 	}
@@ -422,4 +455,63 @@ func (r *ClusterReconciler) clustersUsingProfile(ctx context.Context, o client.O
 		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
 	}
 	return reqs
+}
+
+// profileIndex finds the clusters that use a profile version: pinned in
+// their spec, or running it (picked by a range).
+const profileIndex = "profiles.nameVersion"
+
+func indexProfiles(o client.Object) []string {
+	c := o.(*v1.Cluster)
+	var keys []string
+	for _, p := range c.Spec.Profiles {
+		keys = append(keys, p.Name+"-"+p.Version)
+	}
+	for _, p := range c.Status.Profiles {
+		if p.Version != "" && !slices.Contains(keys, p.Name+"-"+p.Version) {
+			keys = append(keys, p.Name+"-"+p.Version)
+		}
+	}
+	return keys
+}
+
+// profileNameIndex finds the clusters that attach a profile by name, at
+// any version or range: a new version of it may concern them.
+const profileNameIndex = "spec.profiles.name"
+
+func indexProfileNames(o client.Object) []string {
+	c := o.(*v1.Cluster)
+	keys := make([]string, 0, len(c.Spec.Profiles))
+	for _, p := range c.Spec.Profiles {
+		keys = append(keys, p.Name)
+	}
+	return keys
+}
+
+// clustersUsingProfile maps a changed profile version — edited, published
+// or deleted — to the clusters that attach that profile at any version: in
+// its namespace, or everywhere for a shared profile.
+func (r *ClusterReconciler) clustersUsingProfile(ctx context.Context, o client.Object) []ctrl.Request {
+	opts := []client.ListOption{client.MatchingFields{profileNameIndex: o.(*v1.ClusterProfile).Spec.Name}}
+	if o.GetNamespace() != SharedNamespace {
+		opts = append(opts, client.InNamespace(o.GetNamespace()))
+	}
+	return r.clustersMatching(ctx, opts...)
+}
+
+// keepRunning keeps the versions a cluster runs while its change waits for
+// approval — none yet before its first install — taking only the newest
+// versions from now.
+func keepRunning(running, now []v1.ProfileStatus) []v1.ProfileStatus {
+	out := make([]v1.ProfileStatus, 0, len(now))
+	for _, p := range now {
+		p.Version = ""
+		for _, r := range running {
+			if r.Name == p.Name {
+				p.Version = r.Version
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -29,6 +29,8 @@ type ManagerOptions struct {
 	LayerTimeout time.Duration
 	// Resync is how often a Ready cluster is checked for drift.
 	Resync time.Duration
+	// Workers is how many clusters are reconciled at once; 4 when zero.
+	Workers int
 	// SeveralPerProcess allows more than one manager in a process (tests);
 	// controller-runtime otherwise refuses duplicate controller names.
 	SeveralPerProcess bool
@@ -66,7 +68,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	}
 	r := &ClusterReconciler{
 		Client: mgr.GetClient(), Packs: opts.Packs,
-		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync,
+		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: opts.Workers,
 		Recorder: mgr.GetEventRecorder("strata"),
 	}
 	if err := r.SetupWithManager(mgr); err != nil {

@@ -239,6 +239,17 @@ func parseLabels(s string) map[string]string {
 	return out
 }
 
+// Refresh forgets what the engine read about the cluster — its version and
+// the APIs it serves — so the next plan reads them again. An engine kept
+// across reconciles calls it first: the cluster may have been upgraded or
+// gained kinds since.
+func (e *Engine) Refresh() {
+	e.mu.Lock()
+	e.caps = nil
+	e.mu.Unlock()
+	e.getter.forget()
+}
+
 // KubernetesVersion returns the cluster's version, e.g. "v1.37.2". It is
 // the first request an engine makes, so it also tells whether the cluster
 // can be reached.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -112,7 +113,7 @@ func (r *resolver) attach(profiles []profile.Profile, requireInfra bool) {
 		field := fmt.Sprintf("spec.profiles[%d]", i)
 		p, ok := findProfile(profiles, a.Name, a.Version)
 		if !ok {
-			r.clusterFinding(field, "profile %q version %s not found%s", a.Name, a.Version, versionsOf(profiles, a.Name))
+			r.clusterFinding(field, "profile %q: no version %s found%s", a.Name, a.Version, versionsOf(profiles, a.Name))
 			continue
 		}
 		r.fs = append(r.fs, profile.Validate(p)...)
@@ -180,6 +181,9 @@ func (r *resolver) resolve() (*Stack, error) {
 		return nil, err
 	}
 	st := &Stack{Cluster: r.cluster.Name, KubernetesVersion: r.k8sVers}
+	for _, att := range r.atts {
+		st.Profiles = append(st.Profiles, ProfileVersion{Name: att.profile.Spec.Name, Version: att.profile.Spec.Version})
+	}
 	for _, ls := range ordered {
 		st.Layers = append(st.Layers, ls.out)
 	}
@@ -572,13 +576,30 @@ func chartName(c *v1.ChartSource) string {
 	return c.Repository[strings.LastIndex(c.Repository, "/")+1:]
 }
 
+// findProfile picks the version of a profile a cluster follows: the one
+// named exactly, else the newest that the semantic-version range (1.x,
+// ~1.2, >=1.0.0 <2.0.0) allows. Pre-releases are picked only by a range
+// that names one, as semver ranges do.
 func findProfile(profiles []profile.Profile, name, version string) (profile.Profile, bool) {
+	var best profile.Profile
+	var bestVersion *semver.Version
+	constraint, rangeErr := semver.NewConstraint(version)
 	for _, p := range profiles {
-		if p.Spec.Name == name && p.Spec.Version == version {
+		if p.Spec.Name != name {
+			continue
+		}
+		if p.Spec.Version == version {
 			return p, true
 		}
+		v, err := semver.NewVersion(p.Spec.Version)
+		if rangeErr != nil || err != nil || !constraint.Check(v) {
+			continue
+		}
+		if bestVersion == nil || v.GreaterThan(bestVersion) {
+			best, bestVersion = p, v
+		}
 	}
-	return profile.Profile{}, false
+	return best, bestVersion != nil
 }
 
 func versionsOf(profiles []profile.Profile, name string) string {

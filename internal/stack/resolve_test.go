@@ -336,3 +336,22 @@ spec:
 		t.Errorf("error = %v, want a regex mismatch that hides the value", err)
 	}
 }
+
+// A cluster may follow a range of a profile's versions: it gets the newest
+// in range; an exact version still pins.
+func TestVersionRangesPickTheNewestInRange(t *testing.T) {
+	version := func(v string) string {
+		return strings.NewReplacer("hello-1.0.0", "hello-"+v, "version: 1.0.0\n  type: add-on", "version: "+v+"\n  type: add-on").Replace(hello)
+	}
+	versions := []string{infra, version("1.0.0"), version("1.4.2"), version("1.10.0"), version("2.0.0"), version("2.1.0-rc.1")}
+	for attach, want := range map[string]string{"1.x": "1.10.0", "~1.4": "1.4.2", ">=1.0.0 <2.0.0": "1.10.0", "1.4.2": "1.4.2", "*": "2.0.0", ">=2.1.0-rc.0": "2.1.0-rc.1"} {
+		st, err := resolveCluster(t, append(versions, cluster("  profiles: [{name: infra, version: 1.0.0}, {name: hello, version: \""+attach+"\"}]\n"))...)
+		if err != nil {
+			t.Fatalf("%s: %v", attach, err)
+		}
+		l, _ := st.Layer("hello-universe")
+		if l.ProfileVersion != want {
+			t.Errorf("attach %q: got version %s, want %s", attach, l.ProfileVersion, want)
+		}
+	}
+}

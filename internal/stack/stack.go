@@ -24,8 +24,27 @@ const (
 type Stack struct {
 	Cluster string `json:"cluster"`
 	// KubernetesVersion comes from the k8s layer.
-	KubernetesVersion string  `json:"kubernetesVersion,omitempty"`
-	Layers            []Layer `json:"layers"`
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Profiles are the versions attached, a range resolved to the version
+	// it picked; infrastructure first.
+	Profiles []ProfileVersion `json:"profiles,omitempty"`
+	Layers   []Layer          `json:"layers"`
+}
+
+// ProfileVersion names one version of a profile.
+type ProfileVersion struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ProfileVersion is the version of the named profile in the stack, or "".
+func (s *Stack) ProfileVersion(name string) string {
+	for _, p := range s.Profiles {
+		if p.Name == name {
+			return p.Version
+		}
+	}
+	return ""
 }
 
 // Layer is one resolved layer.

@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/engine"
+)
+
+// requestTimeout bounds each request to a workload cluster, so a cluster
+// that stops answering holds a worker for seconds, not forever.
+const requestTimeout = 30 * time.Second
+
+// Backoff of a cluster that cannot be reached: the first retry comes soon,
+// then each one waits twice as long, up to the resync period.
+const firstRetry = 5 * time.Second
+
+// connections keeps one engine per workload cluster across reconciles, so
+// a resync reuses its client connections and Helm configurations instead
+// of building them again. An engine is replaced when the kubeconfig Secret
+// or the settings it was made with change. It also counts how many times
+// in a row each cluster's reconcile failed, for the backoff.
+type connections struct {
+	mu        sync.Mutex
+	byCluster map[types.UID]*connection
+	failures  map[types.UID]int
+}
+
+type connection struct {
+	key    string
+	engine *engine.Engine
+	// events receives the engine's progress for the reconcile being
+	// served; a cluster is reconciled by one worker at a time.
+	events func(engine.Event)
+}
+
+func newConnections() *connections {
+	return &connections{byCluster: map[types.UID]*connection{}, failures: map[types.UID]int{}}
+}
+
+// engineFor returns the engine of the cluster's workload cluster, with its
+// events going to events, and the cluster's Kubernetes version. The
+// kubeconfig stays in memory; it is never logged or written to status.
+func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events func(engine.Event)) (*engine.Engine, string, error) {
+	ref := c.Spec.KubeconfigSecretRef
+	if ref == nil {
+		return nil, "", errors.New("spec.kubeconfigSecretRef is not set: an imported cluster is reached through a kubeconfig Secret")
+	}
+	key := ref.Key
+	if key == "" {
+		key = "kubeconfig"
+	}
+	name := types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}
+	// The metadata comes from the cache; the Secret itself is read only
+	// when it changed since the engine was made.
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.Get(ctx, name, meta); err != nil {
+		return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
+	}
+	cacheKey := fmt.Sprintf("%s/%s/%s/%s/%s", meta.UID, meta.ResourceVersion, key, c.Spec.DriftPolicy, r.LayerTimeout)
+
+	r.conns.mu.Lock()
+	conn := r.conns.byCluster[c.UID]
+	r.conns.mu.Unlock()
+	if conn == nil || conn.key != cacheKey {
+		secret := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, name, secret); err != nil {
+			return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
+		}
+		data, ok := secret.Data[key]
+		if !ok {
+			return nil, "", fmt.Errorf("kubeconfig Secret %s has no key %q", name, key)
+		}
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+		if err != nil {
+			// The parser's message may quote the file: it is not repeated.
+			return nil, "", fmt.Errorf("kubeconfig Secret %s key %q is not a usable kubeconfig", name, key)
+		}
+		cfg.Timeout = requestTimeout
+		conn = &connection{key: cacheKey}
+		e, err := engine.New(engine.Options{
+			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
+			Events: func(ev engine.Event) { conn.events(ev) },
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		conn.engine = e
+		r.conns.mu.Lock()
+		r.conns.byCluster[c.UID] = conn
+		r.conns.mu.Unlock()
+	}
+	conn.events = events
+	// The cluster may have been upgraded or gained APIs since the last
+	// reconcile: read its version and APIs again.
+	conn.engine.Refresh()
+	kv, err := conn.engine.KubernetesVersion()
+	if err != nil {
+		return nil, "", err
+	}
+	return conn.engine, kv, nil
+}
+
+// retryAfterFailure counts one more failed reconcile in a row and says
+// when to try again: 5 s, 10 s, 20 s … up to the resync period.
+func (r *ClusterReconciler) retryAfterFailure(c *v1.Cluster) time.Duration {
+	r.conns.mu.Lock()
+	defer r.conns.mu.Unlock()
+	n := r.conns.failures[c.UID]
+	r.conns.failures[c.UID] = n + 1
+	return backoff(n, r.Resync)
+}
+
+// backoff is the wait before retry n (0-based), doubling from firstRetry
+// and capped at limit.
+func backoff(n int, limit time.Duration) time.Duration {
+	d := firstRetry
+	for i := 0; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// reached resets the cluster's backoff once a reconcile got through.
+func (r *ClusterReconciler) reached(c *v1.Cluster) {
+	r.conns.mu.Lock()
+	delete(r.conns.failures, c.UID)
+	r.conns.mu.Unlock()
+}
+
+// forgetConnection drops a deleted cluster's engine and backoff.
+func (r *ClusterReconciler) forgetConnection(c *v1.Cluster) {
+	r.conns.mu.Lock()
+	delete(r.conns.byCluster, c.UID)
+	delete(r.conns.failures, c.UID)
+	r.conns.mu.Unlock()
+}
