@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
-	"strata.dev/strata/internal/cli"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/testenv"
@@ -62,15 +60,7 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 		return got.Status.PendingPlan != nil, fmt.Sprintf("%+v", got.Status.Conditions)
 	})
 	kubeconfig := testenv.Kubeconfig(t, mgmt)
-	strata := func(args ...string) string {
-		var out, errOut bytes.Buffer
-		root := cli.NewRootCommand(&out, &errOut)
-		root.SetArgs(append(args, "--kubeconfig", kubeconfig, "-n", "shop"))
-		if err := root.Execute(); err != nil {
-			t.Fatalf("strata %v: %v\n%s", args, err, errOut.String())
-		}
-		return out.String()
-	}
+	strata := func(args ...string) string { return strataCLI(t, kubeconfig, "shop", args...) }
 	if out := strata("cluster", "plan", "manual"); !strings.Contains(out, "1 to install") || !strings.Contains(out, "hello-universe: install") {
 		t.Fatalf("plan:\n%s", out)
 	}

@@ -143,8 +143,10 @@ func (removeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	un := action.NewUninstall(cfg)
 	un.WaitStrategy, un.Timeout = kube.StatusWatcherStrategy, e.opts.Timeout
 	un.IgnoreNotFound = true
-	_, err = un.Run(lp.recorded.ReleaseName)
-	return err
+	if _, err := un.Run(lp.recorded.ReleaseName); err != nil {
+		return err
+	}
+	return e.releaseNamespaces(ctx, lp.recorded.ReleaseName)
 }
 
 // keepAction leaves an unchanged layer alone, except for putting back what
@@ -220,7 +222,13 @@ func (e *Engine) prepare(ctx context.Context, lp *LayerPlan) error {
 		if inChart[ns] {
 			o = own
 		}
-		if err := e.ensureNamespace(ctx, ns, labels[ns], o); err != nil {
+		// Namespaces the chart holds go with the release; Strata counts
+		// the layers using only those it creates besides.
+		release := lp.layer.ReleaseName
+		if ns == InventoryNamespace || inChart[ns] {
+			release = ""
+		}
+		if err := e.ensureNamespace(ctx, ns, labels[ns], o, release); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -185,15 +187,40 @@ func (o *owner) mark(m *metav1.ObjectMeta) {
 	m.Annotations["meta.helm.sh/release-namespace"] = o.namespace
 }
 
+// LayersAnnotation on a namespace Strata created lists the releases of the
+// layers that use it; the namespace is deleted when the last one is
+// removed. Namespaces Strata did not create never carry it and are never
+// deleted.
+const LayersAnnotation = "strata.dev/layers"
+
 // ensureNamespace creates a namespace when missing, with labels (a pack's
 // namespaceLabels) and, when the layer's chart holds that namespace, Helm
-// ownership. An existing namespace is updated only when a label is missing.
-func (e *Engine) ensureNamespace(ctx context.Context, name string, labels map[string]string, own *owner) error {
+// ownership. A namespace created for a layer (release not empty) records
+// the layers using it. An existing namespace is updated only when a label
+// or the release is missing; one still being deleted is waited for.
+func (e *Engine) ensureNamespace(ctx context.Context, name string, labels map[string]string, own *owner, release string) error {
 	nss := e.clientset.CoreV1().Namespaces()
 	ns, err := nss.Get(ctx, name, metav1.GetOptions{})
+	if err == nil && ns.DeletionTimestamp != nil {
+		// A layer removed just before left it terminating.
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, e.opts.Timeout, true, func(ctx context.Context) (bool, error) {
+			_, err := nss.Get(ctx, name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true, nil
+			}
+			return false, err
+		})
+		if err != nil {
+			return fmt.Errorf("namespace %s is being deleted: %w", name, err)
+		}
+		err = apierrors.NewNotFound(corev1.Resource("namespaces"), name)
+	}
 	if apierrors.IsNotFound(err) {
 		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 		own.mark(&ns.ObjectMeta)
+		if release != "" {
+			metav1.SetMetaDataAnnotation(&ns.ObjectMeta, LayersAnnotation, release)
+		}
 		if _, err := nss.Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", name, err)
 		}
@@ -212,9 +239,46 @@ func (e *Engine) ensureNamespace(ctx context.Context, name string, labels map[st
 			changed = true
 		}
 	}
+	if users, ok := ns.Annotations[LayersAnnotation]; ok && release != "" && !slices.Contains(strings.Split(users, ","), release) {
+		ns.Annotations[LayersAnnotation] = users + "," + release
+		changed = true
+	}
 	if changed {
 		if _, err := nss.Update(ctx, ns, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 			return fmt.Errorf("label namespace %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// releaseNamespaces lets go of the namespaces Strata created that a removed
+// layer used: deleted when no other layer uses them, else the release is
+// struck from their list.
+func (e *Engine) releaseNamespaces(ctx context.Context, release string) error {
+	nss := e.clientset.CoreV1().Namespaces()
+	list, err := nss.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, ns := range list.Items {
+		users, ok := ns.Annotations[LayersAnnotation]
+		if !ok || ns.Name == InventoryNamespace || ns.DeletionTimestamp != nil {
+			continue
+		}
+		list := strings.Split(users, ",")
+		if !slices.Contains(list, release) {
+			continue
+		}
+		list = slices.DeleteFunc(list, func(s string) bool { return s == release })
+		if len(list) == 0 {
+			if err := nss.Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete namespace %s: %w", ns.Name, err)
+			}
+			continue
+		}
+		ns.Annotations[LayersAnnotation] = strings.Join(list, ",")
+		if _, err := nss.Update(ctx, &ns, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+			return fmt.Errorf("namespace %s: %w", ns.Name, err)
 		}
 	}
 	return nil

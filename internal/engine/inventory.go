@@ -74,7 +74,7 @@ func (e *Engine) writeInventory(ctx context.Context, before, after *Inventory) e
 	if reflect.DeepEqual(before, after) {
 		return nil
 	}
-	if err := e.ensureNamespace(ctx, InventoryNamespace, nil, nil); err != nil {
+	if err := e.ensureNamespace(ctx, InventoryNamespace, nil, nil, ""); err != nil {
 		return err
 	}
 	data, err := json.Marshal(after)

@@ -126,6 +126,11 @@ func TestUpgradeChangeRemoveAndSwap(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments("argo-rollouts").Get(ctx, "argo-rollouts", metav1.GetOptions{}); err == nil {
 		t.Errorf("removed layer's deployment still exists")
 	}
+	// Strata created the removed layer's namespace; it goes with it. The
+	// swap below installs into it again while it may still terminate.
+	if ns, err := cs.CoreV1().Namespaces().Get(ctx, "argo-rollouts", metav1.GetOptions{}); err == nil && ns.DeletionTimestamp == nil {
+		t.Errorf("removed layer's namespace argo-rollouts kept: %v", ns.Annotations)
+	}
 
 	// Swap: the layer named "mirror" now runs a different pack.
 	plan, res = deploy(t, e, profileStack(t, "apps", "add-on",
