@@ -43,6 +43,7 @@ const (
 // +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.name`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == self.spec.name + '-' + self.spec.version",message="metadata.name must be <spec.name>-<spec.version>, e.g. web-1.2.0"
 type ClusterProfile struct {

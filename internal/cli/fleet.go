@@ -206,13 +206,17 @@ func printProfiles(out io.Writer, items []v1.ClusterProfile, output string) erro
 		return json.NewEncoder(out).Encode(items)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tPROFILE\tVERSION\tTYPE\tLAYERS")
+	fmt.Fprintln(tw, "NAMESPACE\tPROFILE\tVERSION\tTYPE\tVALID\tLAYERS")
 	for _, p := range items {
 		var layers []string
 		for _, l := range p.Spec.Layers {
 			layers = append(layers, l.Name)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Spec.Name, p.Spec.Version, p.Spec.Type, strings.Join(layers, ","))
+		valid := "-"
+		if cond := apimeta.FindStatusCondition(p.Status.Conditions, "Valid"); cond != nil {
+			valid = string(cond.Status)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Spec.Name, p.Spec.Version, p.Spec.Type, valid, strings.Join(layers, ","))
 	}
 	return tw.Flush()
 }

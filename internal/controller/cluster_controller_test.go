@@ -132,6 +132,24 @@ func TestClusterReportsWhatStopsIt(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", got.Status.Conditions)
 	})
+
+	// Profiles are validated as `strata profile validate` does.
+	good, bad := helloProfile("1.0.0", "1"), helloProfile("2.0.0", "1")
+	good.Namespace, bad.Namespace = "team-b", "team-b"
+	bad.Spec.Layers[0].Pack.Version = "9.9.9"
+	must(t, c.Create(ctx, good))
+	must(t, c.Create(ctx, bad))
+	for p, want := range map[*v1.ClusterProfile]string{
+		good: "True: the profile resolves",
+		bad:  `False: clusterprofile team-b/hello-2.0.0: profile "hello" 2.0.0: spec.layers[0].pack: pack hello-universe 9.9.9 not found in the pack folders given`,
+	} {
+		waitFor(t, "Valid condition of "+p.Name, func() (bool, string) {
+			got := &v1.ClusterProfile{}
+			must(t, c.Get(ctx, client.ObjectKeyFromObject(p), got))
+			cond := apimeta.FindStatusCondition(got.Status.Conditions, controller.ConditionValid)
+			return cond != nil && strings.HasPrefix(string(cond.Status)+": "+cond.Message, want), fmt.Sprintf("%+v", cond)
+		})
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -74,7 +74,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	pr := &ProfileReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata")}
+	pr := &ProfileReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Packs: opts.Packs}
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/stack"
 )
 
 // InUseFinalizer keeps a profile version while clusters use it.
@@ -25,15 +27,23 @@ const InUseFinalizer = "strata.dev/in-use"
 // ConditionInUse on a ClusterProfile says which clusters hold it.
 const ConditionInUse = "InUse"
 
-// ProfileReconciler protects profile versions that clusters use: deleting
-// one waits, with a condition and an event naming the clusters, until no
-// cluster uses it.
+// ConditionValid on a ClusterProfile says whether the profile resolves on
+// its own — its rules, packs, presets, macros and pack constraints — with
+// the messages of `strata profile validate`.
+const ConditionValid = "Valid"
+
+// ProfileReconciler validates each profile version and protects those that
+// clusters use: deleting one waits, with a condition and an event naming
+// the clusters, until no cluster uses it.
 type ProfileReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
+	// Packs the profiles' layers use.
+	Packs stack.Packs
 }
 
-// Reconcile adds the finalizer, and on deletion removes it once unused.
+// Reconcile adds the finalizer and the Valid condition, and on deletion
+// removes the finalizer once unused.
 func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &v1.ClusterProfile{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
@@ -43,7 +53,7 @@ func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		if controllerutil.AddFinalizer(p, InUseFinalizer) {
 			return ctrl.Result{}, r.Update(ctx, p)
 		}
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.validate(ctx, p)
 	}
 	if !controllerutil.ContainsFinalizer(p, InUseFinalizer) {
 		return ctrl.Result{}, nil
@@ -64,6 +74,26 @@ func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	controllerutil.RemoveFinalizer(p, InUseFinalizer)
 	return ctrl.Result{}, r.Update(ctx, p)
+}
+
+// validate resolves the profile on its own, as `strata profile validate`
+// does, and writes the outcome when it changed.
+func (r *ProfileReconciler) validate(ctx context.Context, p *v1.ClusterProfile) error {
+	src := profile.Source{File: "clusterprofile " + p.Namespace + "/" + p.Name}
+	cond := metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Resolved", Message: "the profile resolves with the packs the manager has", ObservedGeneration: p.Generation}
+	if _, err := stack.ResolveProfile(profile.Profile{ClusterProfile: p, Source: src}, r.Packs, stack.Facts{}); err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Invalid", err.Error()
+	}
+	before := apimeta.FindStatusCondition(p.Status.Conditions, ConditionValid)
+	if before != nil && before.Status == cond.Status && before.Message == cond.Message && p.Status.ObservedGeneration == p.Generation {
+		return nil
+	}
+	if cond.Status == metav1.ConditionFalse {
+		r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, "Invalid", "Validate", "%s", cond.Message)
+	}
+	apimeta.SetStatusCondition(&p.Status.Conditions, cond)
+	p.Status.ObservedGeneration = p.Generation
+	return r.Status().Update(ctx, p)
 }
 
 // clustersUsing lists namespace/name of the clusters that attach p: in its
