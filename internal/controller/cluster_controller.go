@@ -17,11 +17,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
@@ -107,7 +109,11 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
 		return r.awaitApproval(ctx, c, e, st, plan)
 	}
-	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Applying", fmt.Sprintf("%d of %d layers to change", plan.Changes(), len(plan.Layers)))
+	if plan.Changes() > 0 {
+		// Set only for real changes: flipping it on a resync would move its
+		// transition time, a status write for nothing.
+		setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Applying", fmt.Sprintf("%d of %d layers to change", plan.Changes(), len(plan.Layers)))
+	}
 	res, err := e.Apply(ctx, plan)
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
@@ -348,6 +354,10 @@ func (r *ClusterReconciler) recordLayers(c *v1.Cluster, st *stack.Stack, res *en
 		}
 		if lr.Action != engine.ActionUnchanged || len(lr.Repaired) > 0 {
 			ls.LastAppliedTime = &now
+		} else if prev := previous[l.Name]; prev.Phase == ls.Phase && ls.Message == "" {
+			// A layer left alone keeps telling what was last done to it,
+			// so a resync with nothing to do writes nothing.
+			ls.Message = prev.Message
 		}
 		layers = append(layers, ls)
 	}
@@ -422,7 +432,8 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.Cluster{}).
+		// A status write, ours included, is no reason to reconcile again.
+		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).

@@ -87,6 +87,7 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 			return nil, "", fmt.Errorf("kubeconfig Secret %s key %q is not a usable kubeconfig", name, key)
 		}
 		cfg.Timeout = requestTimeout
+		cfg.Wrap(countRequests)
 		conn = &connection{key: cacheKey}
 		e, err := engine.New(engine.Options{
 			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,

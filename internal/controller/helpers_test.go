@@ -23,7 +23,7 @@ import (
 
 // managementPlane starts a management plane with Strata's CRDs and a
 // manager on it, and creates the given namespaces.
-func managementPlane(t *testing.T, resync time.Duration, namespaces ...string) (*rest.Config, client.Client) {
+func managementPlane(t testing.TB, resync time.Duration, namespaces ...string) (*rest.Config, client.Client) {
 	t.Helper()
 	mgmt, c := emptyManagementPlane(t, namespaces...)
 	startManager(t, mgmt, resync)
@@ -31,7 +31,7 @@ func managementPlane(t *testing.T, resync time.Duration, namespaces ...string) (
 }
 
 // emptyManagementPlane starts a management plane with no manager yet.
-func emptyManagementPlane(t *testing.T, namespaces ...string) (*rest.Config, client.Client) {
+func emptyManagementPlane(t testing.TB, namespaces ...string) (*rest.Config, client.Client) {
 	t.Helper()
 	// The logger is process-wide while tests run in parallel: status and
 	// events are what these tests read.
@@ -49,7 +49,7 @@ func emptyManagementPlane(t *testing.T, namespaces ...string) (*rest.Config, cli
 
 // startManager runs a manager until the returned stop is called or the
 // test ends; stop waits until it has shut down.
-func startManager(t *testing.T, mgmt *rest.Config, resync time.Duration) (stop func()) {
+func startManager(t testing.TB, mgmt *rest.Config, resync time.Duration) (stop func()) {
 	t.Helper()
 	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
 	if err != nil {
@@ -90,7 +90,7 @@ func strataCLI(t *testing.T, kubeconfig, namespace string, args ...string) strin
 
 // importCluster creates a kubeconfig Secret and an imported Cluster that
 // attaches the given profiles.
-func importCluster(t *testing.T, c client.Client, namespace, name string, kubeconfig []byte, policy v1.UpdatePolicy, profiles ...v1.ProfileAttachment) *v1.Cluster {
+func importCluster(t testing.TB, c client.Client, namespace, name string, kubeconfig []byte, policy v1.UpdatePolicy, profiles ...v1.ProfileAttachment) *v1.Cluster {
 	t.Helper()
 	ctx := context.Background()
 	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-kubeconfig", Namespace: namespace}, Data: map[string][]byte{"kubeconfig": kubeconfig}}))
@@ -103,7 +103,7 @@ func importCluster(t *testing.T, c client.Client, namespace, name string, kubeco
 }
 
 // getCluster reads a cluster's current state.
-func getCluster(t *testing.T, c client.Client, cluster *v1.Cluster) *v1.Cluster {
+func getCluster(t testing.TB, c client.Client, cluster *v1.Cluster) *v1.Cluster {
 	t.Helper()
 	got := &v1.Cluster{}
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(cluster), got))

@@ -47,7 +47,7 @@ func Scheme() *runtime.Scheme {
 // NewManager returns a manager with Strata's reconcilers, not yet started.
 func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(layersByPhase, updatesPending, driftRepairs)
+		metrics.Registry.MustRegister(layersByPhase, updatesPending, driftRepairs, workloadRequests)
 	})
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"

@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"net/http"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/engine"
 )
 
 // Metrics beside controller-runtime's own (reconcile duration and errors
@@ -23,7 +25,25 @@ var (
 		Name: "strata_drift_repairs_total",
 		Help: "Objects changed by hand that were put back.",
 	})
+	workloadRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_workload_requests_total",
+		Help: "API requests the manager made to workload clusters, by kind: read, dry-run (drift checks) or write.",
+	}, []string{"kind"})
 )
+
+// countRequests counts a workload cluster's requests into
+// strata_workload_requests_total: a resync with nothing to do must write
+// nothing, and this is how an operator sees it.
+func countRequests(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		workloadRequests.WithLabelValues(engine.RequestKind(req)).Inc()
+		return next.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // registerMetrics adds Strata's metrics to controller-runtime's registry,
 // a process-wide one, once however many managers a process starts.

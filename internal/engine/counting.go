@@ -36,15 +36,27 @@ type countingTransport struct {
 }
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	switch {
-	case req.Method == http.MethodGet || req.Method == http.MethodHead:
+	switch RequestKind(req) {
+	case "read":
 		t.counter.reads.Add(1)
-	case strings.Contains(req.URL.RawQuery, "dryRun="):
+	case "dry-run":
 		t.counter.dryRuns.Add(1)
 	default:
 		t.counter.writes.Add(1)
 	}
 	return t.next.RoundTrip(req)
+}
+
+// RequestKind sorts an API request into "read", "dry-run" or "write".
+func RequestKind(req *http.Request) string {
+	switch {
+	case req.Method == http.MethodGet || req.Method == http.MethodHead:
+		return "read"
+	case strings.Contains(req.URL.RawQuery, "dryRun="):
+		return "dry-run"
+	default:
+		return "write"
+	}
 }
 
 func (c *requestCounter) snapshot() Requests {

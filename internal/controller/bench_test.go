@@ -1,0 +1,222 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/testenv"
+)
+
+// fleetProfile is version 1.<rev>.0 of a 10-layer add-on profile: three
+// real packs (hello-universe, spegel, argo-rollouts with its CRDs) and
+// seven small apps (ConfigMap, Service, Deployment). rev reaches
+// hello-universe's replicas and the first app's ConfigMap, so each new
+// version upgrades two layers and leaves eight to be checked for drift.
+func fleetProfile(rev int) *v1.ClusterProfile {
+	version := fmt.Sprintf("1.%d.0", rev)
+	p := &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "fleet-" + version, Namespace: controller.SharedNamespace},
+		Spec: v1.ClusterProfileSpec{Name: "fleet", Version: version, Type: v1.ProfileAddOn, Layers: []v1.Layer{
+			{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"},
+				Values: fmt.Sprintf("manifests:\n  hello-universe:\n    replicas: %d\n", 1+rev%2)},
+			{Name: "spegel", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "spegel", Version: "0.0.30"}},
+			{Name: "argo-rollouts", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "argo-rollouts", Version: "1.2.1"}},
+		}},
+	}
+	for i := range 7 {
+		name := fmt.Sprintf("app-%d", i)
+		data := "{}"
+		if i == 0 {
+			data = fmt.Sprintf("{revision: %q}", fmt.Sprint(rev))
+		}
+		p.Spec.Layers = append(p.Spec.Layers, inlineLayer(name, name, fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: %[1]s}
+data: %[2]s
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: %[1]s}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: registry.k8s.io/pause:3.10}]}
+`, name, data)))
+	}
+	return p
+}
+
+// BenchmarkFleetProfileChange publishes a new version of a 10-layer profile
+// that every cluster follows, and measures the time until all clusters run
+// it and are Ready, with 1 cluster (the baseline) and 20. It reports the
+// manager process's CPU seconds per change and peak RSS, and the API
+// requests a no-op resync makes per cluster — on the workload clusters and
+// on the management plane (writes there must be zero too).
+func BenchmarkFleetProfileChange(b *testing.B) {
+	for _, n := range []int{1, 20} {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) { benchFleet(b, n) })
+	}
+}
+
+func benchFleet(b *testing.B, n int) {
+	mgmt, c := emptyManagementPlane(b, controller.SharedNamespace, "fleet")
+	// The manager's own writes to the management plane, counted apart from
+	// the benchmark's.
+	var mgmtWrites atomic.Int64
+	managerCfg := rest.CopyConfig(mgmt)
+	managerCfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(req *http.Request) (*http.Response, error) {
+			if engine.RequestKind(req) == "write" {
+				mgmtWrites.Add(1)
+			}
+			return next.RoundTrip(req)
+		})
+	})
+	startManager(b, managerCfg, 0)
+	ctx := context.Background()
+	must(b, c.Create(ctx, fleetProfile(0)))
+	var clusters []*v1.Cluster
+	for i := range n {
+		name := fmt.Sprintf("site-%02d", i)
+		cp := testenv.WorkloadCluster(b, testenv.ClusterOptions{Name: name, Nodes: 1})
+		clusters = append(clusters, importCluster(b, c, "fleet", name, cp.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "fleet", Version: "1.x"}))
+	}
+	allOn := func(version string) func() (bool, string) {
+		return func() (bool, string) {
+			done := 0
+			for _, cl := range clusters {
+				got := getCluster(b, c, cl)
+				if got.Status.Phase == v1.ClusterReady && len(got.Status.Profiles) == 1 && got.Status.Profiles[0].Version == version {
+					done++
+				}
+			}
+			return done == n, fmt.Sprintf("%d of %d clusters Ready on %s", done, n, version)
+		}
+	}
+	waitUntil(b, "every cluster Ready on 1.0.0", 20*time.Minute, allOn("1.0.0"))
+
+	cpu0 := cpuSeconds()
+	b.ResetTimer()
+	for i := 1; i <= b.N; i++ {
+		must(b, c.Create(ctx, fleetProfile(i)))
+		waitUntil(b, "every cluster Ready on the new version", 20*time.Minute, allOn(fmt.Sprintf("1.%d.0", i)))
+	}
+	b.StopTimer()
+	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/change")
+
+	// A no-op resync of every cluster, once the manager is idle: the
+	// annotation wakes each once.
+	waitUntil(b, "the manager idle", time.Minute, func() (bool, string) {
+		busy := gather(b, "controller_runtime_active_workers", "controller", "cluster")
+		queued := gather(b, "workqueue_depth", "name", "cluster")
+		return sum(busy) == 0 && sum(queued) == 0, fmt.Sprintf("busy %v queued %v", busy, queued)
+	})
+	reads0, dry0, writes0 := workloadRequests(b)
+	reconciles0 := clusterReconciles(b)
+	mgmtWrites0 := mgmtWrites.Load()
+	for _, cl := range clusters {
+		patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"bench.strata.dev/resync":"`+time.Now().Format(time.RFC3339Nano)+`"}}}`))
+		must(b, c.Patch(ctx, &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: cl.Name, Namespace: cl.Namespace}}, patch))
+	}
+	waitUntil(b, "a resync of every cluster", 10*time.Minute, func() (bool, string) {
+		done := clusterReconciles(b) - reconciles0
+		return done >= float64(n), fmt.Sprintf("%v of %d reconciled", done, n)
+	})
+	reads, dry, writes := workloadRequests(b)
+	per := float64(n)
+	b.ReportMetric((reads-reads0)/per, "noop-reads/cluster")
+	b.ReportMetric((dry-dry0)/per, "noop-dryruns/cluster")
+	b.ReportMetric((writes-writes0)/per, "noop-writes/cluster")
+	b.ReportMetric(float64(mgmtWrites.Load()-mgmtWrites0)/per, "noop-mgmt-writes/cluster")
+	b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// peakRSSMiB is this process's peak resident set: the manager and the
+// benchmark's own client (the clusters are other processes).
+func peakRSSMiB() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
+}
+
+// workloadRequests reads strata_workload_requests_total as a scrape would.
+func workloadRequests(tb testing.TB) (reads, dryRuns, writes float64) {
+	byKind := gather(tb, "strata_workload_requests_total", "kind", "")
+	return byKind["read"], byKind["dry-run"], byKind["write"]
+}
+
+func clusterReconciles(tb testing.TB) float64 {
+	return sum(gather(tb, "controller_runtime_reconcile_total", "controller", "cluster"))
+}
+
+func sum(m map[string]float64) float64 {
+	total := 0.0
+	for _, v := range m {
+		total += v
+	}
+	return total
+}
+
+// gather sums a counter or gauge from the metrics registry by the value of
+// one label, keeping only series whose label equals only when it is set.
+func gather(tb testing.TB, name, label, only string) map[string]float64 {
+	families, err := metrics.Registry.Gather()
+	must(tb, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					key = l.GetValue()
+				}
+			}
+			if only != "" && key != only {
+				continue
+			}
+			if only != "" {
+				// Summed across results (success, error, requeue).
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" {
+						key = l.GetValue()
+					}
+				}
+			}
+			out[key] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
