@@ -23,7 +23,7 @@ type Cluster struct {
 }
 
 // ClusterProvider makes a cluster exist.
-// +kubebuilder:validation:Enum=imported
+// +kubebuilder:validation:Enum=imported;local
 type ClusterProvider string
 
 // Providers.
@@ -31,7 +31,24 @@ const (
 	// ProviderImported is an existing cluster reached through a kubeconfig
 	// Secret.
 	ProviderImported ClusterProvider = "imported"
+	// ProviderLocal is a cluster `strata up` runs on its own machine: a
+	// real control plane with simulated nodes, its Kubernetes version
+	// taken from the k8s layer.
+	ProviderLocal ClusterProvider = "local"
 )
+
+// NodePool is a group of nodes of a local cluster, labelled
+// strata.dev/node-pool=<name>.
+type NodePool struct {
+	// Name of the pool; nodes are named <name>-0, <name>-1, ...
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=40
+	Name string `json:"name"`
+	// Count of nodes.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=500
+	Count int32 `json:"count"`
+}
 
 // UpdatePolicy says when a cluster takes changes to its stack.
 // +kubebuilder:validation:Enum=Automatic;Manual
@@ -67,18 +84,25 @@ type ClusterSpec struct {
 	// +optional
 	Provider ClusterProvider `json:"provider,omitempty"`
 	// KubeconfigSecretRef names a Secret in the cluster's namespace holding
-	// a kubeconfig for the workload cluster.
+	// a kubeconfig for the workload cluster. A local cluster's is written
+	// by Strata to <name>-kubeconfig.
 	// +optional
 	KubeconfigSecretRef *SecretKeyRef `json:"kubeconfigSecretRef,omitempty"`
+	// NodePools of a local cluster; one node in pool "default" when empty.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	NodePools []NodePool `json:"nodePools,omitempty"`
 	// Profiles attached to the cluster: exactly one infra or full profile
 	// and any number of add-on profiles. Their layers install in this order.
 	// +kubebuilder:validation:MinItems=1
 	// +listType=map
 	// +listMapKey=name
 	Profiles []ProfileAttachment `json:"profiles"`
-	// UpdatePolicy: Automatic (default) applies changes at once; Manual
-	// waits until the pending plan is approved.
-	// +kubebuilder:default=Automatic
+	// UpdatePolicy: Automatic applies changes at once; Manual waits until
+	// the pending plan is approved. Unset, the cluster takes its profiles'
+	// default: Manual when any attached profile asks for it, else Automatic.
 	// +optional
 	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
 	// DriftPolicy: Repair (default) puts objects changed by hand back;
@@ -174,6 +198,9 @@ type ClusterStatus struct {
 	// KubernetesVersion the workload cluster reports.
 	// +optional
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// UpdatePolicy in effect: the cluster's own, else its profiles'.
+	// +optional
+	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
 	// Profiles are the versions the cluster runs — for an attachment by
 	// range, the version the range picked — and the newest version of
 	// each profile that the cluster may use.

@@ -79,6 +79,10 @@ type ClusterProfileSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Variables []Variable `json:"variables,omitempty"`
+	// UpdatePolicy is the default of the clusters that attach this version
+	// and set none themselves: Manual makes them wait for approval.
+	// +optional
+	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
 	// Layers in install order.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=64

@@ -25,7 +25,7 @@ type mgmtFlags struct {
 }
 
 func (f *mgmtFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the management plane (default: $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the management plane (default: $KUBECONFIG, ~/.kube/config, or that of strata up)")
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "project namespace (default: the kubeconfig's)")
 }
 
@@ -33,6 +33,8 @@ func (f *mgmtFlags) client() (client.Client, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if f.kubeconfig != "" {
 		rules.ExplicitPath = f.kubeconfig
+	} else if path := defaultKubeconfig(); path != "" {
+		rules.ExplicitPath = path
 	}
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
 	cfg, err := cc.ClientConfig()
@@ -54,13 +56,13 @@ func (f *mgmtFlags) client() (client.Client, string, error) {
 
 // clusterJSON is the `strata get clusters -o json` contract.
 type clusterJSON struct {
-	Name             string                 `json:"name"`
-	Namespace        string                 `json:"namespace"`
-	Phase            string                 `json:"phase"`
-	Profiles         []profileJSON          `json:"profiles"`
-	UpdatesAvailable bool                   `json:"updatesAvailable"`
-	Drifted          bool                   `json:"drifted"`
-	Layers           []layerJSON            `json:"layers"`
+	Name             string        `json:"name"`
+	Namespace        string        `json:"namespace"`
+	Phase            string        `json:"phase"`
+	Profiles         []profileJSON `json:"profiles"`
+	UpdatesAvailable bool          `json:"updatesAvailable"`
+	Drifted          bool          `json:"drifted"`
+	Layers           []layerJSON   `json:"layers"`
 }
 
 // profileJSON is an attached profile: the version it runs, the version
@@ -223,7 +225,7 @@ func printProfiles(out io.Writer, items []v1.ClusterProfile, output string) erro
 
 func newClusterCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Work with one cluster of the management plane"}
-	cmd.AddCommand(newClusterPlanCommand(), newClusterApproveCommand())
+	cmd.AddCommand(newClusterPlanCommand(), newClusterApproveCommand(), newClusterKubeconfigCommand())
 	return cmd
 }
 
@@ -253,7 +255,7 @@ func newClusterPlanCommand() *cobra.Command {
 			out := cmd.OutOrStdout()
 			p := cl.Status.PendingPlan
 			if p == nil {
-				fmt.Fprintf(out, "cluster %s/%s: no pending plan (update policy %s)\n", cl.Namespace, cl.Name, cl.Spec.UpdatePolicy)
+				fmt.Fprintf(out, "cluster %s/%s: no pending plan (update policy %s)\n", cl.Namespace, cl.Name, updatePolicy(cl))
 				return nil
 			}
 			fmt.Fprintf(out, "cluster %s/%s: %s (plan %s)\n", cl.Namespace, cl.Name, p.Summary, p.Digest)
@@ -324,7 +326,7 @@ func newDescribeCommand() *cobra.Command {
 
 func describeCluster(out io.Writer, cl *v1.Cluster, events []eventsv1.Event) error {
 	fmt.Fprintf(out, "Cluster:     %s/%s\nPhase:       %s\nKubernetes:  %s\nPolicies:    updates %s, drift %s\nProfiles:\n",
-		cl.Namespace, cl.Name, cl.Status.Phase, cl.Status.KubernetesVersion, cl.Spec.UpdatePolicy, cl.Spec.DriftPolicy)
+		cl.Namespace, cl.Name, cl.Status.Phase, cl.Status.KubernetesVersion, updatePolicy(cl), cl.Spec.DriftPolicy)
 	for _, p := range attachedProfiles(*cl) {
 		fmt.Fprintf(out, "  %s\n", p)
 	}
@@ -355,4 +357,13 @@ func describeCluster(out io.Writer, cl *v1.Cluster, events []eventsv1.Event) err
 		}
 	}
 	return nil
+}
+
+// updatePolicy is the policy in effect, as the manager last saw it, else
+// the cluster's own.
+func updatePolicy(cl *v1.Cluster) v1.UpdatePolicy {
+	if cl.Status.UpdatePolicy != "" {
+		return cl.Status.UpdatePolicy
+	}
+	return cl.Spec.UpdatePolicy
 }

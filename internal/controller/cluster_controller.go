@@ -21,13 +21,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -57,8 +61,11 @@ type ClusterReconciler struct {
 	APIReader client.Reader
 	// Workers is how many clusters are reconciled at once; 4 when zero.
 	Workers int
+	// Local runs the clusters of provider local; nil outside `strata up`.
+	Local *local.Provider
 
-	conns *connections
+	conns       *connections
+	localEvents chan event.GenericEvent
 }
 
 // Reconcile resolves, plans and applies one Cluster, and writes its status
@@ -90,21 +97,28 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 }
 
 func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
+	if c.Spec.Provider == v1.ProviderLocal {
+		if err := r.ensureLocal(ctx, c); err != nil {
+			return r.stalled(c, "ProvisionFailed", err), nil
+		}
+	}
 	e, kv, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 	if err != nil {
 		return r.stalled(c, "ClusterUnreachable", err), nil
 	}
 	c.Status.KubernetesVersion = kv
-	st, profiles, err := r.resolve(ctx, c, kv)
+	resolved, err := r.resolve(ctx, c, kv)
 	if err != nil {
 		// An invalid change applies nothing; the message is the offline CLI's.
 		return r.stalled(c, "InvalidStack", err), nil
 	}
+	st, profiles := resolved.stack, resolved.profiles
+	c.Status.UpdatePolicy = resolved.policy
 	plan, err := e.Plan(ctx, st)
 	if err != nil {
 		return r.stalled(c, "PlanFailed", err), nil
 	}
-	if plan.Changes() > 0 && c.Spec.UpdatePolicy == v1.UpdateManual && c.Spec.ApprovedPlan != plan.Digest() {
+	if plan.Changes() > 0 && resolved.policy == v1.UpdateManual && c.Spec.ApprovedPlan != plan.Digest() {
 		// What runs stays as it was; only the newest versions are news.
 		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
 		return r.awaitApproval(ctx, c, e, st, plan)
@@ -209,7 +223,11 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 	if !controllerutil.ContainsFinalizer(c, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if c.Annotations[OrphanAnnotation] != "true" {
+	if c.Spec.Provider == v1.ProviderLocal {
+		if err := r.deleteLocal(ctx, c); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if c.Annotations[OrphanAnnotation] != "true" {
 		e, _, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 		if err != nil {
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "ClusterUnreachable", "Delete", "%s", err.Error())
@@ -251,21 +269,39 @@ func (r *ClusterReconciler) layerEvents(ctx context.Context, c *v1.Cluster) func
 	}
 }
 
+// resolution is a cluster's stack with what the status and the update
+// policy need from the profile versions it picked.
+type resolution struct {
+	stack    *stack.Stack
+	profiles []v1.ProfileStatus
+	// policy is the cluster's own update policy, else its profiles'.
+	policy v1.UpdatePolicy
+}
+
 // resolve reads the versions of the cluster's attached profiles that its
 // project may use — its own namespace's, and the shared namespace's where
 // the project has no version of that name — and resolves its stack. A
 // project never sees another project's profiles.
-func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv string) (*stack.Stack, []v1.ProfileStatus, error) {
+func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv string) (*resolution, error) {
 	visible, err := r.visibleProfiles(ctx, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	src := profile.Source{File: "cluster " + c.Namespace + "/" + c.Name}
 	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, r.Packs, stack.Facts{KubernetesVersion: kv, Existing: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return st, profilesRun(c, st, visible), nil
+	res := &resolution{stack: st, profiles: profilesRun(c, st, visible), policy: c.Spec.UpdatePolicy}
+	if res.policy == "" {
+		res.policy = v1.UpdateAutomatic
+		for _, p := range visible {
+			if p.Spec.UpdatePolicy == v1.UpdateManual && st.ProfileVersion(p.Spec.Name) == p.Spec.Version {
+				res.policy = v1.UpdateManual
+			}
+		}
+	}
+	return res, nil
 }
 
 func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) ([]profile.Profile, error) {
@@ -431,7 +467,19 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, secretIndex, indexSecret); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Local != nil {
+		r.localEvents = make(chan event.GenericEvent, 16)
+		b = b.WatchesRawSource(source.Channel(r.localEvents, &handler.EnqueueRequestForObject{}))
+		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			r.Local.Supervise(ctx, 2*time.Second, r.localRestarted)
+			return nil
+		}))
+		if err != nil {
+			return err
+		}
+	}
+	return b.
 		// A status write, ours included, is no reason to reconcile again.
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).

@@ -51,7 +51,7 @@ func newConnections() *connections {
 // events going to events, and the cluster's Kubernetes version. The
 // kubeconfig stays in memory; it is never logged or written to status.
 func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events func(engine.Event)) (*engine.Engine, string, error) {
-	ref := c.Spec.KubeconfigSecretRef
+	ref := kubeconfigRef(c)
 	if ref == nil {
 		return nil, "", errors.New("spec.kubeconfigSecretRef is not set: an imported cluster is reached through a kubeconfig Secret")
 	}

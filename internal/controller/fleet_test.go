@@ -32,6 +32,8 @@ func platformProfile(version string) *v1.ClusterProfile {
 			{Name: "spegel", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "spegel", Version: "0.0.18"}},
 		}
 	case "1.1.0":
+		// Its clusters wait for approval, unless they say otherwise.
+		p.Spec.UpdatePolicy = v1.UpdateManual
 		p.Spec.Layers = []v1.Layer{
 			{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}},
 			{Name: "banner", Kind: v1.LayerAddon, Namespace: "banner", Manifests: &v1.ManifestSource{
@@ -66,9 +68,10 @@ func liveOf(t *testing.T, cp *controlplane.ControlPlane) live {
 }
 
 // Three clusters share an add-on profile and follow its 1.x versions. A new
-// version adds a layer, upgrades one and removes one: the Automatic
-// clusters converge; the Manual one shows exactly that plan, runs the old
-// version meanwhile, and converges once approved.
+// version adds a layer, upgrades one and removes one, and asks for Manual
+// updates: the clusters that set Automatic themselves converge; the third,
+// which sets no policy, shows exactly that plan, runs the old version
+// meanwhile, and converges once approved.
 func TestFleetFollowsANewProfileVersion(t *testing.T) {
 	t.Parallel()
 	mgmt, c := managementPlane(t, 0, controller.SharedNamespace, "retail")
@@ -82,14 +85,9 @@ func TestFleetFollowsANewProfileVersion(t *testing.T) {
 	clusters := map[string]*v1.Cluster{
 		"store-1": importCluster(t, c, "retail", "store-1", workloads["store-1"].Kubeconfig(), v1.UpdateAutomatic, follow),
 		"store-2": importCluster(t, c, "retail", "store-2", workloads["store-2"].Kubeconfig(), v1.UpdateAutomatic, follow),
-		"store-3": importCluster(t, c, "retail", "store-3", workloads["store-3"].Kubeconfig(), v1.UpdateManual, follow),
+		"store-3": importCluster(t, c, "retail", "store-3", workloads["store-3"].Kubeconfig(), "", follow),
 	}
 	kubeconfig := testenv.Kubeconfig(t, mgmt)
-	waitFor(t, "the Manual cluster's first plan", func() (bool, string) {
-		got := getCluster(t, c, clusters["store-3"])
-		return got.Status.PendingPlan != nil, fmt.Sprintf("%+v", got.Status.Conditions)
-	})
-	strataCLI(t, kubeconfig, "retail", "cluster", "approve", "store-3")
 	v100 := live{hello: "1.1.1", spegel: true}
 	waitFor(t, "every store on platform 1.0.0", func() (bool, string) {
 		var states []string
@@ -135,6 +133,9 @@ func TestFleetFollowsANewProfileVersion(t *testing.T) {
 	manual := getCluster(t, c, clusters["store-3"])
 	if want := []v1.ProfileStatus{{Name: "platform", Version: "1.0.0", Latest: "1.1.0"}}; !slices.Equal(manual.Status.Profiles, want) {
 		t.Errorf("store-3 profiles %+v, want %+v", manual.Status.Profiles, want)
+	}
+	if manual.Status.UpdatePolicy != v1.UpdateManual {
+		t.Errorf("store-3 update policy %q, want Manual from platform 1.1.0", manual.Status.UpdatePolicy)
 	}
 	var planned []string
 	for _, l := range manual.Status.PendingPlan.Layers {

@@ -12,6 +12,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -31,6 +32,9 @@ type ManagerOptions struct {
 	Resync time.Duration
 	// Workers is how many clusters are reconciled at once; 4 when zero.
 	Workers int
+	// Local runs the clusters of provider local (`strata up`); without it
+	// they are reported Stalled.
+	Local *local.Provider
 	// SeveralPerProcess allows more than one manager in a process (tests);
 	// controller-runtime otherwise refuses duplicate controller names.
 	SeveralPerProcess bool
@@ -68,7 +72,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	}
 	r := &ClusterReconciler{
 		Client: mgr.GetClient(), Packs: opts.Packs,
-		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: opts.Workers,
+		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: opts.Workers, Local: opts.Local,
 		Recorder: mgr.GetEventRecorder("strata"),
 	}
 	if err := r.SetupWithManager(mgr); err != nil {

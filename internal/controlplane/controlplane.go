@@ -31,8 +31,12 @@ type Options struct {
 	// kube-scheduler, so that Deployments get ReplicaSets and pods get nodes.
 	ControllerManager bool
 	Scheduler         bool
-	// Nodes is the number of simulated nodes; kwok starts when it is above 0.
+	// Nodes is the number of simulated nodes, in one pool "node"; kwok
+	// starts when it is above 0.
 	Nodes int
+	// NodePools, when set, are the simulated nodes instead of Nodes; kwok
+	// starts even when they count no node yet, so they can be scaled up.
+	NodePools []NodePool
 	// StartTimeout bounds each readiness wait; 90 seconds when zero.
 	StartTimeout time.Duration
 	// Durable makes etcd fsync its writes. Tests leave it off: a throwaway
@@ -76,7 +80,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.Scheduler {
 		needed = append(needed, SchedulerBinary)
 	}
-	if opts.Nodes > 0 {
+	if opts.simulatesNodes() {
 		needed = append(needed, KwokBinary, StagesDir)
 	}
 	if err := opts.Binaries.Check(needed...); err != nil {
@@ -92,6 +96,22 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("control plane %q (data and logs in %s): %w", opts.Name, opts.Dir, err)
 	}
 	return cp, nil
+}
+
+func (o *Options) simulatesNodes() bool { return o.Nodes > 0 || o.NodePools != nil }
+
+// Exited names the processes of the control plane that have stopped on
+// their own, so a supervisor can restart it.
+func (cp *ControlPlane) Exited() []string {
+	var names []string
+	for _, p := range cp.procs {
+		select {
+		case <-p.done:
+			names = append(names, p.name)
+		default:
+		}
+	}
+	return names
 }
 
 func (cp *ControlPlane) start(ctx context.Context) error {
@@ -120,11 +140,15 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if cp.opts.Nodes > 0 {
+	if cp.opts.simulatesNodes() {
 		if err := cp.startKwok(); err != nil {
 			return err
 		}
-		if err := cp.SetNodes(ctx, cp.opts.Nodes); err != nil {
+		pools := cp.opts.NodePools
+		if pools == nil {
+			pools = []NodePool{{Name: "node", Count: cp.opts.Nodes}}
+		}
+		if err := cp.SetNodePools(ctx, pools); err != nil {
 			return err
 		}
 	}

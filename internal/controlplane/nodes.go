@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,12 +17,25 @@ import (
 // fakeNodeAnnotation marks the nodes kwok simulates; kwok manages only them.
 const fakeNodeAnnotation = "kwok.x-k8s.io/node"
 
-// nodePrefix names the simulated nodes: <prefix>0, <prefix>1, ...
-const nodePrefix = "node-"
+// PoolLabel on a simulated node names its pool.
+const PoolLabel = "strata.dev/node-pool"
 
-// SetNodes scales the simulated nodes to n: it adds missing nodes and removes
-// the highest-numbered extra ones, then waits until all n are Ready.
+// NodePool is a group of simulated nodes named <Name>-0, <Name>-1, ...
+type NodePool struct {
+	Name  string
+	Count int
+}
+
+// SetNodes scales the simulated nodes to n in one pool, "node", and waits
+// until all n are Ready.
 func (cp *ControlPlane) SetNodes(ctx context.Context, n int) error {
+	return cp.SetNodePools(ctx, []NodePool{{Name: "node", Count: n}})
+}
+
+// SetNodePools makes the simulated nodes those of the pools: it adds the
+// missing nodes, removes those of pools or indexes no longer wanted, then
+// waits until all are Ready.
+func (cp *ControlPlane) SetNodePools(ctx context.Context, pools []NodePool) error {
 	cs, err := cp.Clientset()
 	if err != nil {
 		return err
@@ -32,6 +44,14 @@ func (cp *ControlPlane) SetNodes(ctx context.Context, n int) error {
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
 	}
+	want := map[string]string{} // node name → pool
+	total := 0
+	for _, p := range pools {
+		for i := 0; i < p.Count; i++ {
+			want[fmt.Sprintf("%s-%d", p.Name, i)] = p.Name
+		}
+		total += p.Count
+	}
 	existing := map[string]bool{}
 	var extra []string
 	for _, node := range list.Items {
@@ -39,17 +59,20 @@ func (cp *ControlPlane) SetNodes(ctx context.Context, n int) error {
 			continue
 		}
 		existing[node.Name] = true
-		var idx int
-		if _, err := fmt.Sscanf(strings.TrimPrefix(node.Name, nodePrefix), "%d", &idx); err != nil || idx >= n {
+		if _, ok := want[node.Name]; !ok {
 			extra = append(extra, node.Name)
 		}
 	}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("%s%d", nodePrefix, i)
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
 		if existing[name] {
 			continue
 		}
-		if _, err := cs.CoreV1().Nodes().Create(ctx, fakeNode(name, cp.opts.Binaries.Version), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, fakeNode(name, want[name], cp.opts.Binaries.Version), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
@@ -59,7 +82,7 @@ func (cp *ControlPlane) SetNodes(ctx context.Context, n int) error {
 			return fmt.Errorf("delete node %s: %w", name, err)
 		}
 	}
-	return cp.waitNodesReady(ctx, n)
+	return cp.waitNodesReady(ctx, total)
 }
 
 func (cp *ControlPlane) waitNodesReady(ctx context.Context, n int) error {
@@ -97,7 +120,7 @@ func (cp *ControlPlane) waitNodesReady(ctx context.Context, n int) error {
 
 // fakeNode is a node kwok will bring to Ready. It carries the labels real
 // kubelets set, or pods with node selectors (CNI daemonsets) stay Pending.
-func fakeNode(name, kubeletVersion string) *corev1.Node {
+func fakeNode(name, pool, kubeletVersion string) *corev1.Node {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
 		corev1.ResourceMemory: resource.MustParse("256Gi"),
@@ -112,6 +135,7 @@ func fakeNode(name, kubeletVersion string) *corev1.Node {
 				"kubernetes.io/arch":     runtime.GOARCH,
 				"kubernetes.io/hostname": name,
 				"type":                   "kwok",
+				PoolLabel:                pool,
 			},
 		},
 		Status: corev1.NodeStatus{
