@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
@@ -64,7 +65,13 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 	// when it changed since the engine was made.
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.Get(ctx, name, meta); err != nil {
+	err := r.Get(ctx, name, meta)
+	if apierrors.IsNotFound(err) {
+		// The cache may not have seen a Secret just written (a local
+		// cluster's): ask the API server before saying it is missing.
+		err = r.APIReader.Get(ctx, name, meta)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
 	}
 	cacheKey := fmt.Sprintf("%s/%s/%s/%s/%s", meta.UID, meta.ResourceVersion, key, c.Spec.DriftPolicy, r.LayerTimeout)

@@ -189,6 +189,13 @@ func TestUpRunsLocalClusters(t *testing.T) {
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	mgmt := []string{"--kubeconfig", kubeconfig, "-n", "lab"}
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := strata(t, append([]string{"describe", "cluster", "lab"}, mgmt...)...)
+			t.Logf("strata describe cluster lab:\n%s\nstrata up output:\n%s", out, first.output)
+		}
+	})
+
 	if out, err := strata(t, "up", "--dir", dir); err == nil || !strings.Contains(out+err.Error(), "already running") {
 		t.Errorf("a second strata up: %v\n%s", err, out)
 	}
@@ -203,7 +210,7 @@ func TestUpRunsLocalClusters(t *testing.T) {
 	writeCluster("1.0.0", 2)
 	mustStrata(t, append([]string{"apply", "-f", "../../examples/infra-local.yaml", "-f", "../../examples/addon-hello.yaml", "-f", "../../examples/releases", "-f", clusterFile}, mgmt...)...)
 	out := mustStrata(t, append([]string{"wait", "lab", "--timeout", "5m"}, mgmt...)...)
-	if !strings.Contains(out, "lab          Ready    6/6 layers Ready") {
+	if !strings.Contains(out, "lab          Ready    5/5 layers Ready") || strings.Contains(out, "not found") {
 		t.Errorf("wait output:\n%s", out)
 	}
 
@@ -304,6 +311,8 @@ func TestUpRunsLocalClusters(t *testing.T) {
 		t.Fatalf("after strata down, processes %v are alive\n%s", left, out)
 	}
 	second := startUp(t, dir)
+	// The management plane listens on new ports; its kubeconfig says which.
+	mc = mgmtClient(t, kubeconfig)
 	mustStrata(t, append([]string{"wait", "lab", "--timeout", "3m"}, mgmt...)...)
 	waitFor(t, "the pods back after the restart", time.Minute, func() (bool, string) {
 		nodes, why := podsOn()
