@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # The demo: Strata's main job end to end on this machine, with nothing but Go.
-# It reads real packs, validates the example profiles and clusters, starts a
-# real local control plane with simulated nodes, converges the dev cluster to
-# its stack, shows that it matches, then changes the cluster's profile values
-# and shows the plan and the convergence. `strata up` (a tracked issue) will
-# replace the sandbox with a management plane where clusters follow profiles.
+# It checks the real packs and the example profiles, starts `strata up` (a
+# local management plane with the controllers), publishes the profiles and
+# two local clusters, follows them until Ready, then publishes a new version
+# of an add-on profile: the Automatic cluster converges, the Manual one shows
+# the plan and converges once approved.
+#
+#   hack/demo.sh            stops everything at the end
+#   KEEP=1 hack/demo.sh     leaves strata up running, and says how to stop it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 community=../shared/testdata/pack-central
 [ -d "$community" ] || { echo "demo: $community is missing (the community packs live beside the repository)" >&2; exit 1; }
 packs=(--packs packs --packs "$community")
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+began=$(date +%s%N)
+phase_began=$began
+# tenths of a second since $1 (nanoseconds), as "12.3"
+since() { local d=$(( ($(date +%s%N) - $1) / 100000000 )); echo "$((d / 10)).$((d % 10))"; }
+step() {
+  printf '\033[2m(%s s)\033[0m\n\n\033[1m== %s\033[0m\n' "$(since "$phase_began")" "$*"
+  phase_began=$(date +%s%N)
+}
 work=$(mktemp -d)
-sandbox_pid=
+state=$work/state
+up_pid=
 cleanup() {
-  if [ -n "$sandbox_pid" ]; then kill -INT "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ -n "$up_pid" ]; then
+    bin/strata down --dir "$state" --purge || true
+  fi
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -24,36 +37,59 @@ step "strata version"
 bin/strata version
 
 step "lint the packs: Strata's own and the community's"
-bin/strata pack lint packs "$community" | tail -n +1 | grep -v '^warning:' || true
+bin/strata pack lint packs "$community" | grep -v '^warning:' || true
 
-step "validate the example profiles and clusters"
+step "validate the example profiles and clusters offline"
 bin/strata profile validate -f examples "${packs[@]}"
 
-step "the dev cluster's stack, in install order"
-bin/strata profile render -f examples --cluster examples/cluster-dev.yaml "${packs[@]}" -o json | go run ./hack/stacksummary
-
-step "a real control plane with three simulated nodes"
-bin/strata sandbox --dir "$work/cluster" --nodes 3 > "$work/sandbox.log" 2>&1 &
-sandbox_pid=$!
+step "strata up: a local management plane with Strata's controllers"
+bin/strata up --dir "$state" "${packs[@]}" > "$work/up.log" 2>&1 &
+up_pid=$!
 for _ in $(seq 1 240); do
-  grep -q "press Ctrl-C" "$work/sandbox.log" && break
-  kill -0 "$sandbox_pid" 2>/dev/null || { cat "$work/sandbox.log"; exit 1; }
+  grep -q "^Stop with" "$work/up.log" 2>/dev/null && break
+  kill -0 "$up_pid" 2>/dev/null || { cat "$work/up.log"; exit 1; }
   sleep 0.5
 done
-cat "$work/sandbox.log"
-kubeconfig=$work/cluster/kubeconfig
+cat "$work/up.log"
+export KUBECONFIG=$state/kubeconfig
 
-step "converge the dev cluster to its stack"
-bin/strata deploy --kubeconfig "$kubeconfig" -f examples --cluster examples/cluster-dev.yaml "${packs[@]}"
+step "publish the profiles (shared by every project) and two local clusters in project demo"
+bin/strata apply -f examples/infra-local.yaml -f examples/addon-hello.yaml -f examples/addon-registry.yaml
+bin/strata apply -n demo -f examples/cluster-dev.yaml -f examples/cluster-qa.yaml
 
-step "does the cluster match its stack?"
-bin/strata diff --kubeconfig "$kubeconfig" -f examples --cluster examples/cluster-dev.yaml "${packs[@]}"
+step "dev follows its profiles at once: a control plane starts, then its layers"
+bin/strata wait -n demo dev --timeout 5m
 
-step "the platform team changes the dev cluster: 3 replicas, and the registry mirror goes"
-sed -e 's/{name: replicas, value: "2"}/{name: replicas, value: "3"}/' \
-    -e '/- name: registry-mirror/,/version: 1.0.0/d' -e '/overrides:/,$d' examples/cluster-dev.yaml > "$work/cluster-dev.yaml"
-bin/strata deploy --kubeconfig "$kubeconfig" -f examples --cluster "$work/cluster-dev.yaml" "${packs[@]}" --dry-run
-bin/strata deploy --kubeconfig "$kubeconfig" -f examples --cluster "$work/cluster-dev.yaml" "${packs[@]}"
-bin/strata diff --kubeconfig "$kubeconfig" -f examples --cluster "$work/cluster-dev.yaml" "${packs[@]}"
+step "qa waits for approval, even of its first install: the plan, then approve"
+bin/strata wait -n demo qa --timeout 2m > /dev/null
+bin/strata cluster plan -n demo qa | head -20
+bin/strata cluster approve -n demo qa
+bin/strata wait -n demo qa --profile hello-apps@1.0.0 --timeout 5m
 
-step "done: the sandbox stops now (run 'bin/strata sandbox' to keep one running)"
+step "the fleet"
+bin/strata get clusters -n demo
+bin/strata describe cluster -n demo dev | sed -n '1,/^Events/p'
+
+step "the platform team publishes hello-apps 1.1.0 (API backend, masked credentials)"
+bin/strata apply -f examples/releases/hello-apps-1.1.0.yaml
+bin/strata wait -n demo --profile hello-apps@1.1.0 --timeout 5m
+
+step "dev (Automatic) runs 1.1.0; qa (Manual) shows the update and waits"
+bin/strata get clusters -n demo
+bin/strata cluster plan -n demo qa | head -40
+
+step "approve qa: it converges to exactly that plan"
+bin/strata cluster approve -n demo qa
+bin/strata wait -n demo qa --profile hello-apps@1.1.0 --timeout 5m
+bin/strata get clusters -n demo
+bin/strata cluster kubeconfig -n demo qa > "$state/qa.kubeconfig"
+echo "qa's own kubeconfig: $state/qa.kubeconfig (strata cluster kubeconfig -n demo qa)"
+
+step "done"
+echo "The demo took $(since "$began") s."
+if [ -n "${KEEP:-}" ]; then
+  grep -E "metrics:|health:" "$work/up.log"
+  echo "strata up keeps running with the clusters: KUBECONFIG=$KUBECONFIG bin/strata get clusters -n demo"
+  echo "Stop it with: bin/strata down --dir $state   (add --purge to remove its state)"
+  up_pid=
+fi

@@ -142,27 +142,39 @@ func newWaitCommand() *cobra.Command {
 	var (
 		f       mgmtFlags
 		timeout time.Duration
+		profile string
 	)
 	cmd := &cobra.Command{
-		Use:   "wait [CLUSTER...]",
+		Use:   "wait [CLUSTER...] [--profile NAME@VERSION]",
 		Short: "Show clusters' progress until all are Ready (every cluster of the project when none is named)",
 		Long: `Prints a line whenever a cluster's layers change phase, until every cluster
 is Ready; a change waiting for approval is shown, not waited for. Exit code
-0 when they are, 1 when the timeout passes first.`,
+0 when they are, 1 when the timeout passes first. With --profile, a cluster
+is done once it runs that profile version, or holds it in a plan waiting for
+approval.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var want *v1.ProfileStatus
+			if profile != "" {
+				name, version, ok := strings.Cut(profile, "@")
+				if !ok || name == "" || version == "" {
+					return usageError("--profile: want NAME@VERSION, got %q", profile)
+				}
+				want = &v1.ProfileStatus{Name: name, Version: version}
+			}
 			c, ns, err := f.client()
 			if err != nil {
 				return err
 			}
-			return waitReady(cmd.Context(), c, ns, args, timeout, cmd.OutOrStdout())
+			return waitReady(cmd.Context(), c, ns, args, want, timeout, cmd.OutOrStdout())
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait")
+	cmd.Flags().StringVar(&profile, "profile", "", "wait until the clusters run (or hold for approval) this profile version, NAME@VERSION")
 	return cmd
 }
 
-func waitReady(ctx context.Context, c client.Client, ns string, names []string, timeout time.Duration, out io.Writer) error {
+func waitReady(ctx context.Context, c client.Client, ns string, names []string, profile *v1.ProfileStatus, timeout time.Duration, out io.Writer) error {
 	last := map[string]string{}
 	started := time.Now()
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -185,7 +197,7 @@ func waitReady(ctx context.Context, c client.Client, ns string, names []string, 
 				last[cl.Name] = line
 				fmt.Fprintf(out, "%5.1fs  %s\n", time.Since(started).Seconds(), line)
 			}
-			current := cl.Status.ObservedGeneration == cl.Generation
+			current := cl.Status.ObservedGeneration == cl.Generation && hasProfile(&cl, profile)
 			allReady = allReady && current && cl.Status.Phase == v1.ClusterReady && !apimeta.IsStatusConditionTrue(cl.Status.Conditions, v1.ConditionReconciling)
 		}
 		return allReady && seen >= max(len(names), 1), nil
@@ -194,6 +206,20 @@ func waitReady(ctx context.Context, c client.Client, ns string, names []string, 
 		return &exitError{code: ExitFail, err: fmt.Errorf("clusters not Ready after %s", timeout)}
 	}
 	return nil
+}
+
+// hasProfile tells whether the cluster runs the profile version, or holds
+// it in a plan waiting for approval; any cluster has a nil one.
+func hasProfile(cl *v1.Cluster, want *v1.ProfileStatus) bool {
+	if want == nil {
+		return true
+	}
+	for _, p := range cl.Status.Profiles {
+		if p.Name == want.Name && (p.Version == want.Version || (cl.Status.PendingPlan != nil && p.Latest == want.Version)) {
+			return true
+		}
+	}
+	return false
 }
 
 // progressLine sums a cluster up: phase, layers Ready, the others by phase.
