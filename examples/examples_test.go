@@ -23,7 +23,9 @@ func TestManagementPlaneAcceptsEveryExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, err := filepath.Glob("*.yaml")
-	if err != nil || len(files) == 0 {
+	releases, _ := filepath.Glob("releases/*.yaml")
+	files = append(files, releases...)
+	if err != nil || len(files) == 0 || len(releases) == 0 {
 		t.Fatalf("no examples: %v", err)
 	}
 	for _, f := range files {
