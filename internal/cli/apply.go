@@ -10,9 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -57,14 +59,14 @@ Missing namespaces are created.`,
 			}
 			var objs []client.Object
 			for _, p := range docs.Profiles {
-				o := p.ClusterProfile.DeepCopy()
+				o := p.DeepCopy()
 				if o.Namespace == "" {
 					o.Namespace = profileNS
 				}
 				objs = append(objs, o)
 			}
 			for _, cl := range docs.Clusters {
-				o := cl.Cluster.DeepCopy()
+				o := cl.DeepCopy()
 				if o.Namespace == "" {
 					o.Namespace = ns
 				}
@@ -176,15 +178,29 @@ approval.`,
 
 func waitReady(ctx context.Context, c client.Client, ns string, names []string, profile *v1.ProfileStatus, timeout time.Duration, out io.Writer) error {
 	last := map[string]string{}
+	seenEvents := map[types.UID]bool{}
 	started := time.Now()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		// The layers' events tell the progress of a reconcile while the
+		// status waits for its end.
+		var events eventsv1.EventList
+		if err := c.List(ctx, &events, client.InNamespace(ns)); err == nil {
+			sort.Slice(events.Items, func(i, j int) bool { return events.Items[i].CreationTimestamp.Before(&events.Items[j].CreationTimestamp) })
+			for _, e := range events.Items {
+				if e.Regarding.Kind != "Cluster" || (len(want) > 0 && !want[e.Regarding.Name]) || seenEvents[e.UID] || e.CreationTimestamp.Time.Before(started.Truncate(time.Second)) {
+					continue
+				}
+				seenEvents[e.UID] = true
+				fmt.Fprintf(out, "%5.1fs  %-12s %s: %s\n", time.Since(started).Seconds(), e.Regarding.Name, e.Reason, e.Note)
+			}
+		}
 		var list v1.ClusterList
 		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return false, nil
-		}
-		want := map[string]bool{}
-		for _, n := range names {
-			want[n] = true
 		}
 		allReady, seen := true, 0
 		for _, cl := range list.Items {

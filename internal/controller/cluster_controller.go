@@ -64,8 +64,10 @@ type ClusterReconciler struct {
 	// Local runs the clusters of provider local; nil outside `strata up`.
 	Local *local.Provider
 
-	conns       *connections
-	localEvents chan event.GenericEvent
+	conns *connections
+	// wake queues reconciles from outside the API: drift seen by a watch
+	// on a workload cluster, a local control plane that died.
+	wake chan event.GenericEvent
 }
 
 // Reconcile resolves, plans and applies one Cluster, and writes its status
@@ -467,10 +469,16 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, secretIndex, indexSecret); err != nil {
 		return err
 	}
-	b := ctrl.NewControllerManagedBy(mgr)
+	r.wake = make(chan event.GenericEvent, 1024)
+	err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		r.conns.stopAll()
+		return nil
+	}))
+	if err != nil {
+		return err
+	}
 	if r.Local != nil {
-		r.localEvents = make(chan event.GenericEvent, 16)
-		b = b.WatchesRawSource(source.Channel(r.localEvents, &handler.EnqueueRequestForObject{}))
 		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			r.Local.Supervise(ctx, 2*time.Second, r.localRestarted)
 			return nil
@@ -479,7 +487,8 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return err
 		}
 	}
-	return b.
+	return ctrl.NewControllerManagedBy(mgr).
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		// A status write, ours included, is no reason to reconcile again.
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).

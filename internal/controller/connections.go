@@ -11,7 +11,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
@@ -39,6 +42,8 @@ type connections struct {
 type connection struct {
 	key    string
 	engine *engine.Engine
+	// stopWatch ends the drift watch on the workload cluster.
+	stopWatch func()
 	// events receives the engine's progress for the reconcile being
 	// served; a cluster is reconciled by one worker at a time.
 	events func(engine.Event)
@@ -104,7 +109,17 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 			return nil, "", err
 		}
 		conn.engine = e
+		key := client.ObjectKeyFromObject(c)
+		// Watches last longer than any one request may.
+		watchCfg := rest.CopyConfig(cfg)
+		watchCfg.Timeout = 0
+		if conn.stopWatch, err = watchDrift(watchCfg, func() { r.wakeUp(key) }); err != nil {
+			return nil, "", err
+		}
 		r.conns.mu.Lock()
+		if old := r.conns.byCluster[c.UID]; old != nil {
+			old.stopWatch()
+		}
 		r.conns.byCluster[c.UID] = conn
 		r.conns.mu.Unlock()
 	}
@@ -146,10 +161,32 @@ func (r *ClusterReconciler) reached(c *v1.Cluster) {
 	r.conns.mu.Unlock()
 }
 
-// forgetConnection drops a deleted cluster's engine and backoff.
+// forgetConnection drops a deleted cluster's engine, watch and backoff.
 func (r *ClusterReconciler) forgetConnection(c *v1.Cluster) {
 	r.conns.mu.Lock()
+	if conn := r.conns.byCluster[c.UID]; conn != nil {
+		conn.stopWatch()
+	}
 	delete(r.conns.byCluster, c.UID)
 	delete(r.conns.failures, c.UID)
 	r.conns.mu.Unlock()
+}
+
+// stopAll ends every drift watch, when the manager stops.
+func (cs *connections) stopAll() {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for uid, conn := range cs.byCluster {
+		conn.stopWatch()
+		delete(cs.byCluster, uid)
+	}
+}
+
+// wakeUp queues a reconcile of the cluster. It never blocks: when the
+// queue is full, the wake-ups already in it and the resync suffice.
+func (r *ClusterReconciler) wakeUp(key client.ObjectKey) {
+	select {
+	case r.wake <- event.GenericEvent{Object: &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}:
+	default:
+	}
 }

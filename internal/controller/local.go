@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controlplane"
@@ -107,5 +107,5 @@ func (r *ClusterReconciler) deleteLocal(ctx context.Context, c *v1.Cluster) erro
 // a reconcile of its cluster, which starts it again.
 func (r *ClusterReconciler) localRestarted(key string) {
 	ns, name, _ := strings.Cut(key, "/")
-	r.localEvents <- event.GenericEvent{Object: &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
+	r.wakeUp(client.ObjectKey{Namespace: ns, Name: name})
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -109,10 +110,11 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 }
 
 // A hand-made change is reported under drift policy Report and repaired
-// under Repair, found by the periodic resync.
+// under Repair — found at once by the watch on the workload cluster, long
+// before the next periodic resync.
 func TestDriftIsReportedOrRepaired(t *testing.T) {
 	t.Parallel()
-	_, c := managementPlane(t, 2*time.Second, controller.SharedNamespace, "ops")
+	_, c := managementPlane(t, time.Hour, controller.SharedNamespace, "ops")
 	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
 	ctx := context.Background()
 	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
@@ -155,5 +157,17 @@ func TestDriftIsReportedOrRepaired(t *testing.T) {
 		must(t, c.Get(ctx, client.ObjectKeyFromObject(cluster), got))
 		_, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
 		return err == nil && !apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionDrifted), fmt.Sprint(err)
+	})
+
+	// Someone scales the deployment by hand: it is put back at once.
+	_, err = cs.AppsV1().Deployments("hello-universe").Patch(ctx, "hello-universe-deployment", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":4}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"})
+	must(t, err)
+	waitFor(t, "the hand-scaled deployment back to 1 replica", func() (bool, string) {
+		d, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return *d.Spec.Replicas == 1, fmt.Sprintf("%d replicas", *d.Spec.Replicas)
 	})
 }

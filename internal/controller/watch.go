@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"strata.dev/strata/internal/engine"
+)
+
+// watchedKinds are the kinds of layer objects watched for drift between
+// resyncs: those a hand most often changes. The periodic check covers the
+// rest.
+var watchedKinds = []schema.GroupVersionResource{
+	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Version: "v1", Resource: "daemonsets"},
+	{Group: "apps", Version: "v1", Resource: "statefulsets"},
+	{Version: "v1", Resource: "services"},
+	{Version: "v1", Resource: "configmaps"},
+	{Version: "v1", Resource: "secrets"},
+	{Version: "v1", Resource: "serviceaccounts"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
+}
+
+// layerObjects selects what layers apply: Helm's ownership label, which
+// Strata sets on every object of a layer.
+const layerObjects = "app.kubernetes.io/managed-by=Helm"
+
+// watchDrift watches, by metadata only, the layer objects of a workload
+// cluster, and calls changed when someone other than Strata changes or
+// deletes one, so that drift is found at once rather than at the next
+// resync. It runs until the returned stop is called.
+func watchDrift(cfg *rest.Config, changed func()) (stop func(), err error) {
+	client, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	factory := metadatainformer.NewFilteredSharedInformerFactory(client, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
+		o.LabelSelector = layerObjects
+	})
+	handler := cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, obj any) {
+			if changedByHand(old, obj) {
+				changed()
+			}
+		},
+		DeleteFunc: func(any) { changed() },
+	}
+	for _, gvr := range watchedKinds {
+		if _, err := factory.ForResource(gvr).Informer().AddEventHandler(handler); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	return func() {
+		cancel()
+		factory.Shutdown()
+	}, nil
+}
+
+// changedByHand tells an edit worth a drift check from the noise: Strata's
+// own applies and controllers writing status.
+func changedByHand(old, obj any) bool {
+	o, ok1 := old.(*metav1.PartialObjectMetadata)
+	n, ok2 := obj.(*metav1.PartialObjectMetadata)
+	if !ok1 || !ok2 || o.ResourceVersion == n.ResourceVersion {
+		return false
+	}
+	if n.Generation > 0 && n.Generation == o.Generation && labelsAndAnnotationsEqual(o, n) {
+		return false // status or metadata the controllers keep
+	}
+	latest := latestWrite(n.ManagedFields)
+	return latest == nil || (latest.Manager != engine.FieldManager && latest.Subresource != "status")
+}
+
+func labelsAndAnnotationsEqual(a, b *metav1.PartialObjectMetadata) bool {
+	return mapsEqual(a.Labels, b.Labels) && mapsEqual(a.Annotations, b.Annotations)
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// latestWrite is the managed-fields entry written last.
+func latestWrite(entries []metav1.ManagedFieldsEntry) *metav1.ManagedFieldsEntry {
+	var latest *metav1.ManagedFieldsEntry
+	var when time.Time
+	for i := range slices.Backward(entries) {
+		e := &entries[i]
+		if e.Time != nil && (latest == nil || e.Time.After(when)) {
+			latest, when = e, e.Time.Time
+		}
+	}
+	return latest
+}
