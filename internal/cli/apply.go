@@ -189,7 +189,9 @@ func waitReady(ctx context.Context, c client.Client, ns string, names []string, 
 		// status waits for its end.
 		var events eventsv1.EventList
 		if err := c.List(ctx, &events, client.InNamespace(ns)); err == nil {
-			sort.Slice(events.Items, func(i, j int) bool { return events.Items[i].CreationTimestamp.Before(&events.Items[j].CreationTimestamp) })
+			sort.Slice(events.Items, func(i, j int) bool {
+				return events.Items[i].CreationTimestamp.Before(&events.Items[j].CreationTimestamp)
+			})
 			for _, e := range events.Items {
 				if e.Regarding.Kind != "Cluster" || (len(want) > 0 && !want[e.Regarding.Name]) || seenEvents[e.UID] || e.CreationTimestamp.Time.Before(started.Truncate(time.Second)) {
 					continue
