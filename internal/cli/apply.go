@@ -117,17 +117,11 @@ func newClusterKubeconfigCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ref := cl.Spec.KubeconfigSecretRef
+			ref := controller.KubeconfigRef(cl)
 			if ref == nil {
-				if cl.Spec.Provider != v1.ProviderLocal {
-					return &exitError{code: ExitFail, err: fmt.Errorf("cluster %s/%s names no kubeconfig Secret", cl.Namespace, cl.Name)}
-				}
-				ref = &v1.SecretKeyRef{Name: cl.Name + "-kubeconfig"}
+				return &exitError{code: ExitFail, err: fmt.Errorf("cluster %s/%s names no kubeconfig Secret", cl.Namespace, cl.Name)}
 			}
 			key := ref.Key
-			if key == "" {
-				key = "kubeconfig"
-			}
 			secret := &corev1.Secret{}
 			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: cl.Namespace, Name: ref.Name}, secret); err != nil {
 				return &exitError{code: ExitFail, err: fmt.Errorf("cluster %s/%s: kubeconfig Secret %s: %w (a local cluster's is written once its control plane runs)", cl.Namespace, cl.Name, ref.Name, err)}

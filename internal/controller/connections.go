@@ -57,14 +57,11 @@ func newConnections() *connections {
 // events going to events, and the cluster's Kubernetes version. The
 // kubeconfig stays in memory; it is never logged or written to status.
 func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events func(engine.Event)) (*engine.Engine, string, error) {
-	ref := kubeconfigRef(c)
+	ref := KubeconfigRef(c)
 	if ref == nil {
 		return nil, "", errors.New("spec.kubeconfigSecretRef is not set: an imported cluster is reached through a kubeconfig Secret")
 	}
 	key := ref.Key
-	if key == "" {
-		key = "kubeconfig"
-	}
 	name := types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}
 	// The metadata comes from the cache; the Secret itself is read only
 	// when it changed since the engine was made.

@@ -109,3 +109,15 @@ func getCluster(t testing.TB, c client.Client, cluster *v1.Cluster) *v1.Cluster 
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(cluster), got))
 	return got
 }
+
+// setHelloReplicas edits the shared hello-1.0.0 profile in place: its
+// replicas variable defaults to n.
+func setHelloReplicas(t testing.TB, c client.Client, n string) {
+	t.Helper()
+	ctx := context.Background()
+	p := &v1.ClusterProfile{}
+	must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.0.0"}, p))
+	patch := client.MergeFrom(p.DeepCopy())
+	p.Spec.Variables[0].Default = n
+	must(t, c.Patch(ctx, p, patch))
+}

@@ -18,13 +18,22 @@ import (
 	"strata.dev/strata/internal/provider/local"
 )
 
-// kubeconfigRef is where a cluster's kubeconfig is: the Secret its spec
-// names, or for a local cluster the one Strata writes.
-func kubeconfigRef(c *v1.Cluster) *v1.SecretKeyRef {
-	if c.Spec.KubeconfigSecretRef == nil && c.Spec.Provider == v1.ProviderLocal {
-		return &v1.SecretKeyRef{Name: c.Name + "-kubeconfig", Key: "kubeconfig"}
+// KubeconfigRef is where a cluster's kubeconfig is: the Secret its spec
+// names, or for a local cluster the one Strata writes; the key defaults to
+// "kubeconfig". Nil when an imported cluster names none.
+func KubeconfigRef(c *v1.Cluster) *v1.SecretKeyRef {
+	ref := c.Spec.KubeconfigSecretRef
+	if ref == nil && c.Spec.Provider == v1.ProviderLocal {
+		ref = &v1.SecretKeyRef{Name: c.Name + "-kubeconfig"}
 	}
-	return c.Spec.KubeconfigSecretRef
+	if ref == nil {
+		return nil
+	}
+	out := *ref
+	if out.Key == "" {
+		out.Key = "kubeconfig"
+	}
+	return &out
 }
 
 func localKey(c *v1.Cluster) string { return c.Namespace + "/" + c.Name }
@@ -63,7 +72,7 @@ func (r *ClusterReconciler) ensureLocal(ctx context.Context, c *v1.Cluster) erro
 // writeKubeconfig stores a local cluster's kubeconfig in its Secret, when
 // it changed (a restarted control plane listens on new ports).
 func (r *ClusterReconciler) writeKubeconfig(ctx context.Context, c *v1.Cluster, kubeconfig []byte) error {
-	ref := kubeconfigRef(c)
+	ref := KubeconfigRef(c)
 	secret := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, secret)
 	if apierrors.IsNotFound(err) {
@@ -95,7 +104,7 @@ func (r *ClusterReconciler) deleteLocal(ctx context.Context, c *v1.Cluster) erro
 	} else if err := r.Local.Delete(localKey(c)); err != nil {
 		return err
 	}
-	ref := kubeconfigRef(c)
+	ref := KubeconfigRef(c)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: c.Namespace}}
 	if err := r.Delete(ctx, secret); err != nil && !apierrors.IsNotFound(err) {
 		return err

@@ -43,17 +43,7 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 			},
 		}))
 	}
-	replicas := func(cp *controlplane.ControlPlane) int32 {
-		cs, err := cp.Clientset()
-		if err != nil {
-			return -1
-		}
-		d, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
-		if err != nil {
-			return -1
-		}
-		return d.Status.ReadyReplicas
-	}
+	replicas := func(cp *controlplane.ControlPlane) int32 { return readyReplicas(cp.Clientset) }
 	// The first install of a Manual cluster is a change too: approve it.
 	waitFor(t, "manual cluster's first plan", func() (bool, string) {
 		got := &v1.Cluster{}
@@ -72,11 +62,7 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 	})
 
 	// The profile version is edited in place: 2 replicas.
-	p := &v1.ClusterProfile{}
-	must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.0.0"}, p))
-	profilePatch := client.MergeFrom(p.DeepCopy())
-	p.Spec.Variables[0].Default = "2"
-	must(t, c.Patch(ctx, p, profilePatch))
+	setHelloReplicas(t, c, "2")
 
 	waitFor(t, "the Automatic cluster at 2 replicas, the Manual one waiting", func() (bool, string) {
 		got := &v1.Cluster{}

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
@@ -152,15 +151,11 @@ func TestUnreachableClusterRecovers(t *testing.T) {
 	})
 
 	link.cut()
-	p := &v1.ClusterProfile{}
-	must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.0.0"}, p))
-	patch := client.MergeFrom(p.DeepCopy())
-	p.Spec.Variables[0].Default = "2"
-	must(t, c.Patch(ctx, p, patch))
+	setHelloReplicas(t, c, "2")
 	waitFor(t, "near at 2 replicas while far is unreachable", func() (bool, string) {
 		f := getCluster(t, c, far)
 		stalled := apimeta.FindStatusCondition(f.Status.Conditions, v1.ConditionStalled)
-		n := readyReplicas(t, nearCP.Clientset)
+		n := readyReplicas(nearCP.Clientset)
 		return n == 2 && stalled != nil && stalled.Status == metav1.ConditionTrue && stalled.Reason == "ClusterUnreachable",
 			fmt.Sprintf("near %d, far %+v", n, stalled)
 	})
@@ -171,7 +166,7 @@ func TestUnreachableClusterRecovers(t *testing.T) {
 	link.restore(t)
 	waitFor(t, "far back and at 2 replicas, untouched", func() (bool, string) {
 		f := getCluster(t, c, far)
-		n := readyReplicas(t, farCP.Clientset)
+		n := readyReplicas(farCP.Clientset)
 		return n == 2 && f.Status.Phase == v1.ClusterReady && !apimeta.IsStatusConditionTrue(f.Status.Conditions, v1.ConditionStalled),
 			fmt.Sprintf("far %d %s %+v", n, f.Status.Phase, f.Status.Conditions)
 	})
@@ -251,7 +246,8 @@ spec:
 	}
 }
 
-func readyReplicas(t *testing.T, clientset func() (*kubernetes.Clientset, error)) int32 {
+// readyReplicas of the hello-universe deployment, -1 when it cannot be read.
+func readyReplicas(clientset func() (*kubernetes.Clientset, error)) int32 {
 	cs, err := clientset()
 	if err != nil {
 		return -1
