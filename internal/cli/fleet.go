@@ -56,52 +56,13 @@ func (f *mgmtFlags) client() (client.Client, string, error) {
 
 // clusterJSON is the `strata get clusters -o json` contract.
 type clusterJSON struct {
-	Name             string        `json:"name"`
-	Namespace        string        `json:"namespace"`
-	Phase            string        `json:"phase"`
-	Profiles         []profileJSON `json:"profiles"`
-	UpdatesAvailable bool          `json:"updatesAvailable"`
-	Drifted          bool          `json:"drifted"`
-	Layers           []layerJSON   `json:"layers"`
-}
-
-// profileJSON is an attached profile: the version it runs, the version
-// or range the cluster follows, and the newest version published.
-type profileJSON struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Follows string `json:"follows"`
-	Latest  string `json:"latest,omitempty"`
-}
-
-func attachedProfiles(c v1.Cluster) []profileJSON {
-	out := make([]profileJSON, 0, len(c.Spec.Profiles))
-	for _, a := range c.Spec.Profiles {
-		p := profileJSON{Name: a.Name, Version: a.Version, Follows: a.Version}
-		for _, s := range c.Status.Profiles {
-			if s.Name == a.Name {
-				p.Latest = s.Latest
-				if s.Version != "" {
-					p.Version = s.Version
-				}
-			}
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// String is "name@version", with the range followed and a newer version
-// when there are.
-func (p profileJSON) String() string {
-	s := p.Name + "@" + p.Version
-	if p.Follows != p.Version {
-		s += " (" + p.Follows + ")"
-	}
-	if p.Latest != "" && p.Latest != p.Version {
-		s += " [" + p.Latest + " published]"
-	}
-	return s
+	Name             string                  `json:"name"`
+	Namespace        string                  `json:"namespace"`
+	Phase            string                  `json:"phase"`
+	Profiles         []controller.ProfileRef `json:"profiles"`
+	UpdatesAvailable bool                    `json:"updatesAvailable"`
+	Drifted          bool                    `json:"drifted"`
+	Layers           []layerJSON             `json:"layers"`
 }
 
 type layerJSON struct {
@@ -115,7 +76,7 @@ type layerJSON struct {
 
 func toClusterJSON(c v1.Cluster) clusterJSON {
 	out := clusterJSON{
-		Name: c.Name, Namespace: c.Namespace, Phase: string(c.Status.Phase), Profiles: attachedProfiles(c),
+		Name: c.Name, Namespace: c.Namespace, Phase: string(c.Status.Phase), Profiles: controller.AttachedProfiles(&c),
 		UpdatesAvailable: apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionUpdatesAvailable),
 		Layers:           []layerJSON{},
 	}
@@ -185,7 +146,7 @@ func printClusters(out io.Writer, items []v1.Cluster, output string) error {
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tPROFILES\tLAYERS\tUPDATES")
 	for _, c := range items {
 		var profiles []string
-		for _, p := range attachedProfiles(c) {
+		for _, p := range controller.AttachedProfiles(&c) {
 			profiles = append(profiles, p.String())
 		}
 		ready := 0
@@ -327,7 +288,7 @@ func newDescribeCommand() *cobra.Command {
 func describeCluster(out io.Writer, cl *v1.Cluster, events []eventsv1.Event) error {
 	fmt.Fprintf(out, "Cluster:     %s/%s\nPhase:       %s\nKubernetes:  %s\nPolicies:    updates %s, drift %s\nProfiles:\n",
 		cl.Namespace, cl.Name, cl.Status.Phase, cl.Status.KubernetesVersion, updatePolicy(cl), cl.Spec.DriftPolicy)
-	for _, p := range attachedProfiles(*cl) {
+	for _, p := range controller.AttachedProfiles(cl) {
 		fmt.Fprintf(out, "  %s\n", p)
 	}
 	fmt.Fprintln(out, "Conditions:")

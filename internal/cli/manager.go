@@ -10,15 +10,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/dashboard"
 	"strata.dev/strata/internal/pack"
 )
 
 func newManagerCommand() *cobra.Command {
 	var (
-		kubeconfig  string
-		packs       []string
-		opts        controller.ManagerOptions
-		layerTimout time.Duration
+		kubeconfig    string
+		packs         []string
+		opts          controller.ManagerOptions
+		dashboardAddr string
+		layerTimout   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "manager [--kubeconfig FILE] --packs DIR...",
@@ -45,6 +47,15 @@ conditions. Uses --kubeconfig, or the in-cluster configuration when empty.`,
 			if err != nil {
 				return err
 			}
+			if dashboardAddr != "0" {
+				board, err := dashboard.New(cfg, false)
+				if err != nil {
+					return err
+				}
+				if err := mgr.Add(board.Runnable(dashboardAddr)); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "strata manager: %d packs, management plane %s\n", catalog.Len(), cfg.Host)
 			return mgr.Start(ctrl.SetupSignalHandler())
 		},
@@ -53,6 +64,7 @@ conditions. Uses --kubeconfig, or the in-cluster configuration when empty.`,
 	cmd.Flags().StringArrayVar(&packs, "packs", nil, "folder of packs the profiles use; repeatable")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:8080", "address of the Prometheus metrics endpoint; 0 turns it off")
 	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "127.0.0.1:8081", "address of /healthz and /readyz; 0 turns them off")
+	cmd.Flags().StringVar(&dashboardAddr, "dashboard-addr", "0", "address of the dashboard, where each user signs in with a token and acts as themselves; 0 turns it off")
 	cmd.Flags().BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader, so several replicas can run")
 	cmd.Flags().DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often a Ready cluster is checked for drift")
 	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are reconciled at once")

@@ -60,6 +60,7 @@ removes it.`,
 	cmd.Flags().StringArrayVar(&opts.Packs, "packs", nil, "folder of packs the profiles use; repeatable")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "", "address of the metrics endpoint (default: a free loopback port)")
 	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "", "address of /healthz and /readyz (default: a free loopback port)")
+	cmd.Flags().StringVar(&opts.DashboardAddr, "dashboard-addr", "", "address of the dashboard, which acts as this machine's user: keep it on loopback (default: a free loopback port)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the controllers' work to stderr")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,6 +32,7 @@ import (
 	"strata.dev/strata/config/crd"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/controlplane"
+	"strata.dev/strata/internal/dashboard"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/provider/local"
 )
@@ -41,8 +43,9 @@ type Options struct {
 	Dir string
 	// Packs are the folders of packs the profiles use.
 	Packs []string
-	// MetricsAddr and HealthAddr listen on loopback; a free port when empty.
-	MetricsAddr, HealthAddr string
+	// MetricsAddr, HealthAddr and DashboardAddr listen on loopback; a free
+	// port when empty.
+	MetricsAddr, HealthAddr, DashboardAddr string
 	// Binaries of the management plane; controlplane.FindBinaries when empty.
 	Binaries controlplane.Binaries
 	// LocalBinaries finds a local cluster's Kubernetes build by version;
@@ -58,7 +61,7 @@ type Options struct {
 
 // Running is a management plane that `strata up` started.
 type Running struct {
-	Dir, Kubeconfig, MetricsAddr, HealthAddr string
+	Dir, Kubeconfig, MetricsAddr, HealthAddr, DashboardAddr string
 	ManagementPIDs                           map[string]int
 	Local                                    *local.Provider
 	RESTConfig                               *rest.Config
@@ -132,6 +135,24 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	dashboardAddr, err := loopbackAddr(opts.DashboardAddr)
+	if err != nil {
+		return err
+	}
+	board, err := dashboard.New(cfg, true)
+	if err != nil {
+		return err
+	}
+	// The dashboard acts with the management plane's admin credentials for
+	// requests without a token: it listens on loopback only, for this
+	// machine's user.
+	listener, err := net.Listen("tcp", dashboardAddr)
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	web := &http.Server{Handler: board.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = web.Serve(listener) }()
+	defer web.Close()
 	provider := &local.Provider{Root: filepath.Join(opts.Dir, "clusters"), Binaries: opts.LocalBinaries, Log: opts.Log}
 	defer provider.StopAll()
 	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{
@@ -148,10 +169,10 @@ func Run(ctx context.Context, opts Options) error {
 		stopMgr()
 		return errors.Join(errors.New("the controllers did not start"), <-done)
 	}
-	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\nStop with Ctrl-C or `strata down --dir %s`.\n",
-		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, metricsAddr, healthAddr, opts.Dir)
+	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  dashboard:  http://%s/\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\nStop with Ctrl-C or `strata down --dir %s`.\n",
+		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, dashboardAddr, metricsAddr, healthAddr, opts.Dir)
 	if opts.Ready != nil {
-		opts.Ready(&Running{Dir: opts.Dir, Kubeconfig: kubeconfig, MetricsAddr: metricsAddr, HealthAddr: healthAddr,
+		opts.Ready(&Running{Dir: opts.Dir, Kubeconfig: kubeconfig, MetricsAddr: metricsAddr, HealthAddr: healthAddr, DashboardAddr: dashboardAddr,
 			ManagementPIDs: mgmt.PIDs(), Local: provider, RESTConfig: cfg})
 	}
 	err = <-done

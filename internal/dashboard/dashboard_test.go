@@ -1,0 +1,257 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/dashboard"
+	"strata.dev/strata/internal/testenv"
+)
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func helloProfile(version string, masked bool) *v1.ClusterProfile {
+	p := &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello-" + version, Namespace: controller.SharedNamespace},
+		Spec: v1.ClusterProfileSpec{Name: "hello", Version: version, Type: v1.ProfileAddOn,
+			Variables: []v1.Variable{{Name: "replicas", Default: "1"}},
+			Layers: []v1.Layer{{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}}},
+		},
+	}
+	if masked {
+		p.Spec.Variables = append(p.Spec.Variables, v1.Variable{Name: "token", Masked: true, Default: "hunter2-very-secret"})
+	}
+	return p
+}
+
+// fleet writes clusters in several states: as the manager would leave them.
+func fleet(t testing.TB, c client.Client, n int) {
+	ctx := context.Background()
+	for i := range n {
+		name := fmt.Sprintf("site-%03d", i)
+		cl := &v1.Cluster{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "retail", Labels: map[string]string{"env": []string{"prod", "qa"}[i%2]}},
+			Spec:       v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}}},
+		}
+		must(t, c.Create(ctx, cl))
+		cl.Status = v1.ClusterStatus{
+			Phase:    v1.ClusterReady,
+			Profiles: []v1.ProfileStatus{{Name: "hello", Version: "1.0.0", Latest: "1.1.0"}},
+			Layers: []v1.LayerStatus{{Name: "hello-universe", Profile: "hello", ProfileVersion: "1.0.0", Source: "pack", Package: "hello-universe", Version: "1.2.0", Phase: "Ready"},
+				{Name: "mirror", Profile: "hello", ProfileVersion: "1.0.0", Source: "pack", Package: "spegel", Version: []string{"0.0.18", "0.0.30"}[i%3/2], Phase: "Ready"}},
+		}
+		switch i % 4 {
+		case 1:
+			cl.Status.Phase = v1.ClusterFailed
+			cl.Status.Layers[1].Phase, cl.Status.Layers[1].Message = "Failed", "refused: uses policy/v1beta1 PodSecurityPolicy"
+		case 2:
+			cl.Status.PendingPlan = &v1.PendingPlan{Digest: fmt.Sprintf("plan%03d", i), Summary: "1 to upgrade", Layers: []v1.PlannedLayer{{
+				Name: "hello-universe", Action: "upgrade", FromVersion: "1.2.0", ToVersion: "1.2.0", Reason: "profile hello 1.0.0 → hello 1.1.0",
+				ValuesDiff: "--- applied\n+++ desired\n@@ -1,3 +1,3 @@\n manifests:\n   hello-universe:\n-    replicas: 1\n+    replicas: 3\n",
+			}}}
+		}
+		must(t, c.Status().Update(ctx, cl))
+	}
+}
+
+// tokenFor creates a service account allowed the verbs on Strata's kinds in
+// the project, and returns a token of it.
+func tokenFor(t *testing.T, cfg *rest.Config, name string, verbs ...string) string {
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	_, err := cs.CoreV1().ServiceAccounts("retail").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	must(t, err)
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"strata.dev"}, Resources: []string{"clusters", "clusterprofiles"}, Verbs: verbs},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"list"}},
+	}
+	_, err = cs.RbacV1().Roles("retail").Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{})
+	must(t, err)
+	_, err = cs.RbacV1().RoleBindings("retail").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: "retail"}},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	tr, err := cs.CoreV1().ServiceAccounts("retail").CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	must(t, err)
+	return tr.Status.Token
+}
+
+func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	must(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	must(t, err)
+	return res.StatusCode, string(body)
+}
+
+func approve(t *testing.T, srv *httptest.Server, cluster, digest, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/clusters/retail/"+cluster+"/approve", strings.NewReader(url.Values{"digest": {digest}}.Encode()))
+	must(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+token)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noRedirect.Do(req)
+	must(t, err)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func managementPlane(t testing.TB) (*rest.Config, client.Client) {
+	cfg := testenv.Management(t, "../../config/crd/bases")
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	must(t, err)
+	for _, ns := range []string{controller.SharedNamespace, "retail"} {
+		must(t, c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	must(t, c.Create(context.Background(), helloProfile("1.0.0", false)))
+	must(t, c.Create(context.Background(), helloProfile("1.1.0", true)))
+	return cfg, c
+}
+
+// The pages show the live state as each user may see it; a viewer cannot
+// approve, an operator approves the plan they saw and only that one.
+func TestPagesFollowTheFleetAndRBAC(t *testing.T) {
+	t.Parallel()
+	cfg, c := managementPlane(t)
+	fleet(t, c, 8)
+	board, err := dashboard.New(cfg, false)
+	must(t, err)
+	srv := httptest.NewServer(board.Handler())
+	t.Cleanup(srv.Close)
+	viewer := tokenFor(t, cfg, "viewer", "get", "list", "watch")
+	operator := tokenFor(t, cfg, "operator", "get", "list", "watch", "patch")
+
+	if code, body := get(t, srv, "/", ""); code != http.StatusUnauthorized || !strings.Contains(body, `name="token"`) {
+		t.Errorf("no token: %d, want 401 with the sign-in form", code)
+	}
+	// The viewer may not list across projects: the page says so.
+	if code, _ := get(t, srv, "/", viewer); code != http.StatusForbidden {
+		t.Errorf("viewer listing every project: %d, want 403", code)
+	}
+	code, body := get(t, srv, "/?project=retail", viewer)
+	if code != http.StatusOK || strings.Count(body, "<tr data-cluster=") != 8 || !strings.Contains(body, "updates available") || !strings.Contains(body, "1.1.0 published") {
+		t.Fatalf("clusters page: %d\n%s", code, body)
+	}
+	if _, body := get(t, srv, "/?project=retail&phase=Failed", viewer); strings.Count(body, "<tr data-cluster=") != 2 {
+		t.Errorf("phase filter: want 2 Failed clusters\n%s", body)
+	}
+	if _, body := get(t, srv, "/?project=retail&label=env%3Dqa", viewer); strings.Count(body, "<tr data-cluster=") != 4 {
+		t.Errorf("label filter: want 4 clusters")
+	}
+	if _, body := get(t, srv, "/?project=retail&pack=spegel@0.0.30", viewer); strings.Count(body, "<tr data-cluster=") != 2 {
+		t.Errorf("pack filter: want the 2 clusters on spegel 0.0.30\n%s", body)
+	}
+
+	_, body = get(t, srv, "/clusters/retail/site-002", viewer)
+	for _, want := range []string{"Pending plan: 1 to upgrade", `<td class="del">    replicas: 1</td><td class="add">    replicas: 3</td>`, "You may not approve"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("cluster page for the viewer lacks %q\n%s", want, body)
+		}
+	}
+	if code := approve(t, srv, "site-002", "plan002", viewer); code != http.StatusForbidden {
+		t.Errorf("viewer approving: %d, want 403", code)
+	}
+	if _, body := get(t, srv, "/clusters/retail/site-002", operator); !strings.Contains(body, `id="approve"`) {
+		t.Errorf("the operator gets no Approve button")
+	}
+	if code := approve(t, srv, "site-002", "stale-plan", operator); code != http.StatusConflict {
+		t.Errorf("approving a plan that is no longer pending: %d, want 409", code)
+	}
+	if code := approve(t, srv, "site-002", "plan002", operator); code != http.StatusSeeOther {
+		t.Errorf("operator approving: %d, want 303", code)
+	}
+	got := &v1.Cluster{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: "retail", Name: "site-002"}, got))
+	if got.Spec.ApprovedPlan != "plan002" {
+		t.Errorf("approved plan %q, want plan002", got.Spec.ApprovedPlan)
+	}
+
+	// Profiles, their users and a diff, with masked values kept out.
+	admin, err := dashboard.New(cfg, true)
+	must(t, err)
+	local := httptest.NewServer(admin.Handler())
+	t.Cleanup(local.Close)
+	_, body = get(t, local, "/profiles", "")
+	if !strings.Contains(body, `data-profile="strata-system/hello"`) || !strings.Contains(body, "token (masked)") || !strings.Contains(body, "retail/site-000") {
+		t.Errorf("profiles page:\n%s", body)
+	}
+	_, body = get(t, local, "/profiles/strata-system/hello/diff?from=1.0.0&to=1.1.0", "")
+	if !strings.Contains(body, `<td class="add">  name: token</td>`) || strings.Contains(body, "hunter2") {
+		t.Errorf("profile diff (masked default must not show):\n%s", body)
+	}
+	_, body = get(t, local, "/inventory", "")
+	for _, want := range []string{`data-package="spegel@0.0.18"`, "6 clusters", `data-package="spegel@0.0.30"`, "2 clusters", `data-package="hello-universe@1.2.0"`, "8 clusters"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("inventory lacks %q\n%s", want, body)
+		}
+	}
+}
+
+// The page's event stream says when a cluster changes.
+func TestEventsTellThePageToRefresh(t *testing.T) {
+	t.Parallel()
+	cfg, c := managementPlane(t)
+	fleet(t, c, 1)
+	board, err := dashboard.New(cfg, true)
+	must(t, err)
+	srv := httptest.NewServer(board.Handler())
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?project=retail", nil)
+	must(t, err)
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer res.Body.Close()
+	buf := make([]byte, 256)
+	n, err := res.Body.Read(buf) // the stream's greeting
+	must(t, err)
+	if !strings.HasPrefix(string(buf[:n]), ": live") {
+		t.Fatalf("stream starts with %q", buf[:n])
+	}
+	cl := &v1.Cluster{}
+	must(t, c.Get(ctx, client.ObjectKey{Namespace: "retail", Name: "site-000"}, cl))
+	patch := client.MergeFrom(cl.DeepCopy())
+	cl.Labels["env"] = "staging"
+	must(t, c.Patch(ctx, cl, patch))
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "event: changed") {
+		n, err := res.Body.Read(buf)
+		if err != nil {
+			t.Fatalf("stream ended before the change event: %v; read %q", err, seen.String())
+		}
+		seen.Write(buf[:n])
+	}
+}

@@ -1,0 +1,444 @@
+package dashboard
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/pmezard/go-difflib/difflib"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+)
+
+// clusterRow is a cluster in the clusters table.
+type clusterRow struct {
+	Namespace, Name, Phase, Updates string
+	Profiles                        []controller.ProfileRef
+	Ready, Layers                   int
+	Drifted                         bool
+}
+
+type clusterFilter struct {
+	Project, Label, Profile, Pack, Phase string
+}
+
+type clustersPage struct {
+	page
+	Filter   clusterFilter
+	Phases   []string
+	Clusters []clusterRow
+	Error    string
+}
+
+func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := clusterFilter{Project: q.Get("project"), Label: q.Get("label"), Profile: q.Get("profile"), Pack: q.Get("pack"), Phase: q.Get("phase")}
+	data := clustersPage{page: page{Title: "Clusters", Nav: "clusters"}, Filter: f, Phases: []string{string(v1.ClusterReady), string(v1.ClusterFailed), "Pending"}}
+	opts := []client.ListOption{}
+	if f.Project != "" {
+		opts = append(opts, client.InNamespace(f.Project))
+	}
+	if f.Label != "" {
+		sel, err := labels.Parse(f.Label)
+		if err != nil {
+			data.Error = fmt.Sprintf("label %q: %v", f.Label, err)
+			s.render(w, r, "clusters", data)
+			return
+		}
+		opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+	}
+	var list v1.ClusterList
+	if err := c.List(r.Context(), &list, opts...); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for i := range list.Items {
+		cl := &list.Items[i]
+		row := toRow(cl)
+		if f.Phase != "" && row.Phase != f.Phase || f.Profile != "" && !attaches(cl, f.Profile) || f.Pack != "" && !runsPack(cl, f.Pack) {
+			continue
+		}
+		data.Clusters = append(data.Clusters, row)
+	}
+	s.render(w, r, "clusters", data)
+}
+
+func toRow(cl *v1.Cluster) clusterRow {
+	row := clusterRow{Namespace: cl.Namespace, Name: cl.Name, Phase: string(cl.Status.Phase), Profiles: controller.AttachedProfiles(cl), Layers: len(cl.Status.Layers)}
+	if row.Phase == "" {
+		row.Phase = "Pending"
+	}
+	for _, l := range cl.Status.Layers {
+		if l.Phase == "Ready" {
+			row.Ready++
+		}
+	}
+	if cl.Status.PendingPlan != nil {
+		row.Updates = cl.Status.PendingPlan.Summary
+	}
+	row.Drifted = apimeta.IsStatusConditionTrue(cl.Status.Conditions, v1.ConditionDrifted)
+	return row
+}
+
+func attaches(cl *v1.Cluster, profile string) bool {
+	return slices.ContainsFunc(cl.Spec.Profiles, func(a v1.ProfileAttachment) bool { return a.Name == profile })
+}
+
+// runsPack tells whether a layer of the cluster runs name@version (or name
+// at any version).
+func runsPack(cl *v1.Cluster, pack string) bool {
+	name, version, _ := strings.Cut(pack, "@")
+	return slices.ContainsFunc(cl.Status.Layers, func(l v1.LayerStatus) bool {
+		return packageOf(l) == name && (version == "" || l.Version == version)
+	})
+}
+
+func packageOf(l v1.LayerStatus) string {
+	return cmp.Or(l.Package, l.Name)
+}
+
+type plannedLayer struct {
+	v1.PlannedLayer
+	Rows []diffRow
+}
+
+type event struct {
+	Time, Type, Reason, Note string
+}
+
+type clusterPage struct {
+	page
+	Cluster    *v1.Cluster
+	Profiles   []controller.ProfileRef
+	Plan       []plannedLayer
+	CanApprove bool
+	Events     []event
+}
+
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	cl := &v1.Cluster{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}, cl); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := clusterPage{page: page{Title: cl.Name, Nav: "clusters"}, Cluster: cl, Profiles: controller.AttachedProfiles(cl)}
+	if p := cl.Status.PendingPlan; p != nil {
+		for _, l := range p.Layers {
+			data.Plan = append(data.Plan, plannedLayer{PlannedLayer: l, Rows: sideBySide(l.ValuesDiff)})
+		}
+		data.CanApprove = allowed(r, c, "patch", cl.Namespace)
+	}
+	var events eventsv1.EventList
+	if err := c.List(ctx, &events, client.InNamespace(cl.Namespace)); err == nil {
+		slices.SortFunc(events.Items, func(a, b eventsv1.Event) int { return b.CreationTimestamp.Compare(a.CreationTimestamp.Time) })
+		for _, e := range events.Items {
+			if e.Regarding.Kind == "Cluster" && e.Regarding.Name == cl.Name && len(data.Events) < 20 {
+				data.Events = append(data.Events, event{Time: e.CreationTimestamp.UTC().Format("15:04:05"), Type: e.Type, Reason: e.Reason, Note: e.Note})
+			}
+		}
+	}
+	s.render(w, r, "cluster", data)
+}
+
+// allowed asks the management plane whether the user may verb clusters in
+// the namespace.
+func allowed(r *http.Request, c client.Client, verb, namespace string) bool {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: v1.GroupVersion.Group, Resource: "clusters", Verb: verb, Namespace: namespace},
+	}}
+	if err := c.Create(r.Context(), review); err != nil {
+		return false
+	}
+	return review.Status.Allowed
+}
+
+// approve approves the plan the user saw — only if it is still the
+// pending one — as the user.
+func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cl := &v1.Cluster{}
+	if err := c.Get(r.Context(), client.ObjectKey{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}, cl); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	digest := r.PostFormValue("digest")
+	if cl.Status.PendingPlan == nil || cl.Status.PendingPlan.Digest != digest {
+		w.WriteHeader(http.StatusConflict)
+		s.render(w, r, "error", errorPage{page: page{Title: "The plan changed"}, Message: "the pending plan is no longer the one you reviewed: review it again before approving"})
+		return
+	}
+	patch := client.MergeFrom(cl.DeepCopy())
+	cl.Spec.ApprovedPlan = digest
+	if err := c.Patch(r.Context(), cl, patch); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/clusters/"+cl.Namespace+"/"+cl.Name, http.StatusSeeOther)
+}
+
+type profileVersion struct {
+	Version, Valid    string
+	Layers, Variables []string
+	Clusters          []string
+	semver            *semver.Version
+}
+
+type profileGroup struct {
+	Namespace, Name, Type, Latest string
+	Versions                      []profileVersion
+}
+
+type profilesPage struct {
+	page
+	Profiles []profileGroup
+	Error    string
+}
+
+func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var profiles v1.ClusterProfileList
+	if err := c.List(r.Context(), &profiles); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := profilesPage{page: page{Title: "Profiles", Nav: "profiles"}}
+	var clusters v1.ClusterList
+	if err := c.List(r.Context(), &clusters); err != nil {
+		data.Error = "which clusters use each version is not shown: " + err.Error()
+	}
+	groups := map[string]*profileGroup{}
+	for _, p := range profiles.Items {
+		key := p.Namespace + "/" + p.Spec.Name
+		g := groups[key]
+		if g == nil {
+			g = &profileGroup{Namespace: p.Namespace, Name: p.Spec.Name, Type: string(p.Spec.Type)}
+			groups[key] = g
+		}
+		pv := profileVersion{Version: p.Spec.Version, Valid: "-"}
+		pv.semver, _ = semver.NewVersion(p.Spec.Version)
+		if cond := apimeta.FindStatusCondition(p.Status.Conditions, controller.ConditionValid); cond != nil {
+			pv.Valid = string(cond.Status)
+		}
+		for _, l := range p.Spec.Layers {
+			pv.Layers = append(pv.Layers, layerSummary(l))
+		}
+		for _, v := range p.Spec.Variables {
+			text := v.Name
+			if v.Masked {
+				text += " (masked)"
+			}
+			pv.Variables = append(pv.Variables, text)
+		}
+		for _, cl := range clusters.Items {
+			if uses(&cl, &p) {
+				pv.Clusters = append(pv.Clusters, cl.Namespace+"/"+cl.Name)
+			}
+		}
+		g.Versions = append(g.Versions, pv)
+	}
+	for _, g := range groups {
+		slices.SortFunc(g.Versions, func(a, b profileVersion) int {
+			if a.semver != nil && b.semver != nil {
+				return a.semver.Compare(b.semver)
+			}
+			return strings.Compare(a.Version, b.Version)
+		})
+		g.Latest = g.Versions[len(g.Versions)-1].Version
+		data.Profiles = append(data.Profiles, *g)
+	}
+	slices.SortFunc(data.Profiles, func(a, b profileGroup) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	s.render(w, r, "profiles", data)
+}
+
+func layerSummary(l v1.Layer) string {
+	switch {
+	case l.Pack != nil:
+		return fmt.Sprintf("%s (%s pack %s %s)", l.Name, l.Kind, l.Pack.Name, l.Pack.Version)
+	case l.Chart != nil:
+		return fmt.Sprintf("%s (%s chart %s %s)", l.Name, l.Kind, l.Chart.Name, l.Chart.Version)
+	case l.Zarf != nil:
+		return fmt.Sprintf("%s (%s zarf)", l.Name, l.Kind)
+	default:
+		return fmt.Sprintf("%s (%s manifests)", l.Name, l.Kind)
+	}
+}
+
+// uses tells whether the cluster runs that profile version, or pins it.
+func uses(cl *v1.Cluster, p *v1.ClusterProfile) bool {
+	if cl.Namespace != p.Namespace && p.Namespace != controller.SharedNamespace {
+		return false
+	}
+	for _, ref := range controller.AttachedProfiles(cl) {
+		if ref.Name == p.Spec.Name && ref.Version == p.Spec.Version {
+			return true
+		}
+	}
+	return false
+}
+
+type diffPage struct {
+	page
+	Namespace, Name, From, To string
+	Rows                      []diffRow
+}
+
+func (s *Server) profileDiff(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	from, to := r.URL.Query().Get("from"), r.URL.Query().Get("to")
+	var texts [2]string
+	for i, version := range []string{from, to} {
+		p := &v1.ClusterProfile{}
+		if err := c.Get(r.Context(), client.ObjectKey{Namespace: ns, Name: name + "-" + version}, p); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		spec := p.Spec.DeepCopy()
+		spec.Version = ""
+		for i := range spec.Variables {
+			// Masked values never reach the browser.
+			if spec.Variables[i].Masked && spec.Variables[i].Default != "" {
+				spec.Variables[i].Default = "(masked)"
+			}
+		}
+		out, err := yaml.Marshal(spec)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		texts[i] = string(out)
+	}
+	data := diffPage{page: page{Title: name + " " + from + " → " + to, Nav: "profiles"}, Namespace: ns, Name: name, From: from, To: to}
+	if texts[0] != texts[1] {
+		unified, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(texts[0]), B: difflib.SplitLines(texts[1]), FromFile: from, ToFile: to, Context: 3})
+		data.Rows = sideBySide(unified)
+	}
+	s.render(w, r, "diff", data)
+}
+
+type inventoryRow struct {
+	Package, Source, Version string
+	Count                    int
+}
+
+type inventoryPage struct {
+	page
+	Rows  []inventoryRow
+	Error string
+}
+
+func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var clusters v1.ClusterList
+	if err := c.List(r.Context(), &clusters); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	counts := map[inventoryRow]int{}
+	for _, cl := range clusters.Items {
+		seen := map[inventoryRow]bool{}
+		for _, l := range cl.Status.Layers {
+			if l.Source == "manifests" || l.Version == "" {
+				continue // inline manifests have no version to count
+			}
+			key := inventoryRow{Package: packageOf(l), Source: l.Source, Version: l.Version}
+			if !seen[key] {
+				seen[key] = true
+				counts[key]++
+			}
+		}
+	}
+	data := inventoryPage{page: page{Title: "Inventory", Nav: "inventory"}}
+	for row, n := range counts {
+		row.Count = n
+		data.Rows = append(data.Rows, row)
+	}
+	slices.SortFunc(data.Rows, func(a, b inventoryRow) int {
+		return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Version, b.Version))
+	})
+	s.render(w, r, "inventory", data)
+}
+
+// diffRow is one line of a side-by-side diff: removed lines on the left,
+// added on the right, context on both.
+type diffRow struct {
+	Left, Right string
+	Del, Add    bool
+}
+
+// sideBySide lays a unified diff out in two columns, pairing each run of
+// removed lines with the added lines that follow it.
+func sideBySide(unified string) []diffRow {
+	var rows []diffRow
+	var dels, adds []string
+	flush := func() {
+		for i := 0; i < max(len(dels), len(adds)); i++ {
+			var row diffRow
+			if i < len(dels) {
+				row.Left, row.Del = dels[i], true
+			}
+			if i < len(adds) {
+				row.Right, row.Add = adds[i], true
+			}
+			rows = append(rows, row)
+		}
+		dels, adds = nil, nil
+	}
+	for _, line := range strings.Split(strings.TrimRight(unified, "\n"), "\n") {
+		switch {
+		case line == "" || strings.HasPrefix(line, "---") || strings.HasPrefix(line, "+++"):
+		case strings.HasPrefix(line, "@@"):
+			flush()
+			rows = append(rows, diffRow{Left: "…", Right: "…"})
+		case strings.HasPrefix(line, "-"):
+			dels = append(dels, line[1:])
+		case strings.HasPrefix(line, "+"):
+			adds = append(adds, line[1:])
+		default:
+			flush()
+			text := strings.TrimPrefix(line, " ")
+			rows = append(rows, diffRow{Left: text, Right: text})
+		}
+	}
+	flush()
+	return rows
+}
