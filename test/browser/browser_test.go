@@ -1,0 +1,150 @@
+// Package browser drives the dashboard in a real browser: Debian's
+// chromium through npm's playwright-core, against a live management plane
+// whose manager converges real workload clusters.
+package browser
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/dashboard"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/testenv"
+)
+
+// Screenshots is where the browser test keeps a picture of each page; CI
+// keeps the folder as an artifact.
+const Screenshots = "../../artifacts/screenshots"
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDashboardInABrowser(t *testing.T) {
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	// CI installs both and sets STRATA_BROWSER_TEST=required; elsewhere a
+	// machine without them skips this test.
+	skip := t.Skipf
+	if os.Getenv("STRATA_BROWSER_TEST") == "required" {
+		skip = t.Fatalf
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		skip("no browser at %s (apt-get install chromium): %v", chromium, err)
+	}
+	if _, err := os.Stat("node_modules/playwright-core"); err != nil {
+		skip("playwright-core is not installed (npm ci in test/browser): %v", err)
+	}
+	log.SetLogger(logr.Discard())
+	cfg := testenv.Management(t, "../../config/crd/bases")
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	must(t, err)
+	ctx := context.Background()
+	for _, ns := range []string{controller.SharedNamespace, "shop"} {
+		must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
+	must(t, err)
+	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute})
+	must(t, err)
+	mgrCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mgrCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	must(t, c.Create(ctx, &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello-1.0.0", Namespace: controller.SharedNamespace},
+		Spec: v1.ClusterProfileSpec{Name: "hello", Version: "1.0.0", Type: v1.ProfileAddOn, Layers: []v1.Layer{
+			{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}},
+		}},
+	}))
+	// Three clusters in three states: Ready, waiting for approval, and
+	// Stalled without credentials.
+	for _, name := range []string{"auto", "manual", "nocreds"} {
+		spec := v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}}}
+		if name != "nocreds" {
+			wc := testenv.WorkloadCluster(t, testenv.ClusterOptions{Name: name, Nodes: 1})
+			must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Data: map[string][]byte{"kubeconfig": wc.Kubeconfig()}}))
+			spec.KubeconfigSecretRef = &v1.SecretKeyRef{Name: name}
+		}
+		if name == "manual" {
+			spec.UpdatePolicy = v1.UpdateManual
+		}
+		must(t, c.Create(ctx, &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: spec}))
+	}
+	var list v1.ClusterList
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		must(t, c.List(ctx, &list, client.InNamespace("shop")))
+		settled := 0
+		for _, cl := range list.Items {
+			if cl.Status.Phase != "" && (cl.Name != "manual" || cl.Status.PendingPlan != nil) && (cl.Name != "auto" || cl.Status.Phase == v1.ClusterReady) {
+				settled++
+			}
+		}
+		return settled == 3, nil
+	})
+	must(t, err)
+
+	// What the browser must find, from the live state.
+	type row struct {
+		Key     string `json:"key"`
+		Phase   string `json:"phase"`
+		Updates bool   `json:"updates"`
+	}
+	expect := struct {
+		Clusters  []row          `json:"clusters"`
+		Profiles  []string       `json:"profiles"`
+		Inventory map[string]int `json:"inventory"`
+		Approve   string         `json:"approve"`
+	}{Profiles: []string{"strata-system/hello"}, Inventory: map[string]int{}, Approve: "shop/manual"}
+	for _, cl := range list.Items {
+		expect.Clusters = append(expect.Clusters, row{Key: "shop/" + cl.Name, Phase: string(cl.Status.Phase), Updates: cl.Status.PendingPlan != nil})
+		for _, l := range cl.Status.Layers {
+			if l.Phase == "Ready" {
+				expect.Inventory[l.Package+"@"+l.Version]++
+			}
+		}
+	}
+	board, err := dashboard.New(cfg, true)
+	must(t, err)
+	srv := httptest.NewServer(board.Handler())
+	t.Cleanup(srv.Close)
+	shots, err := filepath.Abs(Screenshots)
+	must(t, err)
+	data, err := json.Marshal(expect)
+	must(t, err)
+	script := exec.Command("node", "dashboard.mjs")
+	script.Env = append(os.Environ(), "DASHBOARD_URL="+srv.URL, "SCREENSHOTS="+shots, "EXPECT="+string(data), "CHROMIUM="+chromium)
+	out, err := script.CombinedOutput()
+	if err != nil {
+		t.Fatalf("browser: %v\n%s", err, out)
+	}
+	t.Logf("%s(screenshots in %s)", out, shots)
+
+	// The click reached the cluster: approved, and converged.
+	manual := &v1.Cluster{}
+	must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, manual))
+	if manual.Spec.ApprovedPlan == "" || manual.Status.Phase != v1.ClusterReady || manual.Status.PendingPlan != nil {
+		t.Errorf("manual after the click: approved %q, phase %s, pending %v", manual.Spec.ApprovedPlan, manual.Status.Phase, manual.Status.PendingPlan)
+	}
+}
