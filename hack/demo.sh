@@ -62,7 +62,7 @@ bin/strata wait -n demo dev --timeout 5m
 
 step "qa waits for approval, even of its first install: the plan, then approve"
 bin/strata wait -n demo qa --timeout 2m > /dev/null
-bin/strata cluster plan -n demo qa | head -20
+bin/strata cluster plan -n demo qa | sed -n '1,20p'   # (sed reads it all: no SIGPIPE)
 bin/strata cluster approve -n demo qa
 bin/strata wait -n demo qa --profile hello-apps@1.0.0 --timeout 5m
 
@@ -76,7 +76,7 @@ bin/strata wait -n demo --profile hello-apps@1.1.0 --timeout 5m
 
 step "dev (Automatic) runs 1.1.0; qa (Manual) shows the update and waits"
 bin/strata get clusters -n demo
-bin/strata cluster plan -n demo qa | head -40
+bin/strata cluster plan -n demo qa | sed -n '1,40p'
 
 step "approve qa: it converges to exactly that plan"
 bin/strata cluster approve -n demo qa
@@ -86,9 +86,10 @@ bin/strata cluster kubeconfig -n demo qa > "$state/qa.kubeconfig"
 echo "qa's own kubeconfig: $state/qa.kubeconfig (strata cluster kubeconfig -n demo qa)"
 
 step "done"
+echo "The dashboard showed the same fleet at $(grep -oE 'http://[0-9.:]+/' "$work/up.log" | head -1) — run KEEP=1 make demo to keep it up."
 echo "The demo took $(since "$began") s."
 if [ -n "${KEEP:-}" ]; then
-  grep -E "metrics:|health:" "$work/up.log"
+  grep -E "dashboard:|metrics:|health:" "$work/up.log"
   echo "strata up keeps running with the clusters: KUBECONFIG=$KUBECONFIG bin/strata get clusters -n demo"
   echo "Stop it with: bin/strata down --dir $state   (add --purge to remove its state)"
   up_pid=
