@@ -86,7 +86,7 @@ bin/strata cluster kubeconfig -n demo qa > "$state/qa.kubeconfig"
 echo "qa's own kubeconfig: $state/qa.kubeconfig (strata cluster kubeconfig -n demo qa)"
 
 step "done"
-echo "The dashboard showed the same fleet at $(grep -oE 'http://[0-9.:]+/' "$work/up.log" | head -1) — run KEEP=1 make demo to keep it up."
+echo "The dashboard showed the same fleet at $(grep -m1 -oE 'http://[0-9.:]+/' "$work/up.log") — run KEEP=1 make demo to keep it up."
 echo "The demo took $(since "$began") s."
 if [ -n "${KEEP:-}" ]; then
   grep -E "dashboard:|metrics:|health:" "$work/up.log"
