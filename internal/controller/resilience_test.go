@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -53,6 +54,18 @@ func TestAFailingLayerLeavesTheOthersReady(t *testing.T) {
 	if got := liveOf(t, workload); got.hello != "1.2.0" {
 		t.Errorf("hello-universe not running next to the broken layer: %+v", got)
 	}
+
+	// A project sees its own profiles and the shared ones, never another
+	// project's: a cluster of lab cannot use a profile of project other.
+	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}}))
+	private := helloProfile("1.0.0", "1")
+	private.Name, private.Namespace, private.Spec.Name = "private-1.0.0", "other", "private"
+	must(t, c.Create(ctx, private))
+	nosy := importCluster(t, c, "lab", "nosy", workload.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "private", Version: "1.0.0"})
+	waitFor(t, "the other project's profile not found", func() (bool, string) {
+		cond := apimeta.FindStatusCondition(getCluster(t, c, nosy).Status.Conditions, v1.ConditionStalled)
+		return cond != nil && cond.Reason == "InvalidStack" && strings.Contains(cond.Message, `profile "private": no version 1.0.0 found`), fmt.Sprintf("%+v", cond)
+	})
 }
 
 // proxy forwards a loopback port to a workload cluster's API server and can
