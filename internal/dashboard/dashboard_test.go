@@ -37,7 +37,7 @@ func helloProfile(version string, masked bool) *v1.ClusterProfile {
 		ObjectMeta: metav1.ObjectMeta{Name: "hello-" + version, Namespace: controller.SharedNamespace},
 		Spec: v1.ClusterProfileSpec{Name: "hello", Version: version, Type: v1.ProfileAddOn,
 			Variables: []v1.Variable{{Name: "replicas", Default: "1"}},
-			Layers: []v1.Layer{{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}}},
+			Layers:    []v1.Layer{{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}}},
 		},
 	}
 	if masked {

@@ -62,9 +62,9 @@ type Options struct {
 // Running is a management plane that `strata up` started.
 type Running struct {
 	Dir, Kubeconfig, MetricsAddr, HealthAddr, DashboardAddr string
-	ManagementPIDs                           map[string]int
-	Local                                    *local.Provider
-	RESTConfig                               *rest.Config
+	ManagementPIDs                                          map[string]int
+	Local                                                   *local.Provider
+	RESTConfig                                              *rest.Config
 }
 
 // DefaultDir is ~/.strata.

@@ -70,7 +70,12 @@ func TestDashboardInABrowser(t *testing.T) {
 	mgrCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
 
 	must(t, c.Create(ctx, &v1.ClusterProfile{
 		ObjectMeta: metav1.ObjectMeta{Name: "hello-1.0.0", Namespace: controller.SharedNamespace},
