@@ -110,14 +110,20 @@ type page struct {
 // render writes a page, or only its main content when the page's script
 // asks for it to refresh in place.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data any) {
+	s.renderStatus(w, r, http.StatusOK, name, data)
+}
+
+func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, code int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
 	tmpl := "layout"
 	if r.Header.Get("X-Strata-Fragment") == "main" {
 		tmpl = "main"
 	}
 	if err := s.pages[name].ExecuteTemplate(w, tmpl, data); err != nil {
-		http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
+		// The status is sent; say it in the page.
+		fmt.Fprintf(w, "<p class=error>dashboard: %s</p>", template.HTMLEscapeString(err.Error()))
 	}
 }
 
@@ -138,8 +144,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &status):
 		code = int(status.Status().Code)
 	}
-	w.WriteHeader(code)
-	s.render(w, r, "error", errorPage{page: page{Title: http.StatusText(code)}, Message: err.Error(), Login: code == http.StatusUnauthorized})
+	s.renderStatus(w, r, code, "error", errorPage{page: page{Title: http.StatusText(code)}, Message: err.Error(), Login: code == http.StatusUnauthorized})
 }
 
 // login keeps the token in a cookie for the pages that follow.

@@ -188,8 +188,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	}
 	digest := r.PostFormValue("digest")
 	if cl.Status.PendingPlan == nil || cl.Status.PendingPlan.Digest != digest {
-		w.WriteHeader(http.StatusConflict)
-		s.render(w, r, "error", errorPage{page: page{Title: "The plan changed"}, Message: "the pending plan is no longer the one you reviewed: review it again before approving"})
+		s.renderStatus(w, r, http.StatusConflict, "error", errorPage{page: page{Title: "The plan changed"}, Message: "the pending plan is no longer the one you reviewed: review it again before approving"})
 		return
 	}
 	patch := client.MergeFrom(cl.DeepCopy())
