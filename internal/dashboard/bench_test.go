@@ -3,23 +3,17 @@ package dashboard_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
-
-	"strata.dev/strata/internal/dashboard"
 )
 
 // BenchmarkPages200Clusters loads each page of a management plane with 200
 // clusters in several states, as a browser would (the whole HTML), acting
-// as a token's user through the API server's RBAC. The target is
-// under 200 ms a page.
+// as the local admin (strata up). The target is under 200 ms a
+// page.
 func BenchmarkPages200Clusters(b *testing.B) {
 	cfg, c := managementPlane(b)
 	fleet(b, c, 200)
-	board, err := dashboard.New(cfg, true)
-	must(b, err)
-	srv := httptest.NewServer(board.Handler())
-	b.Cleanup(srv.Close)
+	srv := serve(b, cfg, true)
 	for _, page := range []struct{ name, path string }{
 		{"clusters", "/"},
 		{"cluster", "/clusters/retail/site-002"},

@@ -128,6 +128,16 @@ func approve(t *testing.T, srv *httptest.Server, cluster, digest, token string) 
 	return res.StatusCode
 }
 
+// serve runs the dashboard of the management plane; local acts as its
+// admin for requests without a token, as under strata up.
+func serve(t testing.TB, cfg *rest.Config, local bool) *httptest.Server {
+	board, err := dashboard.New(cfg, local)
+	must(t, err)
+	srv := httptest.NewServer(board.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 func managementPlane(t testing.TB) (*rest.Config, client.Client) {
 	cfg := testenv.Management(t, "../../config/crd/bases")
 	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
@@ -146,10 +156,7 @@ func TestPagesFollowTheFleetAndRBAC(t *testing.T) {
 	t.Parallel()
 	cfg, c := managementPlane(t)
 	fleet(t, c, 8)
-	board, err := dashboard.New(cfg, false)
-	must(t, err)
-	srv := httptest.NewServer(board.Handler())
-	t.Cleanup(srv.Close)
+	srv := serve(t, cfg, false)
 	viewer := tokenFor(t, cfg, "viewer", "get", "list", "watch")
 	operator := tokenFor(t, cfg, "operator", "get", "list", "watch", "patch")
 
@@ -199,10 +206,7 @@ func TestPagesFollowTheFleetAndRBAC(t *testing.T) {
 	}
 
 	// Profiles, their users and a diff, with masked values kept out.
-	admin, err := dashboard.New(cfg, true)
-	must(t, err)
-	local := httptest.NewServer(admin.Handler())
-	t.Cleanup(local.Close)
+	local := serve(t, cfg, true)
 	_, body = get(t, local, "/profiles", "")
 	if !strings.Contains(body, `data-profile="strata-system/hello"`) || !strings.Contains(body, "token (masked)") || !strings.Contains(body, "retail/site-000") {
 		t.Errorf("profiles page:\n%s", body)
@@ -224,10 +228,7 @@ func TestEventsTellThePageToRefresh(t *testing.T) {
 	t.Parallel()
 	cfg, c := managementPlane(t)
 	fleet(t, c, 1)
-	board, err := dashboard.New(cfg, true)
-	must(t, err)
-	srv := httptest.NewServer(board.Handler())
-	t.Cleanup(srv.Close)
+	srv := serve(t, cfg, true)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?project=retail", nil)
