@@ -106,11 +106,11 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 			return nil, "", err
 		}
 		conn.engine = e
-		key := client.ObjectKeyFromObject(c)
+		cluster := client.ObjectKeyFromObject(c)
 		// Watches last longer than any one request may.
 		watchCfg := rest.CopyConfig(cfg)
 		watchCfg.Timeout = 0
-		if conn.stopWatch, err = watchDrift(watchCfg, func() { r.wakeUp(key) }); err != nil {
+		if conn.stopWatch, err = watchDrift(watchCfg, func() { r.wakeUp(cluster) }); err != nil {
 			return nil, "", err
 		}
 		r.conns.mu.Lock()
