@@ -15,7 +15,7 @@ CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TESTFLAGS   ?= -timeout 30m
 FUZZTIME    ?= 10s
 
-.PHONY: help build kube test test-unit lint vet demo bench generate fuzz clean
+.PHONY: help build kube test test-unit lint vet demo bench generate fuzz clean image
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ lint: vet ## go vet and golangci-lint.
 
 bench: kube ## Run the benchmarks and print their figures.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+image: ## Build the manager's container image (no container engine needed) into bin/strata-image.tar.
+	$(GO) run ./hack/image -o $(BIN)/strata-image.tar -version $(STRATA_VERSION)
 
 demo: build kube ## Run Strata's main job end to end on this machine.
 	hack/demo.sh
