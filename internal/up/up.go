@@ -55,16 +55,6 @@ type Options struct {
 	Out io.Writer
 	// Log receives the controllers' diagnostics; discarded when nil.
 	Log *slog.Logger
-	// Ready, when set, is called once everything runs.
-	Ready func(*Running)
-}
-
-// Running is a management plane that `strata up` started.
-type Running struct {
-	Dir, Kubeconfig, MetricsAddr, HealthAddr, DashboardAddr string
-	ManagementPIDs                                          map[string]int
-	Local                                                   *local.Provider
-	RESTConfig                                              *rest.Config
 }
 
 // DefaultDir is ~/.strata.
@@ -171,10 +161,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  dashboard:  http://%s/\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\nStop with Ctrl-C or `strata down --dir %s`.\n",
 		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, dashboardAddr, metricsAddr, healthAddr, opts.Dir)
-	if opts.Ready != nil {
-		opts.Ready(&Running{Dir: opts.Dir, Kubeconfig: kubeconfig, MetricsAddr: metricsAddr, HealthAddr: healthAddr, DashboardAddr: dashboardAddr,
-			ManagementPIDs: mgmt.PIDs(), Local: provider, RESTConfig: cfg})
-	}
 	err = <-done
 	fmt.Fprintln(opts.Out, "Stopping: controllers, local clusters, management plane. State kept for the next `strata up`.")
 	return err
