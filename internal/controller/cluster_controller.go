@@ -313,7 +313,9 @@ func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) 
 	}
 	seen := map[string]bool{}
 	var visible []profile.Profile
-	for _, ns := range []string{c.Namespace, SharedNamespace} {
+	// The project's own first: its versions hide the shared ones of the
+	// same name. A cluster of the shared namespace reads it once.
+	for _, ns := range slices.Compact([]string{c.Namespace, SharedNamespace}) {
 		var list v1.ClusterProfileList
 		if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return nil, err
@@ -325,9 +327,6 @@ func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) 
 			}
 			seen[p.Name] = true
 			visible = append(visible, profile.Profile{ClusterProfile: p, Source: profile.Source{File: "clusterprofile " + p.Namespace + "/" + p.Name}})
-		}
-		if ns == SharedNamespace {
-			break
 		}
 	}
 	return visible, nil

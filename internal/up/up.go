@@ -5,6 +5,7 @@
 package up
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -125,10 +126,6 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	dashboardAddr, err := loopbackAddr(opts.DashboardAddr)
-	if err != nil {
-		return err
-	}
 	board, err := dashboard.New(cfg, true)
 	if err != nil {
 		return err
@@ -136,10 +133,11 @@ func Run(ctx context.Context, opts Options) error {
 	// The dashboard acts with the management plane's admin credentials for
 	// requests without a token: it listens on loopback only, for this
 	// machine's user.
-	listener, err := net.Listen("tcp", dashboardAddr)
+	listener, err := net.Listen("tcp", cmp.Or(opts.DashboardAddr, "127.0.0.1:0"))
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
+	dashboardAddr := listener.Addr().String()
 	web := &http.Server{Handler: board.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = web.Serve(listener) }()
 	defer web.Close()
