@@ -141,6 +141,9 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 		}
 	}
 	if cp.opts.simulatesNodes() {
+		if err := cp.releaseNodeLeases(ctx); err != nil {
+			return err
+		}
 		if err := cp.startKwok(); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -42,40 +43,7 @@ func TestDeploymentBecomesAvailableOnSimulatedNodes(t *testing.T) {
 		t.Errorf("server version %q, want %q (binaries built without version stamps?)", sv.GitVersion, version.Kubernetes)
 	}
 
-	labels := map[string]string{"app": "web"}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](3),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
-					Containers:   []corev1.Container{{Name: "web", Image: "nginx:1.27"}},
-				},
-			},
-		},
-	}
-	if _, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var last *appsv1.Deployment
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		last, err = cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range last.Status.Conditions {
-			if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
-				return last.Status.ReadyReplicas == 3, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("deployment not Available with 3 ready replicas: %v; status %+v", err, last.Status)
-	}
+	deployAndWaitAvailable(t, cs, "web", 3)
 
 	pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
@@ -172,4 +140,113 @@ func TestProcessLogsKeptInDataDir(t *testing.T) {
 // processAlive asks the kernel whether pid exists (signal 0 checks only).
 func processAlive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
+}
+
+// A control plane started again after its API server died — nothing could
+// be released — runs pods at once: the new kwok takes the simulated nodes'
+// leases without waiting for those of the kwok that is gone to expire.
+func TestRestartAfterACrashRunsPodsAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := t.Context()
+	start := func() *controlplane.ControlPlane {
+		cp, err := controlplane.Start(ctx, controlplane.Options{
+			Name: "crash", Dir: dir, ControllerManager: true, Scheduler: true,
+			NodePools: []controlplane.NodePool{{Name: "w", Count: 2}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cp.Stop)
+		return cp
+	}
+	cp := start()
+	cs, _ := cp.Clientset()
+	leases := func() map[string]*coordinationv1.Lease {
+		out := map[string]*coordinationv1.Lease{}
+		for _, node := range []string{"w-0", "w-1"} {
+			if l, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{}); err == nil && l.Spec.HolderIdentity != nil {
+				out[node] = l
+			}
+		}
+		return out
+	}
+	var old map[string]*coordinationv1.Lease
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		old = leases()
+		return len(old) == 2, nil
+	}); err != nil {
+		t.Fatalf("kwok holds no lease of the nodes: %v", err)
+	}
+
+	if err := syscall.Kill(cp.PIDs()["kube-apiserver"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cp.Stop()
+	cp = start()
+	cs, _ = cp.Clientset()
+
+	var now map[string]*coordinationv1.Lease
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+		now = leases()
+		for node, l := range now {
+			if *l.Spec.HolderIdentity == *old[node].Spec.HolderIdentity {
+				return false, nil
+			}
+		}
+		return len(now) == 2, nil
+	}); err != nil {
+		t.Fatalf("the restarted kwok does not hold the nodes' leases: %v", err)
+	}
+	for node, l := range now {
+		expiry := old[node].Spec.RenewTime.Add(time.Duration(*old[node].Spec.LeaseDurationSeconds) * time.Second)
+		// Seen as soon as it changed hands, its renew time is when it did.
+		if l.Spec.RenewTime == nil || !l.Spec.RenewTime.Time.Before(expiry) {
+			t.Errorf("node %s: lease taken at %v, not before the dead kwok's lease expired at %v", node, l.Spec.RenewTime, expiry)
+		}
+	}
+
+	deployAndWaitAvailable(t, cs, "after-crash", 2)
+}
+
+// deployAndWaitAvailable creates a Deployment of n replicas in default and
+// waits until it is Available with n ready replicas.
+func deployAndWaitAvailable(t *testing.T, cs *kubernetes.Clientset, name string, n int32) {
+	t.Helper()
+	ctx := t.Context()
+	labels := map[string]string{"app": name}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(n),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
+					Containers:   []corev1.Container{{Name: name, Image: "nginx:1.27"}},
+				},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var last *appsv1.Deployment
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		last, err = cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range last.Status.Conditions {
+			if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+				return last.Status.ReadyReplicas == n, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("deployment %s not Available with %d ready replicas: %v; status %+v", name, n, err, last.Status)
+	}
 }

@@ -85,6 +85,32 @@ func (cp *ControlPlane) SetNodePools(ctx context.Context, pools []NodePool) erro
 	return cp.waitNodesReady(ctx, total)
 }
 
+// releaseNodeLeases deletes the leases of the simulated nodes before kwok
+// starts. kwok holds each node's lease under an identity of its own, new
+// at every start: left in place, the leases of a kwok that is gone (a
+// resumed or restarted control plane) keep the new one from running the
+// nodes' pods until they expire. kwok creates them again at once.
+func (cp *ControlPlane) releaseNodeLeases(ctx context.Context) error {
+	cs, err := cp.Clientset()
+	if err != nil {
+		return err
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, node := range nodes.Items {
+		if node.Annotations[fakeNodeAnnotation] != "fake" {
+			continue
+		}
+		err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, node.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("release the lease of node %s: %w", node.Name, err)
+		}
+	}
+	return nil
+}
+
 func (cp *ControlPlane) waitNodesReady(ctx context.Context, n int) error {
 	cs, err := cp.Clientset()
 	if err != nil {
