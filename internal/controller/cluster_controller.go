@@ -13,9 +13,12 @@ import (
 	"github.com/Masterminds/semver/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,6 +68,8 @@ type ClusterReconciler struct {
 	Local *local.Provider
 
 	conns *connections
+	// statuses holds the status last written for each cluster.
+	statuses *writtenStatuses
 	// wake queues reconciles from outside the API: drift seen by a watch
 	// on a workload cluster, a local control plane that died.
 	wake chan event.GenericEvent
@@ -85,17 +90,47 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 			return ctrl.Result{}, err
 		}
 	}
+	// The cache may not have seen the status the last reconcile wrote: start
+	// from that one, or a change back to what the cache shows would look
+	// like no change and never be written.
+	if last := r.statuses.last(c.UID); last != nil {
+		c.Status = *last
+	}
 	before := c.Status.DeepCopy()
 	defer func() {
 		observe(c)
 		c.Status.ObservedGeneration = c.Generation
 		if !equalStatus(before, &c.Status) {
-			if perr := r.Status().Update(ctx, c); perr != nil && err == nil {
+			if perr := r.writeStatus(ctx, c); perr != nil && err == nil {
 				err = perr
 			}
 		}
 	}()
 	return r.reconcileNormal(ctx, c)
+}
+
+// writeStatus writes the cluster's status. The Cluster read from the cache
+// may be older than the one stored (our last status write, a spec change):
+// on a conflict the status goes onto the stored one, since the status is
+// this controller's alone.
+func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) error {
+	status := c.Status.DeepCopy()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		err := r.Status().Update(ctx, c)
+		if apierrors.IsConflict(err) {
+			latest := &v1.Cluster{}
+			if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), latest); gerr != nil {
+				return gerr
+			}
+			latest.Status = *status.DeepCopy()
+			*c = *latest
+		}
+		return err
+	})
+	if err == nil {
+		r.statuses.remember(c.UID, status)
+	}
+	return err
 }
 
 func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
@@ -137,10 +172,12 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	c.Status.PendingPlan = nil
 	c.Status.Profiles = profiles
 	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionFalse, "UpToDate", "the cluster runs the latest plan of its profiles")
-	r.reached(c)
 	if r.settle(c, st, res, nil) {
-		return ctrl.Result{RequeueAfter: r.Resync / 5}, nil
+		// A layer may have failed on a passing outage: try again soon, then
+		// less often, and at least every fifth of the resync period.
+		return ctrl.Result{RequeueAfter: min(r.retryAfterFailure(c), r.Resync/5)}, nil
 	}
+	r.reached(c)
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
 }
 
@@ -254,6 +291,7 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 	controllerutil.RemoveFinalizer(c, Finalizer)
 	forget(c)
 	r.forgetConnection(c)
+	r.statuses.forget(c.UID)
 	return ctrl.Result{}, r.Update(ctx, c)
 }
 
@@ -262,7 +300,7 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 func (r *ClusterReconciler) layerEvents(ctx context.Context, c *v1.Cluster) func(engine.Event) {
 	logger := log.FromContext(ctx)
 	return func(ev engine.Event) {
-		logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase)
+		logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase, "message", ev.Message)
 		if ev.Phase == engine.PhaseFailed {
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "LayerFailed", string(ev.Action), "layer %s: %s", ev.Layer, ev.Message)
 		} else if ev.Action != engine.ActionUnchanged {
@@ -458,6 +496,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.APIReader = mgr.GetAPIReader()
 	}
 	r.conns = newConnections()
+	r.statuses = &writtenStatuses{byCluster: map[types.UID]*v1.ClusterStatus{}}
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, profileIndex, indexProfiles); err != nil {
 		return err

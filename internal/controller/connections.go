@@ -76,7 +76,10 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
 	}
-	cacheKey := fmt.Sprintf("%s/%s/%s/%s/%s", meta.UID, meta.ResourceVersion, key, c.Spec.DriftPolicy, r.LayerTimeout)
+	connKey := func(m metav1.Object) string {
+		return fmt.Sprintf("%s/%s/%s/%s/%s", m.GetUID(), m.GetResourceVersion(), key, c.Spec.DriftPolicy, r.LayerTimeout)
+	}
+	cacheKey := connKey(meta)
 
 	r.conns.mu.Lock()
 	conn := r.conns.byCluster[c.UID]
@@ -86,6 +89,8 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 		if err := r.APIReader.Get(ctx, name, secret); err != nil {
 			return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
 		}
+		// Keyed by the version read, which the cache may not have yet.
+		cacheKey = connKey(secret)
 		data, ok := secret.Data[key]
 		if !ok {
 			return nil, "", fmt.Errorf("kubeconfig Secret %s has no key %q", name, key)
@@ -158,13 +163,21 @@ func (r *ClusterReconciler) reached(c *v1.Cluster) {
 	r.conns.mu.Unlock()
 }
 
-// forgetConnection drops a deleted cluster's engine, watch and backoff.
-func (r *ClusterReconciler) forgetConnection(c *v1.Cluster) {
+// dropEngine stops the cluster's drift watch and drops its engine, so the
+// next engineFor makes a new one from the kubeconfig Secret as stored.
+func (r *ClusterReconciler) dropEngine(c *v1.Cluster) {
 	r.conns.mu.Lock()
+	defer r.conns.mu.Unlock()
 	if conn := r.conns.byCluster[c.UID]; conn != nil {
 		conn.stopWatch()
 	}
 	delete(r.conns.byCluster, c.UID)
+}
+
+// forgetConnection drops a deleted cluster's engine, watch and backoff.
+func (r *ClusterReconciler) forgetConnection(c *v1.Cluster) {
+	r.dropEngine(c)
+	r.conns.mu.Lock()
 	delete(r.conns.failures, c.UID)
 	r.conns.mu.Unlock()
 }

@@ -66,34 +66,41 @@ func (r *ClusterReconciler) ensureLocal(ctx context.Context, c *v1.Cluster) erro
 	if st.Restarted {
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "ControlPlaneStarted", "Provision", "local control plane running Kubernetes %s with %d node pools", kv, len(pools))
 	}
-	return r.writeKubeconfig(ctx, c, st.Kubeconfig)
+	changed, err := r.writeKubeconfig(ctx, c, st.Kubeconfig)
+	if changed {
+		// The engine kept for the cluster talks to the old API server; the
+		// cache may not show the Secret's new version to engineFor yet.
+		r.dropEngine(c)
+	}
+	return err
 }
 
 // writeKubeconfig stores a local cluster's kubeconfig in its Secret, when
-// it changed (a restarted control plane listens on new ports).
-func (r *ClusterReconciler) writeKubeconfig(ctx context.Context, c *v1.Cluster, kubeconfig []byte) error {
+// it changed (a restarted control plane listens on new ports), and says
+// whether it did.
+func (r *ClusterReconciler) writeKubeconfig(ctx context.Context, c *v1.Cluster, kubeconfig []byte) (changed bool, err error) {
 	ref := KubeconfigRef(c)
 	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, secret)
+	err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, secret)
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: c.Namespace, Labels: map[string]string{"strata.dev/cluster": c.Name}},
 			Type:       corev1.SecretTypeOpaque,
 			Data:       map[string][]byte{ref.Key: kubeconfig},
 		}
-		return r.Create(ctx, secret)
+		return true, r.Create(ctx, secret)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if bytes.Equal(secret.Data[ref.Key], kubeconfig) {
-		return nil
+		return false, nil
 	}
 	if secret.Data == nil {
 		secret.Data = map[string][]byte{}
 	}
 	secret.Data[ref.Key] = kubeconfig
-	return r.Update(ctx, secret)
+	return true, r.Update(ctx, secret)
 }
 
 // deleteLocal stops a local cluster, removes its data and its Secret: the

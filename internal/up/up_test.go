@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,20 +45,40 @@ var packs = []string{"--packs", "../../packs", "--packs", "../../../shared/testd
 // upProcess is a `strata up` running as a child process.
 type upProcess struct {
 	cmd    *exec.Cmd
-	output *bytes.Buffer
+	output *lockedBuffer
 	exited chan struct{}
+}
+
+// lockedBuffer is written by the goroutine reading strata up's output and
+// read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startUp(t *testing.T, dir string) *upProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"up", "--dir", dir}, packs...)...)
+	// Verbose: the controllers' log is kept and its tail shown when a test fails.
+	cmd := exec.Command(os.Args[0], append([]string{"up", "--dir", dir, "--verbose"}, packs...)...)
 	cmd.Env = append(os.Environ(), "STRATA_TEST_AS_CLI=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
-	p := &upProcess{cmd: cmd, output: &bytes.Buffer{}, exited: make(chan struct{})}
+	p := &upProcess{cmd: cmd, output: &lockedBuffer{}, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +160,12 @@ func descendants(pid int) []int {
 	return out
 }
 
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 func alive(pids []int) []int {
 	var out []int
 	for _, p := range pids {
@@ -192,7 +219,7 @@ func TestUpRunsLocalClusters(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := strata(t, append([]string{"describe", "cluster", "lab"}, mgmt...)...)
-			t.Logf("strata describe cluster lab:\n%s\nstrata up output:\n%s", out, first.output)
+			t.Logf("strata describe cluster lab:\n%s\nstrata up output (last lines):\n%s", out, tail(first.output.String(), 300))
 		}
 	})
 
@@ -289,15 +316,34 @@ func TestUpRunsLocalClusters(t *testing.T) {
 		t.Fatal("no kube-apiserver of the local cluster among strata up's processes")
 	}
 	must(t, syscall.Kill(dead, syscall.SIGKILL))
-	waitFor(t, "a new API server and the cluster Ready again", 2*time.Minute, func() (bool, string) {
+	waitFor(t, "a new API server", 2*time.Minute, func() (bool, string) {
 		now := apiserver()
-		got := &v1.Cluster{}
-		must(t, mc.Get(ctx, types.NamespacedName{Namespace: "lab", Name: "lab"}, got))
 		if now == 0 || now == dead {
 			return false, fmt.Sprintf("apiserver pid %d", now)
 		}
 		_, err := workload().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		return err == nil && got.Status.Phase == v1.ClusterReady, fmt.Sprintf("pid %d, %s, %v", now, got.Status.Phase, err)
+		return err == nil, fmt.Sprintf("pid %d: %v", now, err)
+	})
+	// Strata manages the restarted API server, not the dead one: a
+	// Deployment deleted by hand there is put back, and the cluster says
+	// Ready with every layer Ready.
+	before, err := workload().AppsV1().Deployments("hello-universe").Get(ctx, "ui", metav1.GetOptions{})
+	must(t, err)
+	must(t, workload().AppsV1().Deployments("hello-universe").Delete(ctx, "ui", metav1.DeleteOptions{}))
+	waitFor(t, "the deleted Deployment back and the cluster Ready", 2*time.Minute, func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, mc.Get(ctx, types.NamespacedName{Namespace: "lab", Name: "lab"}, got))
+		d, err := workload().AppsV1().Deployments("hello-universe").Get(ctx, "ui", metav1.GetOptions{})
+		if err != nil || d.UID == before.UID {
+			return false, fmt.Sprintf("deployment ui: %v", err)
+		}
+		var layers []string
+		ready := got.Status.Phase == v1.ClusterReady
+		for _, l := range got.Status.Layers {
+			layers = append(layers, l.Name+" "+l.Phase+" "+l.Message)
+			ready = ready && l.Phase == "Ready"
+		}
+		return ready, fmt.Sprintf("%s; %s", got.Status.Phase, strings.Join(layers, "; "))
 	})
 
 	// strata down stops every process; strata up resumes the cluster.
