@@ -84,12 +84,7 @@ func TestRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
 	start := func() *controlplane.ControlPlane {
-		cp, err := controlplane.Start(ctx, controlplane.Options{Name: "resume", Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cp.Stop)
-		return cp
+		return startControlPlane(t, controlplane.Options{Name: "resume", Dir: dir})
 	}
 	cp := start()
 	cs, _ := cp.Clientset()
@@ -150,15 +145,10 @@ func TestRestartAfterACrashRunsPodsAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
 	start := func() *controlplane.ControlPlane {
-		cp, err := controlplane.Start(ctx, controlplane.Options{
+		return startControlPlane(t, controlplane.Options{
 			Name: "crash", Dir: dir, ControllerManager: true, Scheduler: true,
 			NodePools: []controlplane.NodePool{{Name: "w", Count: 2}},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cp.Stop)
-		return cp
 	}
 	cp := start()
 	cs, _ := cp.Clientset()
@@ -249,4 +239,15 @@ func deployAndWaitAvailable(t *testing.T, cs *kubernetes.Clientset, name string,
 	if err != nil {
 		t.Fatalf("deployment %s not Available with %d ready replicas: %v; status %+v", name, n, err, last.Status)
 	}
+}
+
+// startControlPlane starts a control plane that stops when the test ends.
+func startControlPlane(t *testing.T, opts controlplane.Options) *controlplane.ControlPlane {
+	t.Helper()
+	cp, err := controlplane.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	return cp
 }
