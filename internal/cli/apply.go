@@ -210,7 +210,9 @@ func waitReady(ctx context.Context, c client.Client, ns string, names []string, 
 				fmt.Fprintf(out, "%5.1fs  %s\n", time.Since(started).Seconds(), line)
 			}
 			current := cl.Status.ObservedGeneration == cl.Generation && hasProfile(&cl, profile)
-			allReady = allReady && current && cl.Status.Phase == v1.ClusterReady && !apimeta.IsStatusConditionTrue(cl.Status.Conditions, v1.ConditionReconciling)
+			// A first install waiting for approval is as far as it goes alone.
+			settled := cl.Status.Phase == v1.ClusterReady || (cl.Status.Phase == v1.ClusterPending && cl.Status.PendingPlan != nil)
+			allReady = allReady && current && settled && !apimeta.IsStatusConditionTrue(cl.Status.Conditions, v1.ConditionReconciling)
 		}
 		return allReady && seen >= max(len(names), 1), nil
 	})

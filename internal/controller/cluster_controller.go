@@ -198,6 +198,12 @@ func (r *ClusterReconciler) settle(c *v1.Cluster, st *stack.Stack, res *engine.R
 		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "LayersFailed", failedLayers(res))
 		return true
 	}
+	if pending != nil && pending.NothingInstalled() {
+		// Nothing runs yet: the first install waits for approval.
+		c.Status.Phase = v1.ClusterPending
+		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "AwaitingApproval", "nothing is installed yet: the first install waits for approval")
+		return false
+	}
 	c.Status.Phase = v1.ClusterReady
 	setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", ready)
 	return false
@@ -285,7 +291,7 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 			return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
 		}
 		for _, l := range res.Layers {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "LayerRemoved", "Delete", "layer %s removed", l.Name)
+			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "LayerRemoved", layerAction(engine.ActionRemove, l.Name), "layer %s removed", l.Name)
 		}
 	}
 	controllerutil.RemoveFinalizer(c, Finalizer)
@@ -302,11 +308,25 @@ func (r *ClusterReconciler) layerEvents(ctx context.Context, c *v1.Cluster) func
 	return func(ev engine.Event) {
 		logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase, "message", ev.Message)
 		if ev.Phase == engine.PhaseFailed {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "LayerFailed", string(ev.Action), "layer %s: %s", ev.Layer, ev.Message)
+			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "LayerFailed", layerAction(ev.Action, ev.Layer), "layer %s: %s", ev.Layer, ev.Message)
 		} else if ev.Action != engine.ActionUnchanged {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Layer"+string(ev.Phase), string(ev.Action), "layer %s: %s %s", ev.Layer, ev.Action, ev.Message)
+			// A layer's action starts with its reason ("upgrade profile
+			// web 1.0.0 → 1.1.0") and ends with what it did ("upgrade in 2s").
+			note := ev.Message
+			if ev.Phase == engine.PhaseInstalling || ev.Phase == engine.PhaseUpgrading || ev.Phase == engine.PhaseRemoving {
+				note = string(ev.Action) + " " + ev.Message
+			}
+			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Layer"+string(ev.Phase), layerAction(ev.Action, ev.Layer), "layer %s: %s", ev.Layer, note)
 		}
 	}
+}
+
+// layerAction is an event's action on one layer, "install antrea". The
+// recorder folds events of the same object, reason and action into one
+// series that keeps the first note: with the action alone, the events of
+// every layer installed in a row would show as the first layer's.
+func layerAction(a engine.Action, layer string) string {
+	return string(a) + " " + layer
 }
 
 // resolution is a cluster's stack with what the status and the update

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
@@ -125,6 +127,31 @@ func TestFleetFollowsANewProfileVersion(t *testing.T) {
 			t.Errorf("%s layers: %v", name, layers)
 		}
 	}
+
+	// Each layer's action is an event of its own on the cluster.
+	waitFor(t, "an event for each layer store-1 changed", func() (bool, string) {
+		var events eventsv1.EventList
+		must(t, c.List(ctx, &events, client.InNamespace("retail")))
+		var notes []string
+		for _, e := range events.Items {
+			if e.Regarding.Name == "store-1" && e.Reason != "LayerReady" && strings.HasPrefix(e.Reason, "Layer") {
+				notes = append(notes, e.Reason+" "+e.Note)
+			}
+		}
+		slices.Sort(notes)
+		got := strings.Join(notes, "\n")
+		want := []string{
+			"LayerInstalling layer banner: install new layer", "LayerInstalling layer hello-universe: install new layer",
+			"LayerInstalling layer spegel: install new layer", "LayerRemoved layer spegel: removed in",
+			"LayerRemoving layer spegel: remove no longer in the stack", "LayerUpgrading layer hello-universe: upgrade version 1.1.1 → 1.2.0",
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				return false, got
+			}
+		}
+		return true, got
+	})
 
 	// The Manual store still runs 1.0.0, and its plan is exactly the change.
 	if l := liveOf(t, workloads["store-3"]); l != v100 {

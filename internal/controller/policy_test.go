@@ -45,10 +45,14 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 	}
 	replicas := func(cp *controlplane.ControlPlane) int32 { return readyReplicas(cp.Clientset) }
 	// The first install of a Manual cluster is a change too: approve it.
+	// Until then nothing runs, and the cluster says so: Pending, not Ready.
 	waitFor(t, "manual cluster's first plan", func() (bool, string) {
 		got := &v1.Cluster{}
 		must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, got))
-		return got.Status.PendingPlan != nil, fmt.Sprintf("%+v", got.Status.Conditions)
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady)
+		pending := got.Status.PendingPlan != nil && got.Status.Phase == v1.ClusterPending && ready != nil &&
+			ready.Status == metav1.ConditionFalse && ready.Reason == "AwaitingApproval"
+		return pending, fmt.Sprintf("%s %+v", got.Status.Phase, got.Status.Conditions)
 	})
 	kubeconfig := testenv.Kubeconfig(t, mgmt)
 	strata := func(args ...string) string { return strataCLI(t, kubeconfig, "shop", args...) }
@@ -67,8 +71,9 @@ func TestManualClustersWaitForApproval(t *testing.T) {
 	waitFor(t, "the Automatic cluster at 2 replicas, the Manual one waiting", func() (bool, string) {
 		got := &v1.Cluster{}
 		must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, got))
+		// What runs is Ready while the update waits.
 		waiting := apimeta.IsStatusConditionTrue(got.Status.Conditions, v1.ConditionUpdatesAvailable) && got.Status.PendingPlan != nil &&
-			strings.Contains(got.Status.PendingPlan.Summary, "1 to upgrade")
+			strings.Contains(got.Status.PendingPlan.Summary, "1 to upgrade") && got.Status.Phase == v1.ClusterReady
 		return replicas(auto) == 2 && waiting, fmt.Sprintf("auto %d, manual plan %+v", replicas(auto), got.Status.PendingPlan)
 	})
 	if got := replicas(manual); got != 1 {

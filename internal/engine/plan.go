@@ -111,6 +111,17 @@ func (p *Plan) Unchanged() *Plan {
 	return out
 }
 
+// NothingInstalled tells whether the cluster runs none of the plan's
+// layers yet: the plan is a first install.
+func (p *Plan) NothingInstalled() bool {
+	for _, l := range p.Layers {
+		if l.recorded.Name != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // Changes counts layers the plan would change.
 func (p *Plan) Changes() int {
 	n := 0
