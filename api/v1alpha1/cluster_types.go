@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -48,6 +49,38 @@ type NodePool struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=500
 	Count int32 `json:"count"`
+	// CPU of each node; 32 when unset. Packs' resource constraints are
+	// checked against it.
+	// +optional
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+	// Memory of each node; 256Gi when unset.
+	// +optional
+	Memory *resource.Quantity `json:"memory,omitempty"`
+	// DiskSize of each node; 100Gi when unset.
+	// +optional
+	DiskSize *resource.Quantity `json:"diskSize,omitempty"`
+}
+
+// Default capacity of a node of a local node pool.
+var (
+	DefaultNodeCPU      = resource.MustParse("32")
+	DefaultNodeMemory   = resource.MustParse("256Gi")
+	DefaultNodeDiskSize = resource.MustParse("100Gi")
+)
+
+// Capacity is what each node of the pool offers.
+func (p NodePool) Capacity() (cpu, memory, disk resource.Quantity) {
+	cpu, memory, disk = DefaultNodeCPU, DefaultNodeMemory, DefaultNodeDiskSize
+	if p.CPU != nil {
+		cpu = *p.CPU
+	}
+	if p.Memory != nil {
+		memory = *p.Memory
+	}
+	if p.DiskSize != nil {
+		disk = *p.DiskSize
+	}
+	return cpu, memory, disk
 }
 
 // UpdatePolicy says when a cluster takes changes to its stack.

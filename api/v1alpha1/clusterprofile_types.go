@@ -19,16 +19,18 @@ const (
 )
 
 // LayerKind is where a layer sits in the stack.
-// +kubebuilder:validation:Enum=os;k8s;cni;csi;addon
+// +kubebuilder:validation:Enum=os;kernel;k8s;cni;csi;addon
 type LayerKind string
 
 // Layer kinds, in stack order.
 const (
-	LayerOS    LayerKind = "os"
-	LayerK8s   LayerKind = "k8s"
-	LayerCNI   LayerKind = "cni"
-	LayerCSI   LayerKind = "csi"
-	LayerAddon LayerKind = "addon"
+	LayerOS LayerKind = "os"
+	// LayerKernel is an optional kernel layer, right after the os layer.
+	LayerKernel LayerKind = "kernel"
+	LayerK8s    LayerKind = "k8s"
+	LayerCNI    LayerKind = "cni"
+	LayerCSI    LayerKind = "csi"
+	LayerAddon  LayerKind = "addon"
 )
 
 // ClusterProfile is one version of a cluster profile: ordered layers,
@@ -100,7 +102,7 @@ type Layer struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=53
 	Name string `json:"name"`
-	// Kind is os, k8s, cni, csi or addon.
+	// Kind is os, kernel, k8s, cni, csi or addon.
 	Kind LayerKind `json:"kind"`
 
 	// Pack is a pack from a registry (or a pack folder given to the CLI).

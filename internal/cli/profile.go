@@ -105,11 +105,17 @@ expected. Exit code 0 when everything is valid, 1 when not, 2 on usage errors.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			var problems []string
+			var problems, warnings []string
 			seen := map[string]bool{}
-			report := func(what string, err error) {
+			report := func(what string, st *stack.Stack, err error) {
 				if err == nil {
 					fmt.Fprintf(out, "%s: valid\n", what)
+					for _, w := range st.Warnings {
+						if line := w.Error(); !seen[line] {
+							seen[line] = true
+							warnings = append(warnings, line)
+						}
+					}
 					return
 				}
 				fmt.Fprintf(out, "%s: invalid\n", what)
@@ -121,15 +127,18 @@ expected. Exit code 0 when everything is valid, 1 when not, 2 on usage errors.`,
 				}
 			}
 			for _, p := range docs.Profiles {
-				_, err := stack.ResolveProfile(p, catalog, stack.Facts{})
-				report(profile.ProfileObject(p.Spec.Name, p.Spec.Version), err)
+				st, err := stack.ResolveProfile(p, catalog, stack.Facts{})
+				report(profile.ProfileObject(p.Spec.Name, p.Spec.Version), st, err)
 			}
 			for _, c := range docs.Clusters {
-				_, err := stack.ResolveStack(docs.Profiles, c, catalog, stack.Facts{})
-				report(profile.ClusterObject(c.Name), err)
+				st, err := stack.ResolveStack(docs.Profiles, c, catalog, stack.Facts{})
+				report(profile.ClusterObject(c.Name), st, err)
 			}
 			for _, p := range problems {
 				fmt.Fprintf(out, "  error: %s\n", p)
+			}
+			for _, w := range warnings {
+				fmt.Fprintf(out, "  warning: %s\n", w)
 			}
 			if len(docs.Profiles)+len(docs.Clusters) == 0 {
 				return &exitError{code: ExitFail, err: errors.New("no ClusterProfile or Cluster found in the files given")}

@@ -87,3 +87,43 @@ func TestRenderObjectsInInstallOrder(t *testing.T) {
 		t.Errorf("hello-universe objects do not follow the dev cluster's variables")
 	}
 }
+
+// An imported cluster that attaches only add-on profiles is valid offline,
+// as the manager accepts it; warnings are printed and never fail the run.
+func TestValidateImportedAddOnOnlyClusterWithWarnings(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "imported.yaml")
+	err := os.WriteFile(file, []byte(`apiVersion: strata.dev/v1alpha1
+kind: ClusterProfile
+metadata: {name: agents-1.0.0}
+spec:
+  name: agents
+  version: 1.0.0
+  type: add-on
+  layers:
+    - {name: agent, kind: addon, pack: {name: fleet-agent, version: 2.0.0}}
+    - {name: form, kind: addon, pack: {name: form-app, version: 1.4.0}}
+---
+apiVersion: strata.dev/v1alpha1
+kind: Cluster
+metadata: {name: existing}
+spec:
+  kubeconfigSecretRef: {name: existing-kubeconfig}
+  profiles: [{name: agents, version: 1.0.0}]
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(t, "profile", "validate", "-f", file, "--packs", "../pack/testdata/accepted")
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	for _, want := range []string{
+		`cluster "existing": valid`,
+		`warning: ` + file + ` (document 2): cluster "existing": layer "agent": pack fleet-agent-2.0.0 states minimum node resources`,
+		`schema.yaml: pack form-app-1.4.0: manifests.form-app.greeting.schema: format "${input}": unknown type ${input}`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -348,7 +348,7 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 		return nil, err
 	}
 	src := profile.Source{File: "cluster " + c.Namespace + "/" + c.Name}
-	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, r.Packs, stack.Facts{KubernetesVersion: kv, Existing: true})
+	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, r.Packs, stack.Facts{KubernetesVersion: kv})
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,8 @@ func (r *ClusterReconciler) ensureLocal(ctx context.Context, c *v1.Cluster) erro
 	if len(c.Spec.NodePools) > 0 {
 		pools = pools[:0]
 		for _, p := range c.Spec.NodePools {
-			pools = append(pools, controlplane.NodePool{Name: p.Name, Count: int(p.Count)})
+			cpu, memory, disk := p.Capacity()
+			pools = append(pools, controlplane.NodePool{Name: p.Name, Count: int(p.Count), CPU: cpu.String(), Memory: memory.String(), Disk: disk.String()})
 		}
 	}
 	st, err := r.Local.Ensure(ctx, local.Spec{Key: localKey(c), KubernetesVersion: kv, Pools: pools})

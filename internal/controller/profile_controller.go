@@ -76,13 +76,30 @@ func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	return ctrl.Result{}, r.Update(ctx, p)
 }
 
+// WarningPrefix starts each warning line of a Valid condition's message.
+const WarningPrefix = "warning: "
+
+// maxConditionMessage is the API's limit on a condition message.
+const maxConditionMessage = 32768
+
 // validate resolves the profile on its own, as `strata profile validate`
 // does, and writes the outcome when it changed.
 func (r *ProfileReconciler) validate(ctx context.Context, p *v1.ClusterProfile) error {
 	src := profile.Source{File: "clusterprofile " + p.Namespace + "/" + p.Name}
 	cond := metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Resolved", Message: "the profile resolves with the packs the manager has", ObservedGeneration: p.Generation}
-	if _, err := stack.ResolveProfile(profile.Profile{ClusterProfile: p, Source: src}, r.Packs, stack.Facts{}); err != nil {
+	st, err := stack.ResolveProfile(profile.Profile{ClusterProfile: p, Source: src}, r.Packs, stack.Facts{})
+	switch {
+	case err != nil:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Invalid", err.Error()
+	case len(st.Warnings) > 0:
+		// Warnings never make a profile invalid; they ride along, one per line.
+		cond.Reason = "ResolvedWithWarnings"
+		for _, w := range st.Warnings {
+			cond.Message += "\n" + WarningPrefix + w.Error()
+		}
+	}
+	if len(cond.Message) > maxConditionMessage {
+		cond.Message = cond.Message[:maxConditionMessage-len(" …")] + " …"
 	}
 	before := apimeta.FindStatusCondition(p.Status.Conditions, ConditionValid)
 	if before != nil && before.Status == cond.Status && before.Message == cond.Message && p.Status.ObservedGeneration == p.Generation {

@@ -21,9 +21,13 @@ const fakeNodeAnnotation = "kwok.x-k8s.io/node"
 const PoolLabel = "strata.dev/node-pool"
 
 // NodePool is a group of simulated nodes named <Name>-0, <Name>-1, ...
+// Each node offers CPU, Memory and Disk (quantities such as "32", "256Gi";
+// empty for 32 CPUs, 256Gi of memory and 100Gi of disk). They apply to the
+// nodes a pool creates.
 type NodePool struct {
-	Name  string
-	Count int
+	Name              string
+	Count             int
+	CPU, Memory, Disk string
 }
 
 // SetNodes scales the simulated nodes to n in one pool, "node", and waits
@@ -44,11 +48,11 @@ func (cp *ControlPlane) SetNodePools(ctx context.Context, pools []NodePool) erro
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
 	}
-	want := map[string]string{} // node name → pool
+	want := map[string]NodePool{} // node name → pool
 	total := 0
 	for _, p := range pools {
 		for i := 0; i < p.Count; i++ {
-			want[fmt.Sprintf("%s-%d", p.Name, i)] = p.Name
+			want[fmt.Sprintf("%s-%d", p.Name, i)] = p
 		}
 		total += p.Count
 	}
@@ -72,7 +76,11 @@ func (cp *ControlPlane) SetNodePools(ctx context.Context, pools []NodePool) erro
 		if existing[name] {
 			continue
 		}
-		if _, err := cs.CoreV1().Nodes().Create(ctx, fakeNode(name, want[name], cp.opts.Binaries.Version), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		node, err := fakeNode(name, want[name], cp.opts.Binaries.Version)
+		if err != nil {
+			return err
+		}
+		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
 	}
@@ -146,11 +154,22 @@ func (cp *ControlPlane) waitNodesReady(ctx context.Context, n int) error {
 
 // fakeNode is a node kwok will bring to Ready. It carries the labels real
 // kubelets set, or pods with node selectors (CNI daemonsets) stay Pending.
-func fakeNode(name, pool, kubeletVersion string) *corev1.Node {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("32"),
-		corev1.ResourceMemory: resource.MustParse("256Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
+func fakeNode(name string, pool NodePool, kubeletVersion string) (*corev1.Node, error) {
+	capacity := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
+	for res, q := range map[corev1.ResourceName][2]string{
+		corev1.ResourceCPU:              {pool.CPU, "32"},
+		corev1.ResourceMemory:           {pool.Memory, "256Gi"},
+		corev1.ResourceEphemeralStorage: {pool.Disk, "100Gi"},
+	} {
+		v := q[0]
+		if v == "" {
+			v = q[1]
+		}
+		amount, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("node pool %s: %s %q: %w", pool.Name, res, v, err)
+		}
+		capacity[res] = amount
 	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
@@ -161,7 +180,7 @@ func fakeNode(name, pool, kubeletVersion string) *corev1.Node {
 				"kubernetes.io/arch":     runtime.GOARCH,
 				"kubernetes.io/hostname": name,
 				"type":                   "kwok",
-				PoolLabel:                pool,
+				PoolLabel:                pool.Name,
 			},
 		},
 		Status: corev1.NodeStatus{
@@ -173,5 +192,5 @@ func fakeNode(name, pool, kubeletVersion string) *corev1.Node {
 				KubeletVersion:  kubeletVersion,
 			},
 		},
-	}
+	}, nil
 }

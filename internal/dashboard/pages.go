@@ -202,6 +202,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 
 type profileVersion struct {
 	Version, Valid    string
+	Warnings          []string
 	Layers, Variables []string
 	Clusters          []string
 	semver            *semver.Version
@@ -246,6 +247,11 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 		pv.semver, _ = semver.NewVersion(p.Spec.Version)
 		if cond := apimeta.FindStatusCondition(p.Status.Conditions, controller.ConditionValid); cond != nil {
 			pv.Valid = string(cond.Status)
+			for _, line := range strings.Split(cond.Message, "\n") {
+				if w, ok := strings.CutPrefix(line, controller.WarningPrefix); ok {
+					pv.Warnings = append(pv.Warnings, w)
+				}
+			}
 		}
 		for _, l := range p.Spec.Layers {
 			pv.Layers = append(pv.Layers, layerSummary(l))

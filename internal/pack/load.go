@@ -27,6 +27,14 @@ const (
 // or a chart archive. It returns the pack (nil when nothing usable was
 // found) and every problem seen; problems.Err() is nil when the pack is usable.
 func Load(path string) (*Pack, Problems) {
+	p, ps := load(path)
+	if p != nil {
+		p.Warnings = ps.Warnings()
+	}
+	return p, ps
+}
+
+func load(path string) (*Pack, Problems) {
 	var ps Problems
 	st, err := os.Stat(path)
 	if err != nil {
@@ -114,11 +122,17 @@ func loadPalettePack(dir string, ps *Problems) *Pack {
 	if data, err := os.ReadFile(presetsFile); err == nil {
 		p.Presets = parsePresets(presetsFile, data, ps)
 	}
+	// A preset the pack does not define (a comment copied from another
+	// pack) selects nothing, as in Palette.
+	enabled := p.EnabledPresets[:0]
 	for _, ref := range p.EnabledPresets {
 		if _, ok := p.Preset(ref); !ok {
-			ps.errorf(valuesFile, "# spectrocloud.com/enabled-presets", "unknown preset %s: %s defines %s", ref, PresetsFile, presetList(p.Presets))
+			ps.warnf(valuesFile, "# spectrocloud.com/enabled-presets", "unknown preset %s: %s defines %s; ignored", ref, PresetsFile, presetList(p.Presets))
+			continue
 		}
+		enabled = append(enabled, ref)
 	}
+	p.EnabledPresets = enabled
 
 	schemaFile := filepath.Join(dir, SchemaFile)
 	if data, err := os.ReadFile(schemaFile); err == nil {

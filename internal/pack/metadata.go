@@ -43,8 +43,37 @@ type Metadata struct {
 
 // Constraints are the rules a pack sets on the stack around it.
 type Constraints struct {
-	Dependencies []Dependency     `json:"dependencies,omitempty"`
-	Resources    []map[string]any `json:"resources,omitempty"`
+	Dependencies []Dependency `json:"dependencies,omitempty"`
+	Resources    []Resource   `json:"resources,omitempty"`
+}
+
+// ResourceType is what a resource constraint measures.
+type ResourceType string
+
+// Resource types, with the unit of their minLimit in Palette's format.
+const (
+	ResourceCPU      ResourceType = "cpu"      // millicores
+	ResourceMemory   ResourceType = "memory"   // MiB
+	ResourceDiskSize ResourceType = "diskSize" // GB per node
+)
+
+// Resource is a minimum the nodes of a cluster must offer for the pack.
+type Resource struct {
+	Type ResourceType `json:"type"`
+	// MinLimit is in millicores (cpu), MiB (memory) or GB (diskSize).
+	MinLimit float64 `json:"minLimit,omitempty"`
+	// Components, when given, replace MinLimit: each names the values
+	// holding a request and a replica count.
+	Components []ResourceComponent `json:"components,omitempty"`
+}
+
+// ResourceComponent is one workload of the pack whose requests count
+// toward a resource constraint.
+type ResourceComponent struct {
+	// ScheduleType is where its pods run: all, master or worker.
+	ScheduleType            string `json:"scheduleType"`
+	ResourceRequestParamRef string `json:"resourceRequestParamRef,omitempty"`
+	ReplicaCountParamRef    string `json:"replicaCountParamRef,omitempty"`
 }
 
 // DependencyType says how a dependency binds.
@@ -52,11 +81,15 @@ type DependencyType string
 
 // Dependency types as Palette defines them: required must be present within
 // the version range; optional must be within the range when present;
-// notSupported must not be present within the range.
+// notSupported must not be present within the range; upgrade binds the
+// two packs' upgrades: when present, the other pack must be within the
+// range, so a profile that moves this pack to a new version must move the
+// other pack along with it (Strata says which version to take).
 const (
 	DependencyRequired     DependencyType = "required"
 	DependencyOptional     DependencyType = "optional"
 	DependencyNotSupported DependencyType = "notSupported"
+	DependencyUpgrade      DependencyType = "upgrade"
 )
 
 // Dependency is one pack constraint on another pack of the stack.
@@ -68,9 +101,12 @@ type Dependency struct {
 	Type       DependencyType `json:"type"`
 }
 
-// parseMetadata reads pack.json and checks every field a pack needs.
+// parseMetadata reads pack.json. It refuses only what Palette's own pack
+// schema refuses or what leaves the pack unusable; anything else that looks
+// off is a warning.
 func parseMetadata(file string, data []byte, ps *Problems) (Metadata, bool) {
 	var m Metadata
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a byte-order mark some editors write
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&m); err != nil {
 		ps.errorf(file, jsonErrorField(err), "invalid JSON: %s", jsonErrorMessage(data, err))
@@ -79,10 +115,13 @@ func parseMetadata(file string, data []byte, ps *Problems) (Metadata, bool) {
 	if m.Name == "" {
 		ps.errorf(file, "name", "missing: want the pack name, e.g. \"hello-universe\"")
 	}
+	if m.DisplayName == "" {
+		ps.warnf(file, "displayName", "missing: want the name people see, e.g. \"Hello Universe\"")
+	}
 	if m.Version == "" {
 		ps.errorf(file, "version", "missing: want a version, e.g. \"1.2.0\"")
 	} else if _, err := semver.NewVersion(m.Version); err != nil {
-		ps.errorf(file, "version", "%q is not a version: want major.minor.patch, e.g. \"1.2.0\"", m.Version)
+		ps.warnf(file, "version", "%q is not a semantic version: other packs' version ranges cannot compare it", m.Version)
 	}
 	if m.Layer == "" {
 		ps.errorf(file, "layer", "missing: want one of %s", kindList())
@@ -90,27 +129,56 @@ func parseMetadata(file string, data []byte, ps *Problems) (Metadata, bool) {
 		ps.errorf(file, "layer", "unknown layer %q: want one of %s", m.Layer, kindList())
 	}
 	if m.Constraints != nil {
-		for i, d := range m.Constraints.Dependencies {
-			field := fmt.Sprintf("constraints.dependencies[%d]", i)
-			if d.PackName == "" {
-				ps.errorf(file, field+".packName", "missing: want the name of the pack depended on")
+		checkDependencies(file, m.Constraints.Dependencies, ps)
+		checkResources(file, m.Constraints.Resources, ps)
+	}
+	return m, true
+}
+
+func checkDependencies(file string, deps []Dependency, ps *Problems) {
+	for i, d := range deps {
+		field := fmt.Sprintf("constraints.dependencies[%d]", i)
+		if d.PackName == "" {
+			ps.errorf(file, field+".packName", "missing: want the name of the pack depended on")
+		}
+		switch d.Type {
+		case DependencyRequired, DependencyOptional, DependencyNotSupported, DependencyUpgrade:
+		default:
+			ps.errorf(file, field+".type", "unknown type %q: want required, optional, notSupported or upgrade", d.Type)
+		}
+		if d.Layer != "" && !slices.Contains(LayerKinds, d.Layer) {
+			ps.errorf(file, field+".layer", "unknown layer %q: want one of %s", d.Layer, kindList())
+		}
+		for name, v := range map[string]string{"minVersion": d.MinVersion, "maxVersion": d.MaxVersion} {
+			if v == "" {
+				continue
 			}
-			switch d.Type {
-			case DependencyRequired, DependencyOptional, DependencyNotSupported:
-			default:
-				ps.errorf(file, field+".type", "unknown type %q: want required, optional or notSupported", d.Type)
-			}
-			for name, v := range map[string]string{"minVersion": d.MinVersion, "maxVersion": d.MaxVersion} {
-				if v == "" {
-					continue
-				}
-				if _, err := semver.NewVersion(v); err != nil {
-					ps.errorf(file, field+"."+name, "%q is not a version", v)
-				}
+			if _, err := semver.NewVersion(v); err != nil {
+				ps.warnf(file, field+"."+name, "%q is not a version, so this bound is not checked", v)
 			}
 		}
 	}
-	return m, true
+}
+
+func checkResources(file string, resources []Resource, ps *Problems) {
+	for i, r := range resources {
+		field := fmt.Sprintf("constraints.resources[%d]", i)
+		switch r.Type {
+		case ResourceCPU, ResourceMemory, ResourceDiskSize:
+		default:
+			ps.errorf(file, field+".type", "unknown type %q: want cpu, memory or diskSize", r.Type)
+		}
+		if r.MinLimit < 0 {
+			ps.warnf(file, field+".minLimit", "%v is negative: want a minimum, in millicores (cpu), MiB (memory) or GB (diskSize)", r.MinLimit)
+		}
+		for j, c := range r.Components {
+			switch c.ScheduleType {
+			case "all", "master", "worker":
+			default:
+				ps.errorf(file, fmt.Sprintf("%s.components[%d].scheduleType", field, j), "%q: want all, master or worker", c.ScheduleType)
+			}
+		}
+	}
 }
 
 func kindList() string {

@@ -30,6 +30,9 @@ type Pack struct {
 	Manifests      []Manifest   `json:"manifests,omitempty"`
 	// PlainChart is true for a Helm chart read as a pack.
 	PlainChart bool `json:"plainChart,omitempty"`
+	// Warnings found while reading the pack: it is usable, but something
+	// looks off (shown by lint, validation and the dashboard).
+	Warnings Problems `json:"-"`
 }
 
 // Chart is a Helm chart shipped in a pack.
@@ -111,6 +114,44 @@ func Lookup(values map[string]any, path string) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// Found is one value a schema path names, with its concrete path.
+type Found struct {
+	Path  string
+	Value any
+}
+
+// LookupAll finds a schema path in nested values. A segment "$[]" stands
+// for every element of a list, as Palette's schema.yaml writes list rules
+// ("registry.addresses.$[]"); concrete paths name elements as "a.b[0]".
+func LookupAll(values map[string]any, path string) []Found {
+	found := []Found{{Value: values}}
+	for _, key := range strings.Split(path, ".") {
+		var next []Found
+		for _, f := range found {
+			if key == "$[]" {
+				list, _ := f.Value.([]any)
+				for i, v := range list {
+					next = append(next, Found{Path: fmt.Sprintf("%s[%d]", f.Path, i), Value: v})
+				}
+				continue
+			}
+			m, ok := f.Value.(map[string]any)
+			if !ok {
+				continue
+			}
+			if v, ok := m[key]; ok {
+				p := key
+				if f.Path != "" {
+					p = f.Path + "." + key
+				}
+				next = append(next, Found{Path: p, Value: v})
+			}
+		}
+		found = next
+	}
+	return found
 }
 
 // String names the pack for messages.

@@ -111,10 +111,7 @@ func TestBrokenPacksGiveErrorsNotPanics(t *testing.T) {
 		{"invalid-json", "pack.json", "", "line 5"},
 		{"chart-absent", "pack.json", "charts[0]", "listed in pack.json but absent"},
 		{"invalid-values", "values.yaml", "", "invalid YAML"},
-		{"bad-schema", "schema.yaml", "manifests.x.port.schema", "unknown type ${nubmer}"},
-		{"bad-schema", "schema.yaml", "manifests.x.name.schema", `unknown function "frmat"`},
 		{"unknown-layer", "pack.json", "layer", `unknown layer "database": want one of os, k8s, cni, csi, addon`},
-		{"unknown-preset", "values.yaml", "# spectrocloud.com/enabled-presets", "unknown preset Backend:turbo: presets.yaml defines Backend:slow"},
 		{"manifest-bad-template", "pack.json", "kubeManifests[0]", "invalid template"},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,7 @@
 package pack
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -26,6 +27,8 @@ type Constraint struct {
 
 	matcher *regexp.Regexp
 	ranges  map[int]numberRange // capture group index -> allowed range
+	// parsed is false when not even the template's shape was understood.
+	parsed bool
 }
 
 type numberRange struct{ min, max float64 }
@@ -33,11 +36,13 @@ type numberRange struct{ min, max float64 }
 // formatToken finds ${type} and ${type:argument} in a format.
 var formatToken = regexp.MustCompile(`\$\{([a-z0-9]+)(?::([^}]*))?\}`)
 
-// parseSchema reads schema.yaml into constraints sorted by path.
+// parseSchema reads schema.yaml into constraints sorted by path. A rule
+// Strata cannot read is a warning, not an error: Palette deploys such a pack,
+// and the rule's other terms (required, readonly) still apply.
 func parseSchema(file string, data []byte, ps *Problems) []Constraint {
-	var doc map[string]map[string]any
+	var doc map[string]any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		ps.errorf(file, "", "invalid YAML: %v (want `<values.path>: {schema: '{{ ... }}'}` entries)", err)
+		ps.warnf(file, "", "invalid YAML, so none of its rules are checked: %v (want `<values.path>: {schema: '{{ ... }}'}` entries)", err)
 		return nil
 	}
 	paths := make([]string, 0, len(doc))
@@ -47,22 +52,43 @@ func parseSchema(file string, data []byte, ps *Problems) []Constraint {
 	sort.Strings(paths)
 	var out []Constraint
 	for _, path := range paths {
-		raw, ok := doc[path]["schema"].(string)
+		entry, _ := doc[path].(map[string]any)
+		raw, ok := entry["schema"].(string)
 		if !ok {
-			ps.errorf(file, path+".schema", "missing: want a template such as '{{ required | format \"${string}\" }}'")
+			ps.warnf(file, path+".schema", "missing, so the value is not checked: want a template such as '{{ required | format \"${string}\" }}'")
 			continue
 		}
 		c, err := ParseConstraint(path, raw)
 		if err != nil {
-			ps.errorf(file, path+".schema", "%v", err)
-			continue
+			ps.warnf(file, path+".schema", "%v%s", err, c.keptTerms())
 		}
-		out = append(out, c)
+		if c.parsed {
+			out = append(out, c)
+		}
 	}
 	return out
 }
 
-// ParseConstraint reads one schema template.
+// keptTerms says which terms of a partly understood rule still apply.
+func (c Constraint) keptTerms() string {
+	var kept []string
+	if c.Required {
+		kept = append(kept, "required")
+	}
+	if c.ReadOnly {
+		kept = append(kept, "readonly")
+	}
+	if c.matcher != nil {
+		kept = append(kept, "format")
+	}
+	if len(kept) == 0 {
+		return "; the value is not checked"
+	}
+	return "; only " + strings.Join(kept, " and ") + " is checked"
+}
+
+// ParseConstraint reads one schema template. It returns what it understood
+// even with an error, so that a rule with one unknown part keeps the rest.
 func ParseConstraint(path, template string) (Constraint, error) {
 	c := Constraint{Path: path}
 	body := strings.TrimSpace(template)
@@ -73,6 +99,8 @@ func ParseConstraint(path, template string) (Constraint, error) {
 	if err != nil {
 		return c, fmt.Errorf("%q: %w", template, err)
 	}
+	c.parsed = true
+	var problems []string
 	for _, t := range terms {
 		switch t.name {
 		case "required":
@@ -80,26 +108,36 @@ func ParseConstraint(path, template string) (Constraint, error) {
 		case "readonly":
 			c.ReadOnly = true
 		case "hints":
-			c.Hints = t.arg
+			if len(t.args) == 0 {
+				problems = append(problems, "hints needs a quoted argument")
+			}
+			c.Hints = strings.Join(t.args, "; ")
 		case "format":
-			c.Format = t.arg
+			if len(t.args) != 1 {
+				problems = append(problems, "format needs one quoted argument")
+				continue
+			}
+			c.Format = t.args[0]
+			// A password stays masked even when the rest of its format is
+			// not understood.
+			c.Secret = strings.Contains(c.Format, "${password")
 			if err := c.compileFormat(); err != nil {
-				return c, fmt.Errorf("format %q: %w", t.arg, err)
+				c.matcher, c.ranges = nil, nil
+				problems = append(problems, fmt.Sprintf("format %q: %v", c.Format, err))
 			}
 		default:
-			return c, fmt.Errorf("unknown function %q: want required, readonly, format or hints", t.name)
+			problems = append(problems, fmt.Sprintf("unknown function %q: want required, readonly, format or hints", t.name))
 		}
-		if (t.name == "format" || t.name == "hints") && !t.hasArg {
-			return c, fmt.Errorf("%s needs a quoted argument", t.name)
-		}
+	}
+	if len(problems) > 0 {
+		return c, errors.New(strings.Join(problems, "; "))
 	}
 	return c, nil
 }
 
 type pipelineTerm struct {
-	name   string
-	arg    string
-	hasArg bool
+	name string
+	args []string
 }
 
 // splitPipeline splits `a | b "x|y" | c` into terms, honouring quotes.
@@ -116,12 +154,13 @@ func splitPipeline(s string) ([]pipelineTerm, error) {
 			return nil, fmt.Errorf("empty term in pipeline")
 		}
 		s = strings.TrimSpace(s[end:])
-		if strings.HasPrefix(s, `"`) {
+		for strings.HasPrefix(s, `"`) {
 			arg, rest, err := unquotePrefix(s)
 			if err != nil {
 				return nil, err
 			}
-			t.arg, t.hasArg, s = arg, true, strings.TrimSpace(rest)
+			t.args = append(t.args, arg)
+			s = strings.TrimSpace(rest)
 		}
 		terms = append(terms, t)
 		if s == "" {
@@ -138,15 +177,21 @@ func splitPipeline(s string) ([]pipelineTerm, error) {
 	return terms, nil
 }
 
-// unquotePrefix reads a Go-quoted string at the start of s.
+// unquotePrefix reads a quoted string at the start of s. Palette's own
+// documentation writes regular expressions such as "size=\d+" inside the
+// quotes, which are not valid Go escapes: such a string is taken as written,
+// with only \" and \\ unescaped.
 func unquotePrefix(s string) (value, rest string, err error) {
 	for i := 1; i < len(s); i++ {
 		switch s[i] {
 		case '\\':
 			i++
 		case '"':
-			v, err := strconv.Unquote(s[:i+1])
-			return v, s[i+1:], err
+			if v, err := strconv.Unquote(s[:i+1]); err == nil {
+				return v, s[i+1:], nil
+			}
+			raw := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(s[1:i])
+			return raw, s[i+1:], nil
 		}
 	}
 	return "", "", fmt.Errorf("unterminated string %s", s)
@@ -184,22 +229,32 @@ func (c *Constraint) compileFormat() error {
 	return err
 }
 
+// tokenPattern is the expression of one ${type} or ${type:argument}. The
+// argument is a /regular expression/ (Palette's documented form; a bare
+// expression is read the same), a [number range] or a [list of choices].
 func (c *Constraint) tokenPattern(typ, arg string, group int) (string, error) {
+	if re, ok := slashed(arg); ok && typ != "list" {
+		if _, err := regexp.Compile(re); err != nil {
+			return "", fmt.Errorf("${%s:%s}: invalid regular expression: %w", typ, arg, err)
+		}
+		if typ == "password" {
+			c.Secret = true
+		}
+		return "(?:" + unanchored(re) + ")", nil
+	}
 	switch typ {
-	case "string":
+	case "string", "password":
+		c.Secret = c.Secret || typ == "password"
 		if arg != "" {
 			if _, err := regexp.Compile(arg); err != nil {
-				return "", fmt.Errorf("${string:%s}: invalid regular expression: %w", arg, err)
+				return "", fmt.Errorf("${%s:%s}: invalid regular expression: %w", typ, arg, err)
 			}
-			return "(?:" + arg + ")", nil
+			return "(?:" + unanchored(arg) + ")", nil
+		}
+		if typ == "password" {
+			return ".*?", nil
 		}
 		return ".+?", nil
-	case "password":
-		if arg != "" {
-			return "", fmt.Errorf("${password} takes no argument")
-		}
-		c.Secret = true
-		return ".*?", nil
 	case "number":
 		if arg != "" {
 			r, err := parseRange(arg)
@@ -212,10 +267,14 @@ func (c *Constraint) tokenPattern(typ, arg string, group int) (string, error) {
 			c.ranges[group] = r
 		}
 		return `-?[0-9]+(?:\.[0-9]+)?`, nil
-	case "boolean":
+	case "boolean", "bool":
 		return "true|false", nil
 	case "ipv4":
 		return `[0-9]{1,3}(?:\.[0-9]{1,3}){3}`, nil
+	case "ipv4cidr":
+		return `[0-9]{1,3}(?:\.[0-9]{1,3}){3}/[0-9]{1,2}`, nil
+	case "ipv6":
+		return `[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`, nil
 	case "version":
 		return `v?[0-9]+(?:\.[0-9]+){0,2}(?:[-+][0-9A-Za-z.-]+)?`, nil
 	case "list":
@@ -231,8 +290,26 @@ func (c *Constraint) tokenPattern(typ, arg string, group int) (string, error) {
 		}
 		return strings.Join(quoted, "|"), nil
 	default:
-		return "", fmt.Errorf("unknown type ${%s}: want string, number, boolean, password, ipv4, version or list:[...]", typ)
+		return "", fmt.Errorf("unknown type ${%s}: want string, number, boolean, password, ipv4, ipv4cidr, ipv6, version or list:[...]", typ)
 	}
+}
+
+// slashed returns the expression of an argument written /like this/.
+func slashed(arg string) (string, bool) {
+	if len(arg) >= 2 && strings.HasPrefix(arg, "/") && strings.HasSuffix(arg, "/") {
+		return arg[1 : len(arg)-1], true
+	}
+	return "", false
+}
+
+// unanchored drops ^ and $ around an expression that is embedded in a
+// format's own anchored expression.
+func unanchored(re string) string {
+	re = strings.TrimPrefix(re, "^")
+	if strings.HasSuffix(re, "$") && !strings.HasSuffix(re, `\$`) {
+		re = re[:len(re)-1]
+	}
+	return re
 }
 
 // parseRange reads "[1-10]" or "[1,10]"; either bound may be empty.

@@ -33,6 +33,16 @@ func TestConstraintCheck(t *testing.T) {
 		{`{{ format "${string:^[a-z]+$}" }}`, "ABC", true, "does not match"},
 		{`{{ format "${password}" }}`, "hunter2", true, ""},
 		{`{{ format "${string}" }}`, []any{"a"}, true, "want a single value"},
+		// Palette's documented forms: /regex/ arguments, ${bool}, cidr.
+		{`{{ format "${string:/^([a-z0-9].*)$/}" }}`, "abc", true, ""},
+		{`{{ format "${string:/^([a-z0-9].*)$/}" }}`, "-abc", true, "does not match"},
+		{`{{ format "${number:/^(500[0-5])$/}" }}`, 5003.0, true, ""},
+		{`{{ format "${number:/^(500[0-5])$/}" }}`, 5006.0, true, "does not match"},
+		{`{{ format "${string}, ${string:/size=\d+/}" }}`, "type-zeroedthick, size=150", true, ""},
+		{`{{ format "${string}, ${string:/size=\d+/}" }}`, "type-zeroedthick, size=s", true, "does not match"},
+		{`{{ format "${bool}" }}`, false, true, ""},
+		{`{{ format "${ipv4cidr}" }}`, "10.0.0.0/16", true, ""},
+		{`{{ hints "description A" "description B" }}`, "x", true, ""},
 	}
 	for _, tc := range cases {
 		c, err := ParseConstraint("a.b", tc.schema)
@@ -50,14 +60,15 @@ func TestConstraintCheck(t *testing.T) {
 }
 
 func TestPasswordValuesNeverAppearInErrors(t *testing.T) {
-	c, err := ParseConstraint("x", `{{ format "${password:[a-z]+}" }}`)
-	if err == nil {
-		t.Fatalf("password takes no argument here; parsed %+v", c)
-	}
-	c, _ = ParseConstraint("x", `{{ format "pw-${password}" }}`)
-	err = c.Check("s3cr3t", true)
-	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
-		t.Errorf("error %v: want a mismatch that does not show the value", err)
+	for _, schema := range []string{`{{ format "pw-${password}" }}`, `{{ format "${password:/^[a-z]+$/}" }}`} {
+		c, err := ParseConstraint("x", schema)
+		if err != nil || !c.Secret {
+			t.Fatalf("%s: %v, secret %v", schema, err, c.Secret)
+		}
+		err = c.Check("S3CR3T", true)
+		if err == nil || strings.Contains(err.Error(), "S3CR3T") {
+			t.Errorf("%s: error %v: want a mismatch that does not show the value", schema, err)
+		}
 	}
 }
 
@@ -92,4 +103,21 @@ func FuzzParseConstraint(f *testing.F) {
 		}
 		_ = c.Check(value, true)
 	})
+}
+
+// A rule with a part Strata does not know keeps the parts it does.
+func TestUnknownFormatKeepsRequired(t *testing.T) {
+	c, err := ParseConstraint("x", `{{ required | format "${input}" | hints "free text" }}`)
+	if err == nil || !strings.Contains(err.Error(), "unknown type ${input}") {
+		t.Fatalf("error %v: want one naming ${input}", err)
+	}
+	if !c.Required || c.Hints != "free text" {
+		t.Errorf("constraint %+v: want required and its hints kept", c)
+	}
+	if err := c.Check("any text", true); err != nil {
+		t.Errorf("a value under an unknown format: %v, want it accepted", err)
+	}
+	if err := c.Check("", true); err == nil {
+		t.Errorf("an empty value: accepted, want required enforced")
+	}
 }

@@ -27,7 +27,9 @@ type Settings struct {
 const installPriorityKey = "spectrocloud.com/install-priority"
 
 // enabledPresetsComment matches the leading comment that selects presets.
-var enabledPresetsComment = regexp.MustCompile(`(?m)^#\s*spectrocloud\.com/enabled-presets:\s*(.*?)\s*$`)
+// Only blanks may stand around the list: an empty comment selects nothing
+// and must not reach the next line.
+var enabledPresetsComment = regexp.MustCompile(`(?m)^#[ \t]*spectrocloud\.com/enabled-presets:[ \t]*(.*?)[ \t]*$`)
 
 // PresetRef names a preset within its group, written "Group:name".
 type PresetRef struct {
@@ -65,7 +67,7 @@ func parseValues(file string, data []byte, ps *Problems) (map[string]any, Settin
 			}
 			ref, err := ParsePresetRef(s)
 			if err != nil {
-				ps.errorf(file, "# spectrocloud.com/enabled-presets", "%v", err)
+				ps.warnf(file, "# spectrocloud.com/enabled-presets", "%v; ignored", err)
 				continue
 			}
 			refs = append(refs, ref)
@@ -84,10 +86,13 @@ func parseSettings(file string, raw any, ps *Problems) Settings {
 		ps.errorf(file, "pack", "want a mapping, got %s", typeName(raw))
 		return s
 	}
-	if ns, ok := sec["namespace"]; ok {
-		if s.Namespace, ok = ns.(string); !ok {
-			ps.errorf(file, "pack.namespace", "want a string, got %s", typeName(ns))
-		}
+	// An empty namespace (`namespace:` or "") leaves the choice to the
+	// profile or the default, as Palette does.
+	switch ns := sec["namespace"].(type) {
+	case nil, string:
+		s.Namespace, _ = ns.(string)
+	default:
+		ps.errorf(file, "pack.namespace", "want a namespace name, got %s", typeName(ns))
 	}
 	s.ReleaseNameOverride = stringMap(file, "pack.releaseNameOverride", sec["releaseNameOverride"], ps)
 	s.NamespaceLabels = stringMap(file, "pack.namespaceLabels", sec["namespaceLabels"], ps)
@@ -98,11 +103,12 @@ func parseSettings(file string, raw any, ps *Problems) Settings {
 		case string:
 			n, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil {
-				ps.errorf(file, "pack."+installPriorityKey, "%q: want a whole number", v)
+				ps.warnf(file, "pack."+installPriorityKey, "%q: want a whole number; the pack installs at priority 0", v)
 			}
 			s.InstallPriority = n
+		case nil:
 		default:
-			ps.errorf(file, "pack."+installPriorityKey, "want a whole number, got %s", typeName(p))
+			ps.warnf(file, "pack."+installPriorityKey, "want a whole number, got %s; the pack installs at priority 0", typeName(p))
 		}
 	}
 	if content, ok := sec["content"].(map[string]any); ok {
@@ -120,20 +126,22 @@ func parseSettings(file string, raw any, ps *Problems) Settings {
 	return s
 }
 
+// stringMap reads a mapping of names to strings; a number or a boolean is
+// taken as written, anything else is left out with a warning.
 func stringMap(file, field string, raw any, ps *Problems) map[string]string {
 	if raw == nil {
 		return nil
 	}
 	m, ok := raw.(map[string]any)
 	if !ok {
-		ps.errorf(file, field, "want a mapping of strings, got %s", typeName(raw))
+		ps.warnf(file, field, "want a mapping of strings, got %s; ignored", typeName(raw))
 		return nil
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		s, ok := v.(string)
+		s, ok := scalarString(v)
 		if !ok {
-			ps.errorf(file, field+"."+k, "want a string, got %s", typeName(v))
+			ps.warnf(file, field+"."+k, "want a string, got %s; ignored", typeName(v))
 			continue
 		}
 		out[k] = s
@@ -175,33 +183,45 @@ type Preset struct {
 // Ref returns the preset's "Group:name".
 func (p Preset) Ref() PresetRef { return PresetRef{Group: p.Group, Name: p.Name} }
 
+// parsePresets reads presets.yaml. A preset that cannot be used is a
+// warning: the pack deploys without it, and a layer that selects it gets
+// the error.
 func parsePresets(file string, data []byte, ps *Problems) []Preset {
 	var doc struct {
 		Presets []Preset `json:"presets"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		ps.errorf(file, "", "invalid YAML: %v", err)
+		ps.warnf(file, "", "invalid YAML, so the pack offers no presets: %v", err)
 		return nil
 	}
 	seen := map[PresetRef]bool{}
+	var out []Preset
 	for i := range doc.Presets {
-		p := &doc.Presets[i]
+		p := doc.Presets[i]
 		field := fmt.Sprintf("presets[%d]", i)
-		if p.Name == "" {
-			ps.errorf(file, field+".name", "missing: want the preset name")
-		}
-		if p.Group == "" {
-			ps.errorf(file, field+".group", "missing: want the group the preset belongs to")
-		}
-		if seen[p.Ref()] {
-			ps.errorf(file, field, "preset %s is defined twice", p.Ref())
+		switch {
+		case p.Name == "":
+			ps.warnf(file, field+".name", "missing: want the preset name; the preset is ignored")
+			continue
+		case p.Group == "":
+			ps.warnf(file, field+".group", "missing: want the group preset %q belongs to; the preset is ignored", p.Name)
+			continue
+		case seen[p.Ref()]:
+			ps.warnf(file, field, "preset %s is defined twice; the first is used", p.Ref())
+			continue
 		}
 		seen[p.Ref()] = true
 		if strings.TrimSpace(p.Add) != "" {
 			if err := yaml.Unmarshal([]byte(p.Add), &p.AddValues); err != nil {
-				ps.errorf(file, field+".add", "invalid YAML: %v", err)
+				// Macros may make it YAML only once expanded; the resolver
+				// expands and reports it if a layer uses the preset.
+				p.AddValues = nil
+				if !strings.Contains(p.Add, ".spectro.") {
+					ps.warnf(file, field+".add", "invalid YAML: %v; a layer selecting preset %s fails", err, p.Ref())
+				}
 			}
 		}
+		out = append(out, p)
 	}
-	return doc.Presets
+	return out
 }

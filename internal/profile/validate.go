@@ -91,8 +91,8 @@ func validateLayerOrder(spec v1.ClusterProfileSpec, add func(string, string, ...
 	kinds := make([]v1.LayerKind, len(spec.Layers))
 	for i, l := range spec.Layers {
 		kinds[i] = l.Kind
-		if !slices.Contains(append(slices.Clone(infraOrder), v1.LayerAddon), l.Kind) {
-			add(fmt.Sprintf("spec.layers[%d].kind", i), "%q: want os, k8s, cni, csi or addon", l.Kind)
+		if !slices.Contains([]v1.LayerKind{v1.LayerOS, v1.LayerKernel, v1.LayerK8s, v1.LayerCNI, v1.LayerCSI, v1.LayerAddon}, l.Kind) {
+			add(fmt.Sprintf("spec.layers[%d].kind", i), "%q: want os, kernel, k8s, cni, csi or addon", l.Kind)
 		}
 	}
 	switch spec.Type {
@@ -103,18 +103,23 @@ func validateLayerOrder(spec v1.ClusterProfileSpec, add func(string, string, ...
 			}
 		}
 	case v1.ProfileInfra, v1.ProfileFull:
-		for i, want := range infraOrder {
+		// An optional kernel layer follows the os layer.
+		want := slices.Clone(infraOrder)
+		if len(kinds) > 1 && kinds[1] == v1.LayerKernel {
+			want = slices.Insert(want, 1, v1.LayerKernel)
+		}
+		for i, k := range want {
 			if i >= len(kinds) {
-				add("spec.layers", "%s profile has %d layers: want os, k8s, cni and csi first, missing %s", spec.Type, len(kinds), want)
+				add("spec.layers", "%s profile has %d layers: want os, k8s, cni and csi first, missing %s", spec.Type, len(kinds), k)
 				break
 			}
-			if kinds[i] != want {
-				add(fmt.Sprintf("spec.layers[%d].kind", i), "%q: want %s (an %s profile starts with os, k8s, cni, csi in that order)", kinds[i], want, spec.Type)
+			if kinds[i] != k {
+				add(fmt.Sprintf("spec.layers[%d].kind", i), "%q: want %s (an %s profile starts with os, an optional kernel, k8s, cni, csi in that order)", kinds[i], k, spec.Type)
 			}
 		}
-		for i := len(infraOrder); i < len(kinds); i++ {
+		for i := len(want); i < len(kinds); i++ {
 			if spec.Type == v1.ProfileInfra {
-				add(fmt.Sprintf("spec.layers[%d]", i), "an infra profile has exactly the os, k8s, cni and csi layers: move %q to an add-on profile or make the profile full", spec.Layers[i].Name)
+				add(fmt.Sprintf("spec.layers[%d]", i), "an infra profile has exactly the os, k8s, cni and csi layers (and an optional kernel layer): move %q to an add-on profile or make the profile full", spec.Layers[i].Name)
 			} else if kinds[i] != v1.LayerAddon {
 				add(fmt.Sprintf("spec.layers[%d].kind", i), "%q after the infrastructure layers: want addon", kinds[i])
 			}

@@ -38,6 +38,8 @@ func (r *resolver) checkDependencies() {
 			case !ok:
 			case d.Type == pack.DependencyNotSupported && inRange(other.out.Pack.Version, d):
 				r.clusterFinding(field, "pack %s does not support %s %s (layer %q)%s", p.ID(), d.PackName, other.out.Pack.Version, other.spec.Name, rangeText(d))
+			case d.Type == pack.DependencyUpgrade && !inRange(other.out.Pack.Version, d):
+				r.clusterFinding(field, "pack %s is upgraded together with %s: want %s%s, the cluster has %s (layer %q); move that layer to a version in range along with this one", p.ID(), d.PackName, d.PackName, rangeText(d), other.out.Pack.Version, other.spec.Name)
 			case d.Type != pack.DependencyNotSupported && !inRange(other.out.Pack.Version, d):
 				r.clusterFinding(field, "pack %s needs %s%s, the cluster has %s (layer %q)", p.ID(), d.PackName, rangeText(d), other.out.Pack.Version, other.spec.Name)
 			}

@@ -31,10 +31,18 @@ type Facts struct {
 	// KubernetesVersion of the running cluster, e.g. "1.37.2". The k8s
 	// layer's version wins when the stack has one.
 	KubernetesVersion string
-	// Existing is true for a cluster that runs already (imported, or the
-	// target of a one-shot deploy): its infrastructure is not Strata's to
-	// provide, so an infra or full profile is optional.
+	// Existing is true for the target of a one-shot deploy: a cluster that
+	// runs already, whatever its document says. Without it, a cluster needs
+	// an infra or full profile only when Strata makes it exist (provider
+	// local); an imported cluster brings its own infrastructure.
 	Existing bool
+}
+
+// needsInfra reports whether a cluster must attach exactly one infra or
+// full profile. The manager and the offline commands both ask here, so
+// they accept and refuse the same clusters.
+func needsInfra(c profile.Cluster, facts Facts) bool {
+	return !facts.Existing && c.Spec.Provider == v1.ProviderLocal
 }
 
 // ResolveStack resolves a cluster: its attached profiles (found among
@@ -44,7 +52,7 @@ type Facts struct {
 func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Packs, facts Facts) (*Stack, error) {
 	r := newResolver(cluster, packs)
 	r.k8sVers = strings.TrimPrefix(facts.KubernetesVersion, "v")
-	r.attach(profiles, !facts.Existing)
+	r.attach(profiles, needsInfra(cluster, facts))
 	return r.resolve()
 }
 
@@ -85,13 +93,18 @@ type resolver struct {
 	packs      Packs
 	preview    bool
 	fs         profile.Findings
-	atts       []*attachment
-	layers     []*layerState
-	byName     map[string]*layerState
-	byPack     map[string]*layerState
+	// ws are warnings: worth a look, never blocking.
+	ws     profile.Findings
+	atts   []*attachment
+	layers []*layerState
+	byName map[string]*layerState
+	byPack map[string]*layerState
 	// masked maps a placeholder standing for a masked value to the value.
 	masked  map[string]string
 	k8sVers string
+	// following holds the pack values being expanded while their layer is
+	// still resolving, to tell a self-reference from a cycle.
+	following map[string]bool
 }
 
 func newResolver(c profile.Cluster, packs Packs) *resolver {
@@ -103,6 +116,10 @@ func newResolver(c profile.Cluster, packs Packs) *resolver {
 
 func (r *resolver) clusterFinding(field, format string, args ...any) {
 	r.fs.Add(r.cluster.Source, r.clusterObj, field, format, args...)
+}
+
+func (r *resolver) clusterWarning(field, format string, args ...any) {
+	r.ws.Add(r.cluster.Source, r.clusterObj, field, format, args...)
 }
 
 // attach finds each attached profile, validates it and sets its variables.
@@ -176,11 +193,13 @@ func (r *resolver) resolve() (*Stack, error) {
 		r.resolveLayer(ls)
 	}
 	r.checkDependencies()
+	r.checkResources()
 	ordered := r.order()
 	if err := r.fs.Err(); err != nil {
 		return nil, err
 	}
-	st := &Stack{Cluster: r.cluster.Name, KubernetesVersion: r.k8sVers}
+	st := &Stack{Cluster: r.cluster.Name, KubernetesVersion: r.k8sVers, Warnings: r.packWarnings()}
+	st.Warnings = append(st.Warnings, r.ws...)
 	for _, att := range r.atts {
 		st.Profiles = append(st.Profiles, ProfileVersion{Name: att.profile.Spec.Name, Version: att.profile.Spec.Version})
 	}
@@ -188,6 +207,23 @@ func (r *resolver) resolve() (*Stack, error) {
 		st.Layers = append(st.Layers, ls.out)
 	}
 	return st, nil
+}
+
+// packWarnings are the load warnings of the packs the stack uses, once each.
+func (r *resolver) packWarnings() profile.Findings {
+	var ws profile.Findings
+	seen := map[*pack.Pack]bool{}
+	for _, ls := range r.layers {
+		p := ls.out.Pack
+		if p == nil || seen[p] {
+			continue
+		}
+		seen[p] = true
+		for _, w := range p.Warnings {
+			ws.Add(profile.Source{File: w.File}, p.String(), w.Field, "%s", w.Message)
+		}
+	}
+	return ws
 }
 
 func (r *resolver) collectLayers() {
@@ -276,7 +312,7 @@ func (r *resolver) resolveLayer(ls *layerState) {
 		Kind: l.Kind, DependsOn: l.DependsOn, Presets: l.Presets, Spec: l,
 		Version: layerVersion(l),
 	}
-	env := macro.Env{Vars: ls.att.vars, System: r.system(ls.att), PackValue: r.packValue}
+	env := r.env(ls)
 	values := map[string]any{}
 	var p *pack.Pack
 	switch {
@@ -395,10 +431,6 @@ func (r *resolver) hideMasked(err error) error {
 // applyPresets applies the pack's enabled presets, one per group, where the
 // layer's own choice replaces the pack's default for that group.
 func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]any, env macro.Env) bool {
-	chosen := map[string]pack.PresetRef{}
-	for _, ref := range p.EnabledPresets {
-		chosen[ref.Group] = ref
-	}
 	for j, s := range ls.spec.Presets {
 		ref, err := pack.ParsePresetRef(s)
 		if err != nil {
@@ -408,8 +440,8 @@ func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]
 			r.layerFinding(ls, fmt.Sprintf(".presets[%d]", j), "unknown preset %s: pack %s has %s", ref, p.ID(), presetNames(p))
 			return false
 		}
-		chosen[ref.Group] = ref
 	}
+	chosen := r.chosenPresets(ls, p)
 	for _, pr := range p.Presets {
 		if chosen[pr.Group] != pr.Ref() {
 			continue
@@ -418,7 +450,7 @@ func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]
 			removePath(values, path)
 		}
 		add, ok := vals.DeepCopy(pr.AddValues).(map[string]any), true
-		if strings.Contains(pr.Add, ".spectro.") {
+		if strings.Contains(pr.Add, ".spectro.") || (pr.AddValues == nil && strings.TrimSpace(pr.Add) != "") {
 			add, ok = r.parseExpanded(pr.Add, env, func(format string, args ...any) {
 				r.fs.Add(profile.Source{File: p.Path + "/" + pack.PresetsFile}, p.String(), "preset "+pr.Ref().String(), format, args...)
 			})
@@ -429,6 +461,23 @@ func (r *resolver) applyPresets(ls *layerState, p *pack.Pack, values map[string]
 		vals.Merge(values, add)
 	}
 	return true
+}
+
+// chosenPresets is the preset of each group a layer uses: the pack's
+// enabled ones, replaced group by group by the layer's own choices.
+func (r *resolver) chosenPresets(ls *layerState, p *pack.Pack) map[string]pack.PresetRef {
+	chosen := map[string]pack.PresetRef{}
+	for _, ref := range p.EnabledPresets {
+		chosen[ref.Group] = ref
+	}
+	for _, s := range ls.spec.Presets {
+		if ref, err := pack.ParsePresetRef(s); err == nil {
+			if _, ok := p.Preset(ref); ok {
+				chosen[ref.Group] = ref
+			}
+		}
+	}
+	return chosen
 }
 
 func presetNames(p *pack.Pack) string {
@@ -509,42 +558,68 @@ func (r *resolver) settle(ls *layerState, p *pack.Pack) {
 }
 
 // checkSchema tests the final values against the pack's schema.yaml, and
-// marks ${password} values as secrets.
+// marks ${password} values as secrets. A path with "$[]" applies to every
+// element of a list.
 func (r *resolver) checkSchema(ls *layerState, p *pack.Pack, base map[string]any) {
 	for _, c := range p.Schema {
-		v, present := pack.Lookup(ls.out.Values, c.Path)
-		if r.preview && c.Required && (!present || v == nil || v == "") {
-			// A required value is the cluster's to give, not the profile's.
-			continue
-		}
-		if err := c.Check(v, present); err != nil {
-			msg := err.Error()
-			if c.Hints != "" {
-				msg += "; " + c.Hints
+		found := pack.LookupAll(ls.out.Values, c.Path)
+		field := fmt.Sprintf("layer %q value %q", ls.spec.Name, c.Path)
+		if len(found) == 0 && !(r.preview && c.Required) {
+			// In a preview a required value is the cluster's to give, not the profile's.
+			if err := c.Check(nil, false); err != nil {
+				r.clusterFinding(field, "%s (schema.yaml of pack %s)", withHints(err, c), p.ID())
 			}
-			r.clusterFinding(fmt.Sprintf("layer %q value %q", ls.spec.Name, c.Path), "%s (schema.yaml of pack %s)", msg, p.ID())
+		}
+		for _, f := range found {
+			if r.preview && c.Required && (f.Value == nil || f.Value == "") {
+				continue
+			}
+			if err := c.Check(f.Value, true); err != nil {
+				r.clusterFinding(fmt.Sprintf("layer %q value %q", ls.spec.Name, f.Path), "%s (schema.yaml of pack %s)", withHints(err, c), p.ID())
+			}
+			if c.Secret && f.Value != "" && f.Value != nil {
+				ls.out.Secrets = append(ls.out.Secrets, f.Path)
+			}
 		}
 		if c.ReadOnly {
-			bv, _ := pack.Lookup(base, c.Path)
-			if !reflect.DeepEqual(v, bv) {
-				r.clusterFinding(fmt.Sprintf("layer %q value %q", ls.spec.Name, c.Path), "read-only in pack %s: want the pack's value %v", p.ID(), bv)
+			if want := foundValues(pack.LookupAll(base, c.Path)); !reflect.DeepEqual(foundValues(found), want) {
+				var shown any = want
+				if len(want) == 1 {
+					shown = want[0]
+				}
+				r.clusterFinding(field, "read-only in pack %s: want the pack's value %v", p.ID(), shown)
 			}
-		}
-		if c.Secret && present && v != "" {
-			ls.out.Secrets = append(ls.out.Secrets, c.Path)
 		}
 	}
 }
 
+func withHints(err error, c pack.Constraint) string {
+	if c.Hints != "" {
+		return err.Error() + "; " + c.Hints
+	}
+	return err.Error()
+}
+
+func foundValues(found []pack.Found) []any {
+	out := make([]any, len(found))
+	for i, f := range found {
+		out[i] = f.Value
+	}
+	return out
+}
+
 // packValue resolves {{.spectro.pack.NAME.PATH}}: the final value at PATH of
-// the layer that uses pack NAME.
+// the layer that uses pack NAME. A layer still being resolved (a pack whose
+// values name its own values, or two layers naming each other's) answers
+// from its values as written; only a value that leads back to itself is a
+// cycle.
 func (r *resolver) packValue(name, path string) (any, error) {
 	ls, ok := r.byPack[name]
 	if !ok {
 		return nil, fmt.Errorf("no layer of the cluster uses pack %q", name)
 	}
 	if ls.state == 1 {
-		return nil, fmt.Errorf("pack %q refers back to itself through {{.spectro.pack}} macros", name)
+		return r.valueAsWritten(ls, name, path)
 	}
 	r.resolveLayer(ls)
 	if !ls.ok {
@@ -555,6 +630,65 @@ func (r *resolver) packValue(name, path string) (any, error) {
 		return nil, fmt.Errorf("pack %q has no value %q", name, path)
 	}
 	return v, nil
+}
+
+// valueAsWritten is the value at path of a layer whose resolution is under
+// way: its pack defaults, presets, profile values and cluster overrides
+// merged as written, with the macros of that one value expanded.
+func (r *resolver) valueAsWritten(ls *layerState, name, path string) (any, error) {
+	key := name + "." + path
+	if r.following[key] {
+		return nil, fmt.Errorf("value %q of pack %q refers back to itself through {{.spectro.pack}} macros", path, name)
+	}
+	v, ok := pack.Lookup(r.writtenValues(ls), path)
+	if !ok {
+		return nil, fmt.Errorf("pack %q has no value %q", name, path)
+	}
+	s, isString := v.(string)
+	if !isString || !strings.Contains(s, ".spectro.") {
+		return v, nil
+	}
+	if r.following == nil {
+		r.following = map[string]bool{}
+	}
+	r.following[key] = true
+	defer delete(r.following, key)
+	return macro.Expand(s, r.env(ls))
+}
+
+// writtenValues merges a layer's values without expanding macros; parts
+// that are YAML only once expanded are left out (the resolution reports them).
+func (r *resolver) writtenValues(ls *layerState) map[string]any {
+	values := map[string]any{}
+	if p := ls.out.Pack; p != nil {
+		values = vals.DeepCopy(p.Values).(map[string]any)
+		chosen := r.chosenPresets(ls, p)
+		for _, pr := range p.Presets {
+			if chosen[pr.Group] == pr.Ref() {
+				for _, path := range pr.Remove {
+					removePath(values, path)
+				}
+				vals.Merge(values, vals.DeepCopy(pr.AddValues).(map[string]any))
+			}
+		}
+	}
+	texts := []string{ls.spec.Values}
+	for _, o := range r.cluster.Spec.Overrides {
+		if o.Layer == ls.spec.Name {
+			texts = append(texts, o.Values)
+		}
+	}
+	for _, text := range texts {
+		var m map[string]any
+		if yaml.Unmarshal([]byte(text), &m) == nil && m != nil {
+			values = vals.Merge(values, m)
+		}
+	}
+	return values
+}
+
+func (r *resolver) env(ls *layerState) macro.Env {
+	return macro.Env{Vars: ls.att.vars, System: r.system(ls.att), PackValue: r.packValue}
 }
 
 func layerVersion(l v1.Layer) string {

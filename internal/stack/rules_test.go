@@ -23,7 +23,7 @@ func TestEveryRuleHasAClearError(t *testing.T) {
 		want string
 	}{
 		{"infra layers out of order", []string{strings.Replace(infra, "kind: cni", "kind: csi", 1), cluster("  profiles: [{name: infra, version: 1.0.0}]\n")},
-			`profile "infra" 1.0.0: spec.layers[2].kind: "csi": want cni (an infra profile starts with os, k8s, cni, csi in that order)`},
+			`profile "infra" 1.0.0: spec.layers[2].kind: "csi": want cni (an infra profile starts with os, an optional kernel, k8s, cni, csi in that order)`},
 		{"infra profile with an add-on layer", []string{strings.Replace(infra, "    - {name: nfs", helloLayer+"    - {name: nfs", 1), cluster("  profiles: [{name: infra, version: 1.0.0}]\n")},
 			`spec.layers[4]: an infra profile has exactly the os, k8s, cni and csi layers`},
 		{"add-on profile with a network layer", []string{infra, withApps("    - {name: net, kind: cni, pack: {name: antrea, version: 1.9.0}}\n"), attach},

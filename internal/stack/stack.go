@@ -6,6 +6,7 @@ package stack
 import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/profile"
 	vals "strata.dev/strata/internal/values"
 )
 
@@ -29,6 +30,9 @@ type Stack struct {
 	// it picked; infrastructure first.
 	Profiles []ProfileVersion `json:"profiles,omitempty"`
 	Layers   []Layer          `json:"layers"`
+	// Warnings are worth a look and never block: pack files that Palette
+	// accepts but that look off, constraints that could not be checked.
+	Warnings profile.Findings `json:"warnings,omitempty"`
 }
 
 // ProfileVersion names one version of a profile.
