@@ -134,14 +134,18 @@ func TestClusterReportsWhatStopsIt(t *testing.T) {
 	})
 
 	// Profiles are validated as `strata profile validate` does.
-	good, bad := helloProfile("1.0.0", "1"), helloProfile("2.0.0", "1")
-	good.Namespace, bad.Namespace = "team-b", "team-b"
+	good, bad, warned := helloProfile("1.0.0", "1"), helloProfile("2.0.0", "1"), helloProfile("3.0.0", "1")
+	good.Namespace, bad.Namespace, warned.Namespace = "team-b", "team-b", "team-b"
 	bad.Spec.Layers[0].Pack.Version = "9.9.9"
+	// kubewatch keeps its chart values right under charts: a warning, still valid.
+	warned.Spec.Layers[0] = v1.Layer{Name: "kubewatch", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "kubewatch", Version: "1.0.7"}}
 	must(t, c.Create(ctx, good))
 	must(t, c.Create(ctx, bad))
+	must(t, c.Create(ctx, warned))
 	for p, want := range map[*v1.ClusterProfile]string{
-		good: "True: the profile resolves",
-		bad:  `False: clusterprofile team-b/hello-2.0.0: profile "hello" 2.0.0: spec.layers[0].pack: pack hello-universe 9.9.9 not found in the pack folders given`,
+		good:   "True: the profile resolves",
+		bad:    `False: clusterprofile team-b/hello-2.0.0: profile "hello" 2.0.0: spec.layers[0].pack: pack hello-universe 9.9.9 not found in the pack folders given`,
+		warned: "True: the profile resolves with the packs the manager has\nwarning: ../../../shared/testdata/pack-central/kubewatch-1.0.7/values.yaml: pack kubewatch-1.0.7: charts: no charts.kubewatch section",
 	} {
 		waitFor(t, "Valid condition of "+p.Name, func() (bool, string) {
 			got := &v1.ClusterProfile{}

@@ -205,10 +205,17 @@ func TestPagesFollowTheFleetAndRBAC(t *testing.T) {
 		t.Errorf("approved plan %q, want plan002", got.Spec.ApprovedPlan)
 	}
 
-	// Profiles, their users and a diff, with masked values kept out.
+	// Profiles, their users and a diff, with masked values kept out; the
+	// warnings of a valid profile are listed under its Valid column.
+	warned := &v1.ClusterProfile{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.1.0"}, warned))
+	warned.Status.Conditions = []metav1.Condition{{Type: controller.ConditionValid, Status: metav1.ConditionTrue, Reason: "ResolvedWithWarnings", LastTransitionTime: metav1.Now(),
+		Message: "the profile resolves with the packs the manager has\n" + controller.WarningPrefix + "values.yaml: pack x-1.0.0: charts: no charts.x section"}}
+	must(t, c.Status().Update(context.Background(), warned))
 	local := serve(t, cfg, true)
 	_, body = get(t, local, "/profiles", "")
-	if !strings.Contains(body, `data-profile="strata-system/hello"`) || !strings.Contains(body, "token (masked)") || !strings.Contains(body, "retail/site-000") {
+	if !strings.Contains(body, `data-profile="strata-system/hello"`) || !strings.Contains(body, "token (masked)") || !strings.Contains(body, "retail/site-000") ||
+		!strings.Contains(body, "<summary>1 warning</summary><div>values.yaml: pack x-1.0.0: charts: no charts.x section</div>") {
 		t.Errorf("profiles page:\n%s", body)
 	}
 	_, body = get(t, local, "/profiles/strata-system/hello/diff?from=1.0.0&to=1.1.0", "")
