@@ -105,3 +105,53 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// Packs of the patterns Palette accepts deploy as they are: a kernel layer,
+// values that refer to their own pack, unquoted macros, an empty namespace,
+// a schema rule with an unknown format, Helm's toYamlPretty in a manifest.
+func TestDeployPalettePatternPacks(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeFile(t, kubeconfig, string(cp.Kubeconfig()))
+	stackFile := filepath.Join(t.TempDir(), "stack.yaml")
+	writeFile(t, stackFile, `apiVersion: strata.dev/v1alpha1
+kind: ClusterProfile
+metadata: {name: patterns-1.0.0}
+spec:
+  name: patterns
+  version: 1.0.0
+  type: add-on
+  layers:
+    - {name: mirror, kind: addon, pack: {name: self-reference, version: 0.1.0}}
+    - {name: anywhere, kind: addon, pack: {name: no-namespace, version: 1.0.0}}
+    - {name: form, kind: addon, pack: {name: form-app, version: 1.4.0}}
+    - {name: odd, kind: addon, pack: {name: odd-version, version: 1.2.3.4}}
+    - {name: quiet, kind: addon, pack: {name: quiet-app, version: 0.3.1}}
+---
+apiVersion: strata.dev/v1alpha1
+kind: Cluster
+metadata: {name: patterns}
+spec:
+  profiles: [{name: patterns, version: 1.0.0}]
+`)
+	out, code := run(t, "deploy", "--kubeconfig", kubeconfig, "-f", stackFile, "--packs", "../pack/testdata/accepted")
+	if code != ExitOK {
+		t.Fatalf("deploy: exit %d\n%s", code, out)
+	}
+	cs, err := cp.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range [][2]string{{"mirror", "mirror"}, {"default", "no-namespace"}, {"form", "form-app"}, {"default", "odd"}, {"quiet", "quiet-app"}} {
+		ns, name := obj[0], obj[1]
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("ConfigMap %s/%s: %v", ns, name, err)
+			continue
+		}
+		if name == "mirror" && cm.Data["greeting"] != "hello from mirror" {
+			t.Errorf("mirror greeting %q, want the self-reference expanded", cm.Data["greeting"])
+		}
+	}
+}

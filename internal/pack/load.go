@@ -207,7 +207,13 @@ func loadManifest(path string) (Manifest, error) {
 // templates have, so that a syntax error is found at lint time.
 func parseManifestTemplate(name, text string) (*template.Template, error) {
 	funcs := sprig.TxtFuncMap()
-	for _, f := range []string{"include", "tpl", "required", "toYaml", "fromYaml", "fromYamlArray", "toJson", "fromJson", "fromJsonArray", "toToml", "lookup"} {
+	// The functions Helm's engine adds to sprig's (helm.sh/helm/v4/pkg/engine
+	// funcMap); a template using one must not fail to parse here.
+	for _, f := range []string{"include", "tpl", "required", "lookup",
+		"toYaml", "mustToYaml", "toYamlPretty", "fromYaml", "fromYamlArray",
+		"toJson", "mustToJson", "fromJson", "fromJsonArray", "toToml", "mustToToml", "fromToml",
+		"mustToDuration", "durationSeconds", "durationMilliseconds", "durationMicroseconds", "durationNanoseconds",
+		"durationMinutes", "durationHours", "durationDays", "durationWeeks", "durationRoundTo", "durationTruncateTo"} {
 		funcs[f] = func(...any) (string, error) { return "", nil }
 	}
 	return template.New(name).Funcs(funcs).Option("missingkey=zero").Parse(text)

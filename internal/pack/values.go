@@ -31,6 +31,10 @@ const installPriorityKey = "spectrocloud.com/install-priority"
 // and must not reach the next line.
 var enabledPresetsComment = regexp.MustCompile(`(?m)^#[ \t]*spectrocloud\.com/enabled-presets:[ \t]*(.*?)[ \t]*$`)
 
+// unquotedMacro is a Palette macro action, which YAML would read as a
+// flow mapping when it is not quoted.
+var unquotedMacro = regexp.MustCompile(`\{\{-?[^{}]*\.spectro\.[^{}]*-?\}\}`)
+
 // PresetRef names a preset within its group, written "Group:name".
 type PresetRef struct {
 	Group string `json:"group"`
@@ -53,8 +57,15 @@ func ParsePresetRef(s string) (PresetRef, error) {
 func parseValues(file string, data []byte, ps *Problems) (map[string]any, Settings, []PresetRef) {
 	var values map[string]any
 	if err := yaml.Unmarshal(data, &values); err != nil {
-		ps.errorf(file, "", "invalid YAML: %v", err)
-		return nil, Settings{}, nil
+		// Palette expands macros before it reads the values, so an unquoted
+		// {{.spectro...}} is fine there: read such a file with the macros
+		// standing in as strings (the resolver expands the text itself).
+		values = nil
+		stand := unquotedMacro.ReplaceAll(data, []byte("strata-macro"))
+		if !unquotedMacro.Match(data) || yaml.Unmarshal(stand, &values) != nil {
+			ps.errorf(file, "", "invalid YAML: %v", err)
+			return nil, Settings{}, nil
+		}
 	}
 	if values == nil {
 		values = map[string]any{}

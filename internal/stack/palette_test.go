@@ -136,6 +136,9 @@ func TestPresetsNamespacesAndSchemaRulesOfPalettePacks(t *testing.T) {
 	if l, _ := st.Layer("anywhere"); l.Namespace != "default" || l.InstallPriority != 5 {
 		t.Errorf("no-namespace layer: namespace %q priority %d, want default and 5", l.Namespace, l.InstallPriority)
 	}
+	if got := value(t, st, "anywhere", "manifests.no-namespace.cluster"); got != "c1" {
+		t.Errorf("an unquoted macro in a pack's values.yaml: %q, want the cluster name c1", got)
+	}
 	// A list rule ($[]) checks every element and names the one that fails.
 	wantError(t, `layer "form" value "manifests.form-app.peers[1]": "ten" does not match format "${ipv4}"; peer address; one per entry`,
 		infra, addons("    - name: form\n      kind: addon\n      pack: {name: form-app, version: 1.4.0}\n      values: |\n        manifests: {form-app: {peers: [10.0.0.1, ten]}}\n"), cluster(withApps))
