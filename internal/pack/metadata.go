@@ -70,7 +70,8 @@ type Resource struct {
 // ResourceComponent is one workload of the pack whose requests count
 // toward a resource constraint.
 type ResourceComponent struct {
-	// ScheduleType is where its pods run: all, master or worker.
+	// ScheduleType is where its pods run: all, control-plane (older packs:
+	// master) or worker.
 	ScheduleType            string `json:"scheduleType"`
 	ResourceRequestParamRef string `json:"resourceRequestParamRef,omitempty"`
 	ReplicaCountParamRef    string `json:"replicaCountParamRef,omitempty"`
@@ -173,9 +174,9 @@ func checkResources(file string, resources []Resource, ps *Problems) {
 		}
 		for j, c := range r.Components {
 			switch c.ScheduleType {
-			case "all", "master", "worker":
+			case "all", "master", "control-plane", "worker":
 			default:
-				ps.errorf(file, fmt.Sprintf("%s.components[%d].scheduleType", field, j), "%q: want all, master or worker", c.ScheduleType)
+				ps.errorf(file, fmt.Sprintf("%s.components[%d].scheduleType", field, j), "%q: want all, control-plane (or master) or worker", c.ScheduleType)
 			}
 		}
 	}
