@@ -15,7 +15,7 @@ CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TESTFLAGS   ?= -timeout 30m
 FUZZTIME    ?= 10s
 
-.PHONY: help build kube test test-unit lint vet demo bench generate fuzz clean image
+.PHONY: help build kube tools test test-unit lint vet demo bench generate fuzz clean image
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ build: ## Build bin/strata.
 kube: ## Build the Kubernetes binaries (apiserver, controller-manager, scheduler, etcd, kwok) into bin/kube/<version>; no-op when present.
 	hack/kube/build.sh $(KUBE_BIN)
 
-test: kube ## Run every test, including those on real API servers.
+tools: ## Build the registry (CNCF Distribution) and oras CLI that tests run into bin/tools; no-op when present.
+	hack/tools/build.sh $(BIN)/tools
+
+test: kube tools ## Run every test, including those on real API servers and registries.
 	$(GO) test $(TESTFLAGS) ./...
 
 vet: ## go vet.
@@ -35,7 +38,7 @@ vet: ## go vet.
 lint: vet ## go vet and golangci-lint.
 	$(GO) run $(GOLANGCI_LINT) run ./...
 
-bench: kube ## Run the benchmarks and print their figures.
+bench: kube tools ## Run the benchmarks and print their figures.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 image: ## Build the manager's container image (no container engine needed) into bin/strata-image.tar.

@@ -30,6 +30,8 @@ type Pack struct {
 	Manifests      []Manifest   `json:"manifests,omitempty"`
 	// PlainChart is true for a Helm chart read as a pack.
 	PlainChart bool `json:"plainChart,omitempty"`
+	// Digest of the pack's archive when it came from a registry.
+	Digest string `json:"digest,omitempty"`
 	// Warnings found while reading the pack: it is usable, but something
 	// looks off (shown by lint, validation and the dashboard).
 	Warnings Problems `json:"-"`

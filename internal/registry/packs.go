@@ -1,0 +1,269 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+
+	"strata.dev/strata/internal/pack"
+)
+
+// Media types Strata writes; any single layer is read.
+const (
+	packLayerMediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
+	// annotationLayer records the pack's layer kind on the manifest, so a
+	// listing need not pull the pack to say it.
+	annotationLayer = "dev.strata.pack.layer"
+)
+
+// Pushed is a pack written to a registry.
+type Pushed struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Layer   string `json:"layer"`
+	// Digest is the digest of the pack's archive: its content.
+	Digest string `json:"digest"`
+	// Manifest is the digest of the manifest the tag points at.
+	Manifest string `json:"manifest"`
+	// Unchanged is true when the tag already held this content.
+	Unchanged bool `json:"unchanged,omitempty"`
+}
+
+// ErrTagMoved is returned when a tag already holds other content.
+var ErrTagMoved = errors.New("the tag holds other content")
+
+// Push writes the pack in dir as NAME:VERSION, its single layer the gzipped
+// tar of the folder (top-level folder NAME-VERSION). A tag that already
+// holds other content is moved only with force.
+func (r *Registry) Push(ctx context.Context, p *pack.Pack, force bool) (Pushed, error) {
+	data, err := archivePack(p.Path, p.ID())
+	if err != nil {
+		return Pushed{Name: p.Name, Version: p.Version}, fmt.Errorf("pack %s: %w", p.ID(), err)
+	}
+	return r.pushArchive(ctx, p.Name, p.Version, string(p.Layer), data, force)
+}
+
+// pushArchive writes an archive as NAME:VERSION.
+func (r *Registry) pushArchive(ctx context.Context, name, version, kind string, data []byte, force bool) (Pushed, error) {
+	out := Pushed{Name: name, Version: version, Layer: kind}
+	layer := content.NewDescriptorFromBytes(packLayerMediaType, data)
+	layer.Annotations = map[string]string{ocispec.AnnotationTitle: name + "-" + version + ".tar.gz"}
+	out.Digest = layer.Digest.String()
+	repo, err := r.repository(name)
+	if err != nil {
+		return out, err
+	}
+	if current, err := r.resolve(ctx, name, version); err == nil {
+		if current.layer.Digest == layer.Digest {
+			out.Manifest, out.Unchanged = current.manifest.Digest.String(), true
+			return out, nil
+		}
+		if !force {
+			return out, fmt.Errorf("%s:%s: %w (%s, this pack is %s): pass --force to move it", r.Endpoint.PackRepository(name), version, ErrTagMoved, current.layer.Digest, layer.Digest)
+		}
+	} else if !errors.Is(err, errdef.ErrNotFound) {
+		return out, err
+	}
+	if err := pushBlob(ctx, repo, layer, data); err != nil {
+		return out, r.explain(err)
+	}
+	manifest, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.unknown.artifact.v1", oras.PackManifestOptions{
+		Layers:              []ocispec.Descriptor{layer},
+		ManifestAnnotations: map[string]string{annotationLayer: kind, ocispec.AnnotationCreated: "1970-01-01T00:00:00Z"},
+	})
+	if err != nil {
+		return out, r.explain(err)
+	}
+	if err := repo.Tag(ctx, manifest, version); err != nil {
+		return out, r.explain(err)
+	}
+	out.Manifest = manifest.Digest.String()
+	return out, nil
+}
+
+func pushBlob(ctx context.Context, target content.Storage, desc ocispec.Descriptor, data []byte) error {
+	if ok, err := target.Exists(ctx, desc); err == nil && ok {
+		return nil
+	}
+	err := target.Push(ctx, desc, bytes.NewReader(data))
+	if errors.Is(err, errdef.ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+// resolved is a tag with its manifest and the pack layer in it.
+type resolved struct {
+	manifest ocispec.Descriptor
+	layer    ocispec.Descriptor
+	kind     string
+}
+
+// resolve reads NAME:VERSION's manifest and picks its pack layer: the only
+// layer, or the one whose title is an archive.
+func (r *Registry) resolve(ctx context.Context, name, version string) (resolved, error) {
+	repo, err := r.repository(name)
+	if err != nil {
+		return resolved{}, err
+	}
+	desc, rc, err := repo.FetchReference(ctx, version)
+	if err != nil {
+		if errors.Is(err, errdef.ErrNotFound) {
+			return resolved{}, fmt.Errorf("%s:%s: %w", r.Endpoint.PackRepository(name), version, errdef.ErrNotFound)
+		}
+		return resolved{}, r.explain(err)
+	}
+	data, err := content.ReadAll(rc, desc)
+	rc.Close()
+	if err != nil {
+		return resolved{}, fmt.Errorf("%s:%s: manifest: %w", r.Endpoint.PackRepository(name), version, err)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(data, &m); err != nil || len(m.Layers) == 0 {
+		return resolved{}, fmt.Errorf("%s:%s: not a pack: want an OCI manifest with the pack archive as its layer", r.Endpoint.PackRepository(name), version)
+	}
+	layer := m.Layers[0]
+	if len(m.Layers) > 1 {
+		var archives []ocispec.Descriptor
+		for _, l := range m.Layers {
+			if t := l.Annotations[ocispec.AnnotationTitle]; strings.HasSuffix(t, ".tar.gz") || strings.HasSuffix(t, ".tgz") {
+				archives = append(archives, l)
+			}
+		}
+		if len(archives) != 1 {
+			return resolved{}, fmt.Errorf("%s:%s: %d layers: want the pack archive as the single layer", r.Endpoint.PackRepository(name), version, len(m.Layers))
+		}
+		layer = archives[0]
+	}
+	return resolved{manifest: desc, layer: layer, kind: m.Annotations[annotationLayer]}, nil
+}
+
+// Pulled is a pack read from a registry.
+type Pulled struct {
+	Name    string
+	Version string
+	// Digest is the archive's digest; Dir the pack folder in the cache.
+	Digest string
+	Dir    string
+	// Stale is true when the registry could not be asked and the cache's
+	// last answer for the tag was used; Err says why.
+	Stale bool
+	Err   error
+}
+
+// Pull returns NAME:VERSION from the cache, fetching it when the tag points
+// at content the cache lacks. When the registry cannot be reached, the
+// content the tag last pointed at is used if it is cached.
+func (r *Registry) Pull(ctx context.Context, cache *Cache, name, version string) (Pulled, error) {
+	out := Pulled{Name: name, Version: version}
+	repoName := r.Endpoint.PackRepository(name)
+	res, err := r.resolve(ctx, name, version)
+	if err != nil {
+		var re *ReachError
+		if errors.As(err, &re) {
+			if last, ok := cache.loadRef(repoName, version); ok {
+				if dir, ok := cache.Lookup(digest.Digest(last.Layer)); ok {
+					out.Digest, out.Dir, out.Stale, out.Err = last.Layer, dir, true, err
+					return out, nil
+				}
+			}
+		}
+		return out, err
+	}
+	repo, err := r.repository(name)
+	if err != nil {
+		return out, err
+	}
+	dir, err := cache.Fill(res.layer.Digest, res.layer.Size, func() (io.ReadCloser, error) {
+		rc, err := repo.Fetch(ctx, res.layer)
+		return rc, r.explain(err)
+	})
+	if err != nil {
+		return out, fmt.Errorf("%s:%s: %w", repoName, version, err)
+	}
+	cache.saveRef(repoName, version, ref{Manifest: res.manifest.Digest.String(), Layer: res.layer.Digest.String(), Size: res.layer.Size})
+	out.Digest, out.Dir = res.layer.Digest.String(), dir
+	return out, nil
+}
+
+// Entry is one pack version a registry holds.
+type Entry struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Layer   string `json:"layer"`
+	Digest  string `json:"digest"`
+}
+
+// List returns every pack version below the registry's base path. A pack
+// whose manifest does not say its layer kind is pulled (through the
+// cache) to read it.
+func (r *Registry) List(ctx context.Context, cache *Cache) ([]Entry, error) {
+	names, err := r.packNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, name := range names {
+		repo, err := r.repository(name)
+		if err != nil {
+			return nil, err
+		}
+		var tags []string
+		if err := repo.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
+			return nil, r.explain(err)
+		}
+		for _, tag := range tags {
+			res, err := r.resolve(ctx, name, tag)
+			if err != nil {
+				return nil, err
+			}
+			e := Entry{Name: name, Version: tag, Layer: res.kind, Digest: res.layer.Digest.String()}
+			if e.Layer == "" && cache != nil {
+				if pulled, err := r.Pull(ctx, cache, name, tag); err == nil {
+					if p, _ := pack.Load(pulled.Dir); p != nil {
+						e.Layer = string(p.Layer)
+					}
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out, nil
+}
+
+// packNames lists the pack repositories below the base path (the
+// registry's catalog API).
+func (r *Registry) packNames(ctx context.Context) ([]string, error) {
+	reg, err := r.registry()
+	if err != nil {
+		return nil, err
+	}
+	prefix := r.Endpoint.archive() + "/"
+	var names []string
+	err = reg.Repositories(ctx, "", func(repos []string) error {
+		for _, repo := range repos {
+			if name, ok := strings.CutPrefix(repo, prefix); ok && !strings.Contains(name, "/") {
+				names = append(names, name)
+			}
+		}
+		return nil
+	})
+	return names, r.explain(err)
+}

@@ -1,0 +1,392 @@
+package registry
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/stack"
+	"strata.dev/strata/internal/testenv"
+)
+
+const packCentral = "../../../shared/testdata/pack-central"
+
+const (
+	user     = "platform"
+	password = "s3cret-registry-pw"
+)
+
+// secureRegistry is a registry as teams run it: TLS from a private CA and
+// basic authentication.
+func secureRegistry(t *testing.T) (*testenv.Registry, *Registry) {
+	t.Helper()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{TLS: true, Username: user, Password: password})
+	ep, err := ParseEndpoint(srv.Endpoint("platform/packs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := New(ep, Options{Credentials: &Credentials{Username: user, Password: password}, CAPEM: srv.CAPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, reg
+}
+
+func cache(t *testing.T) *Cache {
+	t.Helper()
+	c, err := OpenCache(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func loadPack(t *testing.T, dir string) *pack.Pack {
+	t.Helper()
+	p, problems := pack.Load(dir)
+	if err := problems.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Every real pack goes in with Push, one more goes in with the oras CLI
+// exactly as Palette's documentation writes it, and a stack resolves from
+// the registry alone.
+func TestRealPacksFromARegistryAlone(t *testing.T) {
+	t.Parallel()
+	srv, reg := secureRegistry(t)
+	ctx := context.Background()
+	paths, err := pack.Discover(packCentral)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := map[string]string{}
+	for _, path := range append(paths, "../../packs/ubuntu-24.04", "../../packs/kubernetes-1.37.2") {
+		p := loadPack(t, path)
+		if p.Name == "hello-universe" && p.Version == "1.2.0" {
+			continue // pushed with oras below
+		}
+		out, err := reg.Push(ctx, p, false)
+		if err != nil {
+			t.Fatalf("push %s: %v", p.ID(), err)
+		}
+		pushed[p.Name+":"+p.Version] = out.Digest
+		again, err := reg.Push(ctx, p, false)
+		if err != nil || !again.Unchanged || again.Digest != out.Digest {
+			t.Errorf("pushing %s again: %+v %v, want unchanged with the same digest", p.ID(), again, err)
+		}
+	}
+
+	// Palette's documented way: tar the folder, oras push it.
+	work := t.TempDir()
+	src := filepath.Join(work, "hello-universe-1.2.0")
+	if out, err := exec.Command("cp", "-r", filepath.Join(packCentral, "hello-universe-1.2.0"), src).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	tarCmd := exec.Command("tar", "-czf", "hello-universe-1.2.0.tar.gz", "hello-universe-1.2.0")
+	tarCmd.Dir = work
+	if out, err := tarCmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	ca := filepath.Join(work, "ca.pem")
+	if err := os.WriteFile(ca, srv.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oras := exec.Command(testenv.Tool(t, "oras"), "push", "--ca-file", ca, "-u", user, "-p", password,
+		srv.Host+"/platform/packs/spectro-packs/archive/hello-universe:1.2.0", "hello-universe-1.2.0.tar.gz")
+	oras.Dir, oras.Env = work, append(os.Environ(), "HOME="+work)
+	if out, err := oras.CombinedOutput(); err != nil {
+		t.Fatalf("oras push: %v\n%s", err, out)
+	}
+
+	c := cache(t)
+	entries, err := reg.List(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(pushed)+1 {
+		t.Errorf("list: %d packs, want %d: %+v", len(entries), len(pushed)+1, entries)
+	}
+	for _, e := range entries {
+		if want, ok := pushed[e.Name+":"+e.Version]; ok && e.Digest != want {
+			t.Errorf("%s:%s digest %s, want the pushed %s", e.Name, e.Version, e.Digest, want)
+		}
+		if e.Layer == "" || !strings.HasPrefix(e.Digest, "sha256:") {
+			t.Errorf("entry %+v: want its layer and digest", e)
+		}
+	}
+
+	catalog := &Catalog{Registries: []*Registry{reg}, Cache: c}
+	docs, err := profile.ReadFiles("../../examples/infra-local.yaml", "../../examples/addon-hello.yaml", "../../examples/addon-registry.yaml", "../../examples/cluster-dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stack.ResolveStack(docs.Profiles, docs.Clusters[0], catalog, stack.Facts{})
+	if err != nil {
+		t.Fatalf("resolve from the registry alone: %v", err)
+	}
+	for _, l := range st.Layers {
+		if l.Pack != nil && (l.Pack.Digest == "" || !strings.HasPrefix(l.Pack.Path, c.Dir())) {
+			t.Errorf("layer %s: pack %s read from %s (digest %q), want the registry's cache", l.Name, l.Pack.ID(), l.Pack.Path, l.Pack.Digest)
+		}
+	}
+	if l, ok := st.Layer("hello-universe"); !ok || l.Pack == nil || l.Pack.Version != "1.2.0" {
+		t.Errorf("the oras-pushed hello-universe 1.2.0 is not in the stack: %+v", l)
+	}
+}
+
+func TestRegistryRefusalsSayWhy(t *testing.T) {
+	t.Parallel()
+	srv, reg := secureRegistry(t)
+	ctx := context.Background()
+	ep := reg.Endpoint
+
+	wrong, _ := New(ep, Options{Credentials: &Credentials{Username: user, Password: "wrong"}, CAPEM: srv.CAPEM})
+	err := wrong.Check(ctx)
+	if Reason(err) != "AuthenticationFailed" || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("wrong password: %v (reason %s), want AuthenticationFailed without the password", err, Reason(err))
+	}
+	untrusted, _ := New(ep, Options{Credentials: &Credentials{Username: user, Password: password}})
+	if err := untrusted.Check(ctx); Reason(err) != "TLSError" {
+		t.Errorf("unknown CA: %v (reason %s), want TLSError", err, Reason(err))
+	}
+	down, _ := New(Endpoint{Host: "127.0.0.1:1", Base: "x"}, Options{Credentials: &Credentials{}})
+	if err := down.Check(ctx); Reason(err) != "Unreachable" {
+		t.Errorf("nothing listening: %v (reason %s), want Unreachable", err, Reason(err))
+	}
+
+	// A tag moves to other content only when asked.
+	p := loadPack(t, filepath.Join(packCentral, "spegel-0.0.30"))
+	first, err := reg.Push(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := t.TempDir()
+	if out, err := exec.Command("cp", "-r", p.Path+"/.", changed).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(changed, "README.md"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p2 := loadPack(t, changed)
+	if _, err := reg.Push(ctx, p2, false); !errors.Is(err, ErrTagMoved) {
+		t.Errorf("pushing other content to the same tag: %v, want it refused", err)
+	}
+	second, err := reg.Push(ctx, p2, true)
+	if err != nil || second.Digest == first.Digest {
+		t.Fatalf("--force: %+v %v, want a new digest", second, err)
+	}
+	c := cache(t)
+	pulled, err := reg.Pull(ctx, c, "spegel", "0.0.30")
+	if err != nil || pulled.Digest != second.Digest {
+		t.Errorf("pull after the move: %+v %v, want %s", pulled, err, second.Digest)
+	}
+}
+
+// Archives that are not one pack folder are refused before anything is
+// written outside the cache's scratch folder, and nothing is kept.
+func TestHostileArchivesAreRefused(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
+	reg, err := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	outside := filepath.Join(t.TempDir(), "escaped")
+	cases := []struct {
+		name    string
+		entries []tarEntry
+		want    string
+	}{
+		{"no-pack-json", []tarEntry{{name: "x-1.0.0/values.yaml", body: "a: 1\n"}}, "no pack.json"},
+		{"two-folders", []tarEntry{{name: "a/pack.json", body: "{}"}, {name: "b/pack.json", body: "{}"}}, "two top-level entries"},
+		{"traversal", []tarEntry{{name: "x/pack.json", body: "{}"}, {name: "x/../../" + filepath.Base(outside), body: "pwned"}}, "leaves the pack folder"},
+		{"absolute", []tarEntry{{name: outside, body: "pwned"}}, "leaves the pack folder"},
+		{"symlink", []tarEntry{{name: "x/pack.json", body: "{}"}, {name: "x/link", link: "/etc/passwd"}}, "symbolic link"},
+		{"bomb", []tarEntry{{name: "x/pack.json", body: "{}"}, {name: "x/zeros", zeros: 2 << 30}}, "more than 512 MiB once unpacked"},
+	}
+	c := cache(t)
+	for _, tc := range cases {
+		data := makeTar(t, tc.entries)
+		out, err := reg.pushArchive(ctx, tc.name, "1.0.0", "addon", data, false)
+		if err != nil {
+			t.Fatalf("%s: push: %v", tc.name, err)
+		}
+		_, err = reg.Pull(ctx, c, tc.name, "1.0.0")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: pull: %v, want an error containing %q", tc.name, err, tc.want)
+		}
+		if _, ok := c.Lookup(digest.Digest(out.Digest)); ok {
+			t.Errorf("%s: the refused archive is in the cache", tc.name)
+		}
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Errorf("an archive wrote %s", outside)
+	}
+	if left, _ := os.ReadDir(filepath.Join(c.Dir(), "tmp")); len(left) != 0 {
+		t.Errorf("scratch left in the cache: %v", left)
+	}
+}
+
+// A blob whose bytes do not match its digest is refused and not kept.
+func TestBlobNotMatchingItsDigestIsRefused(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
+	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	ctx := context.Background()
+	out, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, "hello-universe-1.1.1")), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt the blob where the registry keeps it.
+	d := digest.Digest(out.Digest)
+	blob := filepath.Join(srv.DataDir(), "docker/registry/v2/blobs/sha256", d.Encoded()[:2], d.Encoded(), "data")
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(blob, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := cache(t)
+	_, err = reg.Pull(ctx, c, "hello-universe", "1.1.1")
+	if err == nil || !strings.Contains(err.Error(), "does not match its digest") {
+		t.Errorf("pull: %v, want a digest mismatch", err)
+	}
+	if _, ok := c.Lookup(d); ok {
+		t.Error("the corrupt blob is in the cache")
+	}
+}
+
+// A registry that goes down does not stop packs already cached; a pack not
+// cached says which registry and why.
+func TestCachedPacksOutliveTheRegistry(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
+	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	ctx := context.Background()
+	for _, dir := range []string{"spegel-0.0.18", "spegel-0.0.30"} {
+		if _, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, dir)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := cache(t)
+	first, err := reg.Pull(ctx, c, "spegel", "0.0.30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	again, err := reg.Pull(ctx, c, "spegel", "0.0.30")
+	if err != nil || !again.Stale || again.Digest != first.Digest || Reason(again.Err) != "Unreachable" {
+		t.Errorf("cached pack with the registry down: %+v %v, want the cached content, marked stale", again, err)
+	}
+	_, err = reg.Pull(ctx, c, "spegel", "0.0.18")
+	if Reason(err) != "Unreachable" || !strings.Contains(err.Error(), srv.Host) {
+		t.Errorf("uncached pack with the registry down: %v, want Unreachable naming the registry", err)
+	}
+	// A new cache on the same folder (a restart) still has it.
+	reopened, err := OpenCache(c.Dir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := reg.Pull(ctx, reopened, "spegel", "0.0.30"); err != nil || p.Digest != first.Digest {
+		t.Errorf("after a restart: %+v %v", p, err)
+	}
+}
+
+func TestCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
+	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	ctx := context.Background()
+	dirs := []string{"hello-universe-1.1.1", "hello-universe-1.2.0", "permission-manager-1.0.0"}
+	for _, dir := range dirs {
+		if _, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, dir)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Room for about two of these small packs.
+	c, err := OpenCache(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []digest.Digest
+	for _, v := range []string{"1.1.1", "1.2.0"} {
+		p, err := reg.Pull(ctx, c, "hello-universe", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, digest.Digest(p.Digest))
+	}
+	// Bound of 1 byte: each new pack evicts every other one.
+	if _, ok := c.Lookup(digests[0]); ok {
+		t.Error("the least recently used pack was kept past the bound")
+	}
+	if _, ok := c.Lookup(digests[1]); !ok {
+		t.Error("the pack just pulled was evicted")
+	}
+}
+
+type tarEntry struct {
+	name, body, link string
+	zeros            int64
+}
+
+func makeTar(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	tw := tar.NewWriter(gz)
+	for _, e := range entries {
+		hdr := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(e.body))}
+		if e.link != "" {
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeSymlink, e.link, 0
+		}
+		if e.zeros > 0 {
+			hdr.Size = e.zeros
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if e.zeros > 0 {
+			if _, err := tw.Write(make([]byte, 0)); err != nil {
+				t.Fatal(err)
+			}
+			zero := make([]byte, 1<<20)
+			for written := int64(0); written < e.zeros; written += int64(len(zero)) {
+				if _, err := tw.Write(zero); err != nil {
+					t.Fatal(err)
+				}
+			}
+			continue
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
