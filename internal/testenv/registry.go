@@ -77,12 +77,12 @@ type Registry struct {
 	// Host is 127.0.0.1:PORT.
 	Host string
 	// CAPEM is the CA that signed its certificate (TLS only).
-	CAPEM []byte
+	CAPEM  []byte
 	dir    string
 	cmd    *exec.Cmd
 	exited chan struct{}
 	opts   RegistryOptions
-	t     testing.TB
+	t      testing.TB
 }
 
 // StartRegistry starts a registry that stops when the test ends.
