@@ -44,3 +44,14 @@ func TestUsageMistakesExitWithTwo(t *testing.T) {
 		}
 	}
 }
+
+// runIn runs the CLI with stdin and returns both outputs.
+func runIn(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := NewRootCommand(&out, &errOut)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	code = exitCode(root.Execute())
+	return out.String(), errOut.String(), code
+}

@@ -31,7 +31,6 @@ type targetFlags struct {
 	kubeconfig  string
 	clusterFile string
 	timeout     time.Duration
-	plainHTTP   bool
 }
 
 func (f *targetFlags) register(cmd *cobra.Command) {
@@ -39,7 +38,6 @@ func (f *targetFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the target cluster (required)")
 	cmd.Flags().StringVar(&f.clusterFile, "cluster", "", "file holding the Cluster to converge (its profiles, variables and overrides)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long each layer may take to become Ready")
-	cmd.Flags().BoolVar(&f.plainHTTP, "plain-http", false, "pull charts from OCI registries over plain HTTP (registries without TLS)")
 }
 
 // target is a resolved stack and an engine connected to its cluster.

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/registry"
 )
 
 func newPackCommand() *cobra.Command {
@@ -16,7 +18,7 @@ func newPackCommand() *cobra.Command {
 		Use:   "pack",
 		Short: "Work with packs: the smallest unit of a cluster profile",
 	}
-	cmd.AddCommand(newPackLintCommand())
+	cmd.AddCommand(newPackLintCommand(), newPackPushCommand(), newPackPullCommand(), newPackListCommand())
 	return cmd
 }
 
@@ -32,19 +34,32 @@ type lintEntry struct {
 }
 
 func newPackLintCommand() *cobra.Command {
-	var output string
+	var (
+		output     string
+		registries []string
+		rf         registryFlags
+	)
 	cmd := &cobra.Command{
-		Use:   "lint PATH...",
-		Short: "Check packs: a pack folder, a Helm chart, or a folder of packs",
+		Use:   "lint [PATH...] [--registry oci://HOST/BASE]...",
+		Short: "Check packs: a pack folder, a Helm chart, a folder of packs, or every pack of a registry",
 		Long: `Reads each pack the way Strata deploys it and reports every problem with the
 file, the field and what was expected. Exit code 0 when no pack has errors,
 1 when some do, 2 on usage errors.`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return usageError("--output: want table or json, got %q", output)
 			}
+			if len(args) == 0 && len(registries) == 0 {
+				return usageError("give pack folders, or --registry oci://HOST/BASE")
+			}
 			entries := lintPaths(args)
+			if len(registries) > 0 {
+				regs, cache, err := rf.open(registries, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				entries = append(entries, lintRegistries(regs, cache)...)
+			}
 			var err error
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -69,7 +84,42 @@ file, the field and what was expected. Exit code 0 when no pack has errors,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringArrayVar(&registries, "registry", nil, "oci://HOST[:PORT]/BASE whose packs to lint; repeatable")
+	rf.register(cmd)
 	return cmd
+}
+
+// lintRegistries lints every pack version the registries hold; a pack that
+// cannot be pulled is an entry with that error.
+func lintRegistries(regs []*registry.Registry, cache *registry.Cache) []lintEntry {
+	ctx, cancel := registryContext()
+	defer cancel()
+	var entries []lintEntry
+	for _, r := range regs {
+		list, err := r.List(ctx, cache)
+		if err != nil {
+			entries = append(entries, lintEntry{Path: r.Endpoint.String(), Errors: []string{err.Error()}, Warnings: []string{}})
+			continue
+		}
+		for _, e := range list {
+			where := "oci://" + r.Endpoint.PackRepository(e.Name) + ":" + e.Version
+			pulled, err := r.Pull(ctx, cache, e.Name, e.Version)
+			if err != nil {
+				entries = append(entries, lintEntry{Path: where, Name: e.Name, Version: e.Version, Layer: e.Layer, Errors: []string{err.Error()}, Warnings: []string{}})
+				continue
+			}
+			le := lintOne(pulled.Dir)
+			le.Path = where
+			// Name files by where the pack lives, not by the cache folder.
+			for _, list := range [][]string{le.Errors, le.Warnings} {
+				for i := range list {
+					list[i] = strings.ReplaceAll(list[i], pulled.Dir, where)
+				}
+			}
+			entries = append(entries, le)
+		}
+	}
+	return entries
 }
 
 func lintPaths(args []string) []lintEntry {

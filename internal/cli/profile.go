@@ -14,6 +14,7 @@ import (
 
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/render"
 	"strata.dev/strata/internal/stack"
 )
@@ -29,17 +30,24 @@ func newProfileCommand() *cobra.Command {
 
 // inputFlags are the flags validate and render share.
 type inputFlags struct {
-	files []string
-	packs []string
+	files      []string
+	packs      []string
+	registries []string
+	registryFlags
+	cmd *cobra.Command // for its standard input (--password-stdin)
 }
 
 func (f *inputFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "file or folder of YAML documents (profiles, clusters; other kinds are skipped); repeatable")
 	cmd.Flags().StringArrayVar(&f.packs, "packs", nil, "folder of packs (or one pack) the profiles use; repeatable")
+	cmd.Flags().StringArrayVar(&f.registries, "registry", nil, "oci://HOST[:PORT]/BASE of a pack registry in Palette's layout; repeatable, searched in order before --packs")
+	f.registryFlags.register(cmd)
+	f.cmd = cmd
 }
 
-// load reads the documents and the pack catalog.
-func (f *inputFlags) load(errOut io.Writer) (*profile.Documents, *pack.Catalog, error) {
+// load reads the documents and the packs: from the registries given, in
+// order, then from the pack folders.
+func (f *inputFlags) load(errOut io.Writer) (*profile.Documents, stack.Packs, error) {
 	if len(f.files) == 0 {
 		return nil, nil, usageError("-f FILE is required: the profiles (and clusters) to read")
 	}
@@ -58,7 +66,14 @@ func (f *inputFlags) load(errOut io.Writer) (*profile.Documents, *pack.Catalog, 
 	if err != nil {
 		return nil, nil, usageError("%v", err)
 	}
-	return docs, catalog, nil
+	if len(f.registries) == 0 {
+		return docs, catalog, nil
+	}
+	regs, cache, err := f.registryFlags.open(f.registries, f.cmd.InOrStdin())
+	if err != nil {
+		return nil, nil, err
+	}
+	return docs, &registry.Catalog{Registries: regs, Cache: cache, Folders: catalog}, nil
 }
 
 // expandFiles turns folders into the YAML files they hold, recursively.
