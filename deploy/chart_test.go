@@ -31,6 +31,9 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An example registry from the values becomes a PackRegistry object.
+	chartValues := pack.ChartValues(p.Values, p.Charts[0].Name, true)
+	chartValues["registries"] = []any{map[string]any{"name": "platform", "endpoint": "registry.example.com", "baseContentPath": "platform", "priority": 10}}
 	st := &stack.Stack{Cluster: "mgmt", Layers: []stack.Layer{{
 		Name: "strata", Profile: "mgmt", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourcePack,
 		Package: p.Name, Version: p.Version, Namespace: "strata-system", ReleaseName: "strata", Values: p.Values, Pack: p,
@@ -52,7 +55,10 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, crd := range []string{"clusters.strata.dev", "clusterprofiles.strata.dev"} {
+	if _, err := cs.RESTClient().Get().AbsPath("/apis/strata.dev/v1alpha1/namespaces/strata-system/packregistries/platform").DoRaw(ctx); err != nil {
+		t.Errorf("the PackRegistry of the values: %v", err)
+	}
+	for _, crd := range []string{"clusters.strata.dev", "clusterprofiles.strata.dev", "packregistries.strata.dev"} {
 		if _, err := cs.RESTClient().Get().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd).DoRaw(ctx); err != nil {
 			t.Errorf("CRD %s not installed: %v", crd, err)
 		}
@@ -95,6 +101,10 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 		{"bob", "create", "clusterprofiles", "team-a", true},
 		{"bob", "delete", "clusters", "team-b", false},
 		{"system:serviceaccount:strata-system:strata-manager", "update", "clusters/status", "team-b", true},
+		{"system:serviceaccount:strata-system:strata-manager", "watch", "packregistries", "team-b", true},
+		{"system:serviceaccount:strata-system:strata-manager", "update", "packregistries/status", "team-b", true},
+		{"alice", "list", "packregistries", "team-a", true},
+		{"bob", "create", "packregistries", "team-a", false},
 	} {
 		if got := can(tc.user, tc.verb, tc.resource, tc.ns); got != tc.want {
 			t.Errorf("%s %s %s in %s: allowed=%v, want %v", tc.user, tc.verb, tc.resource, tc.ns, got, tc.want)

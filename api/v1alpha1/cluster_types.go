@@ -61,28 +61,6 @@ type NodePool struct {
 	DiskSize *resource.Quantity `json:"diskSize,omitempty"`
 }
 
-// Default capacity of a node of a local node pool.
-var (
-	DefaultNodeCPU      = resource.MustParse("32")
-	DefaultNodeMemory   = resource.MustParse("256Gi")
-	DefaultNodeDiskSize = resource.MustParse("100Gi")
-)
-
-// Capacity is what each node of the pool offers.
-func (p NodePool) Capacity() (cpu, memory, disk resource.Quantity) {
-	cpu, memory, disk = DefaultNodeCPU, DefaultNodeMemory, DefaultNodeDiskSize
-	if p.CPU != nil {
-		cpu = *p.CPU
-	}
-	if p.Memory != nil {
-		memory = *p.Memory
-	}
-	if p.DiskSize != nil {
-		disk = *p.DiskSize
-	}
-	return cpu, memory, disk
-}
-
 // UpdatePolicy says when a cluster takes changes to its stack.
 // +kubebuilder:validation:Enum=Automatic;Manual
 type UpdatePolicy string

@@ -1,5 +1,5 @@
 // Package v1alpha1 holds Strata's API types (group strata.dev): cluster
-// profiles and the clusters that follow them. Types only: no logic, no I/O.
+// profiles, the clusters that follow them and the registries packs come from. Types only: no logic, no I/O.
 //
 // +kubebuilder:object:generate=true
 // +groupName=strata.dev
@@ -19,6 +19,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&ClusterProfile{}, &ClusterProfileList{},
 		&Cluster{}, &ClusterList{},
+		&PackRegistry{}, &PackRegistryList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -23,11 +23,13 @@ func newManagerCommand() *cobra.Command {
 		layerTimout   time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "manager [--kubeconfig FILE] --packs DIR...",
+		Use:   "manager [--kubeconfig FILE] [--packs DIR]... [--pack-cache DIR]",
 		Short: "Run the management plane's controllers: clusters follow their profiles",
 		Long: `Watches Cluster and ClusterProfile objects and converges each cluster's
 workload cluster to the stack of its profiles, writing per-layer status and
-conditions. Uses --kubeconfig, or the in-cluster configuration when empty.`,
+conditions. Packs come from the PackRegistry objects (with --pack-cache) and
+from --packs folders. Uses --kubeconfig, or the in-cluster configuration when
+empty.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(zap.New(zap.WriteTo(cmd.ErrOrStderr())))
@@ -68,6 +70,8 @@ conditions. Uses --kubeconfig, or the in-cluster configuration when empty.`,
 	cmd.Flags().BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader, so several replicas can run")
 	cmd.Flags().DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often a Ready cluster is checked for drift")
 	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are reconciled at once")
+	cmd.Flags().StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from PackRegistry objects are kept (turns PackRegistry on); e.g. a volume")
+	cmd.Flags().Int64Var(&opts.PackCacheSize, "pack-cache-size", 2<<30, "bound of the pack cache in bytes; least recently used packs go first")
 	cmd.Flags().DurationVar(&layerTimout, "layer-timeout", 5*time.Minute, "how long each layer may take to become Ready")
 	return cmd
 }

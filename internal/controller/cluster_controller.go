@@ -35,6 +35,7 @@ import (
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/provider/local"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -52,8 +53,10 @@ const SharedNamespace = "strata-system"
 // ClusterReconciler converges each Cluster to the stack of its profiles.
 type ClusterReconciler struct {
 	client.Client
-	// Packs the profiles' layers use.
+	// Packs the profiles' layers use: the folders given to the manager.
 	Packs stack.Packs
+	// Registries, when set, are searched before Packs (PackRegistry objects).
+	Registries *registry.Set
 	// LayerTimeout bounds each layer's readiness wait.
 	LayerTimeout time.Duration
 	// Resync is how often a Ready cluster is checked for drift.
@@ -348,7 +351,7 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 		return nil, err
 	}
 	src := profile.Source{File: "cluster " + c.Namespace + "/" + c.Name}
-	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, r.Packs, stack.Facts{KubernetesVersion: kv})
+	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, packsFor(r.Registries, r.Packs, c.Namespace), stack.Facts{KubernetesVersion: kv})
 	if err != nil {
 		return nil, err
 	}
@@ -550,6 +553,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A status write, ours included, is no reason to reconcile again.
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
+		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} }))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Named("cluster").

@@ -55,7 +55,14 @@ func startManager(t testing.TB, mgmt *rest.Config, resync time.Duration) (stop f
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := controller.NewManager(mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, Resync: resync, SeveralPerProcess: true})
+	return startManagerWith(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, Resync: resync})
+}
+
+// startManagerWith runs a manager with the given options.
+func startManagerWith(t testing.TB, mgmt *rest.Config, opts controller.ManagerOptions) (stop func()) {
+	t.Helper()
+	opts.SeveralPerProcess = true
+	mgr, err := controller.NewManager(mgmt, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

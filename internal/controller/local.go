@@ -16,6 +16,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/provider/local"
+	"strata.dev/strata/internal/stack"
 )
 
 // KubeconfigRef is where a cluster's kubeconfig is: the Secret its spec
@@ -56,7 +57,7 @@ func (r *ClusterReconciler) ensureLocal(ctx context.Context, c *v1.Cluster) erro
 	if len(c.Spec.NodePools) > 0 {
 		pools = pools[:0]
 		for _, p := range c.Spec.NodePools {
-			cpu, memory, disk := p.Capacity()
+			cpu, memory, disk := stack.NodeCapacity(p)
 			pools = append(pools, controlplane.NodePool{Name: p.Name, Count: int(p.Count), CPU: cpu.String(), Memory: memory.String(), Disk: disk.String()})
 		}
 	}

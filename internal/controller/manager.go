@@ -13,13 +13,19 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/provider/local"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
 
 // ManagerOptions configure the management plane's controller manager.
 type ManagerOptions struct {
-	// Packs the profiles' layers use.
+	// Packs the profiles' layers use: the folders given to the manager.
 	Packs stack.Packs
+	// PackCacheDir turns PackRegistry objects on: packs pulled from them are
+	// kept there (the manager's volume). Empty: folders only.
+	PackCacheDir string
+	// PackCacheSize bounds the cache; 2 GiB when zero.
+	PackCacheSize int64
 	// MetricsAddr serves Prometheus metrics; "0" turns them off.
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz; "0" turns them off.
@@ -70,15 +76,27 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	var set *registry.Set
+	if opts.PackCacheDir != "" {
+		cache, err := registry.OpenCache(opts.PackCacheDir, opts.PackCacheSize)
+		if err != nil {
+			return nil, err
+		}
+		set = &registry.Set{Cache: cache, Shared: SharedNamespace, Folders: opts.Packs}
+		rr := &PackRegistryReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Set: set}
+		if err := rr.SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
+	}
 	r := &ClusterReconciler{
-		Client: mgr.GetClient(), Packs: opts.Packs,
+		Client: mgr.GetClient(), Packs: opts.Packs, Registries: set,
 		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: opts.Workers, Local: opts.Local,
 		Recorder: mgr.GetEventRecorder("strata"),
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	pr := &ProfileReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Packs: opts.Packs}
+	pr := &ProfileReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Packs: opts.Packs, Registries: set}
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -38,8 +39,10 @@ const ConditionValid = "Valid"
 type ProfileReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
-	// Packs the profiles' layers use.
+	// Packs the profiles' layers use: the folders given to the manager.
 	Packs stack.Packs
+	// Registries, when set, are searched before Packs.
+	Registries *registry.Set
 }
 
 // Reconcile adds the finalizer and the Valid condition, and on deletion
@@ -87,7 +90,7 @@ const maxConditionMessage = 32768
 func (r *ProfileReconciler) validate(ctx context.Context, p *v1.ClusterProfile) error {
 	src := profile.Source{File: "clusterprofile " + p.Namespace + "/" + p.Name}
 	cond := metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Resolved", Message: "the profile resolves with the packs the manager has", ObservedGeneration: p.Generation}
-	st, err := stack.ResolveProfile(profile.Profile{ClusterProfile: p, Source: src}, r.Packs, stack.Facts{})
+	st, err := stack.ResolveProfile(profile.Profile{ClusterProfile: p, Source: src}, packsFor(r.Registries, r.Packs, p.Namespace), stack.Facts{})
 	switch {
 	case err != nil:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Invalid", err.Error()
@@ -147,6 +150,7 @@ func (r *ProfileReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.ClusterProfile{}).
 		Watches(&v1.Cluster{}, handler.EnqueueRequestsFromMapFunc(profilesOfCluster)).
+		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterProfileList{} }))).
 		Named("clusterprofile").
 		Complete(r)
 }

@@ -19,13 +19,24 @@ import (
 type Catalog struct {
 	Registries []*Registry
 	Cache      *Cache
-	// Folders holds the packs of folders given with --packs; may be nil.
-	Folders *pack.Catalog
+	// Folders finds the packs of folders given with --packs; may be nil.
+	Folders Packs
 	// Timeout bounds each registry request; 30 s when zero.
 	Timeout time.Duration
+	// Loaded keeps the packs read, by content; shared by the catalogs of a
+	// Set. A zero Catalog makes its own.
+	Loaded *Loaded
+}
 
-	mu     sync.Mutex
-	loaded map[string]*pack.Pack // by archive digest
+// Packs finds packs by name and version, as the stack resolver asks.
+type Packs interface {
+	Pack(name, version string) (*pack.Pack, error)
+}
+
+// Loaded holds packs read from the cache, by the digest of their archive.
+type Loaded struct {
+	mu    sync.Mutex
+	packs map[string]*pack.Pack
 }
 
 // Pack returns the pack NAME VERSION. The same name and version with other
@@ -57,7 +68,7 @@ func (c *Catalog) Pack(name, version string) (*pack.Pack, error) {
 	if found != nil {
 		return c.load(*found, foundIn)
 	}
-	if c.Folders != nil {
+	if c.Folders != nil && !isNilCatalog(c.Folders) {
 		p, err := c.Folders.Pack(name, version)
 		if err == nil || len(failures) == 0 {
 			return p, err
@@ -65,6 +76,9 @@ func (c *Catalog) Pack(name, version string) (*pack.Pack, error) {
 	}
 	if len(failures) > 0 {
 		return nil, fmt.Errorf("pack %s %s: %s", name, version, strings.Join(failures, "; "))
+	}
+	if len(c.Registries) == 0 {
+		return nil, fmt.Errorf("pack %s %s: no pack registry serves this project and no pack folder is given", name, version)
 	}
 	var where []string
 	for _, r := range c.Registries {
@@ -76,9 +90,13 @@ func (c *Catalog) Pack(name, version string) (*pack.Pack, error) {
 // load reads a pulled pack once per content and checks that it is the pack
 // its tag says.
 func (c *Catalog) load(pulled Pulled, r *Registry) (*pack.Pack, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.loaded[pulled.Digest]; ok && p.Name == pulled.Name && p.Version == pulled.Version {
+	if c.Loaded == nil {
+		c.Loaded = &Loaded{}
+	}
+	l := c.Loaded
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p, ok := l.packs[pulled.Digest]; ok && p.Name == pulled.Name && p.Version == pulled.Version && p.Path == pulled.Dir {
 		return p, nil
 	}
 	p, problems := pack.Load(pulled.Dir)
@@ -90,9 +108,15 @@ func (c *Catalog) load(pulled Pulled, r *Registry) (*pack.Pack, error) {
 		return nil, fmt.Errorf("%s holds pack %s %s: the repository and tag must be its name and version", where, p.Name, p.Version)
 	}
 	p.Digest = pulled.Digest
-	if c.loaded == nil {
-		c.loaded = map[string]*pack.Pack{}
+	if l.packs == nil {
+		l.packs = map[string]*pack.Pack{}
 	}
-	c.loaded[pulled.Digest] = p
+	l.packs[pulled.Digest] = p
 	return p, nil
+}
+
+// isNilCatalog tells a nil *pack.Catalog stored in the interface.
+func isNilCatalog(p Packs) bool {
+	c, ok := p.(*pack.Catalog)
+	return ok && c == nil
 }

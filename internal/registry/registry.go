@@ -180,7 +180,8 @@ type ReachError struct {
 }
 
 func (e *ReachError) Error() string {
-	return fmt.Sprintf("registry %s: %s: %v", e.Endpoint, strings.ToLower(e.Reason[:1])+e.Reason[1:], e.Err)
+	words := map[string]string{"AuthenticationFailed": "authentication failed", "TLSError": "TLS error", "Unreachable": "unreachable", "NotARegistry": "not a registry"}[e.Reason]
+	return fmt.Sprintf("registry %s: %s: %v", e.Endpoint, words, e.Err)
 }
 
 func (e *ReachError) Unwrap() error { return e.Err }

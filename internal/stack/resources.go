@@ -95,7 +95,7 @@ func (r *resolver) fitPools(ls *layerState, p *pack.Pack, typ pack.ResourceType,
 		if pool.Count == 0 {
 			continue
 		}
-		cpu, memory, disk := pool.Capacity()
+		cpu, memory, disk := NodeCapacity(pool)
 		var have float64
 		var unit, what string
 		switch typ {
@@ -110,6 +110,29 @@ func (r *resolver) fitPools(ls *layerState, p *pack.Pack, typ pack.ResourceType,
 			r.clusterFinding(fmt.Sprintf("spec.nodePools[%d]", i), "pool %q is too small for layer %q: pack %s needs %s%s, %s %s%s", pool.Name, ls.spec.Name, p.ID(), number(need), unit, what, number(have), unit)
 		}
 	}
+}
+
+// Default capacity of a node of a local node pool, as the simulated nodes
+// of a local cluster have it.
+var (
+	DefaultNodeCPU      = resource.MustParse("32")
+	DefaultNodeMemory   = resource.MustParse("256Gi")
+	DefaultNodeDiskSize = resource.MustParse("100Gi")
+)
+
+// NodeCapacity is what each node of the pool offers.
+func NodeCapacity(p v1.NodePool) (cpu, memory, disk resource.Quantity) {
+	cpu, memory, disk = DefaultNodeCPU, DefaultNodeMemory, DefaultNodeDiskSize
+	if p.CPU != nil {
+		cpu = *p.CPU
+	}
+	if p.Memory != nil {
+		memory = *p.Memory
+	}
+	if p.DiskSize != nil {
+		disk = *p.DiskSize
+	}
+	return cpu, memory, disk
 }
 
 func number(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

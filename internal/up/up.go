@@ -145,6 +145,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer provider.StopAll()
 	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{
 		Packs: catalog, MetricsAddr: metricsAddr, HealthAddr: healthAddr, Local: provider,
+		PackCacheDir: filepath.Join(opts.Dir, "pack-cache"),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,156 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/stack"
+)
+
+// PackRegistryReconciler keeps the manager's set of pack registries in step
+// with the PackRegistry objects, and lists each registry's packs every sync
+// interval into its status.
+type PackRegistryReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Set      *registry.Set
+}
+
+// defaultSyncInterval lists a registry's packs again when the spec says nothing.
+const defaultSyncInterval = 10 * time.Minute
+
+// Reconcile connects to the registry, lists its packs and writes Ready.
+func (r *PackRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pr := &v1.PackRegistry{}
+	if err := r.Get(ctx, req.NamespacedName, pr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Set.Delete(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	interval := defaultSyncInterval
+	if pr.Spec.SyncInterval != nil && pr.Spec.SyncInterval.Duration > 0 {
+		interval = pr.Spec.SyncInterval.Duration
+	}
+	cond := metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Synced", ObservedGeneration: pr.Generation}
+	status := pr.Status.DeepCopy()
+	reg, err := r.connect(ctx, pr)
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "InvalidSpec", err.Error()
+		r.Set.Delete(pr.Namespace, pr.Name)
+	} else {
+		r.Set.Put(pr.Namespace, pr.Name, pr.Spec.Priority, reg)
+		listCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		entries, err := reg.List(listCtx, r.Set.Cache)
+		cancel()
+		if err != nil {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, registry.Reason(err), err.Error()
+		} else {
+			names := map[string]bool{}
+			for _, e := range entries {
+				names[e.Name] = true
+			}
+			status.Packs, status.Versions = int32(len(names)), int32(len(entries))
+			cond.Message = fmt.Sprintf("%d packs, %d versions", len(names), len(entries))
+			now := metav1.Now()
+			status.LastSyncTime = &now
+		}
+	}
+	before := apimeta.FindStatusCondition(pr.Status.Conditions, v1.ConditionReady)
+	if cond.Status == metav1.ConditionFalse && (before == nil || before.Message != cond.Message) {
+		r.Recorder.Eventf(pr, nil, corev1.EventTypeWarning, cond.Reason, "Sync", "%s", cond.Message)
+	}
+	apimeta.SetStatusCondition(&status.Conditions, cond)
+	status.ObservedGeneration = pr.Generation
+	pr.Status = *status
+	if err := r.Status().Update(ctx, pr); err != nil && !apierrors.IsConflict(err) {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// connect builds a client from the spec and the Secrets it names. Secret
+// values never reach a message.
+func (r *PackRegistryReconciler) connect(ctx context.Context, pr *v1.PackRegistry) (*registry.Registry, error) {
+	opts := registry.Options{PlainHTTP: pr.Spec.PlainHTTP, InsecureSkipTLSVerify: pr.Spec.InsecureSkipTLSVerify, Credentials: &registry.Credentials{}}
+	if ref := pr.Spec.CredentialsSecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: ref.Name}, s); err != nil {
+			return nil, fmt.Errorf("spec.credentialsSecretRef: Secret %s/%s: %w", pr.Namespace, ref.Name, err)
+		}
+		opts.Credentials = &registry.Credentials{Username: string(s.Data["username"]), Password: string(s.Data["password"]), Token: string(s.Data["token"])}
+		if opts.Credentials.Token == "" && (opts.Credentials.Username == "" || opts.Credentials.Password == "") {
+			return nil, fmt.Errorf("spec.credentialsSecretRef: Secret %s/%s: want the keys username and password, or token", pr.Namespace, ref.Name)
+		}
+	}
+	if ref := pr.Spec.CASecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: ref.Name}, s); err != nil {
+			return nil, fmt.Errorf("spec.caSecretRef: Secret %s/%s: %w", pr.Namespace, ref.Name, err)
+		}
+		if opts.CAPEM = s.Data["ca.crt"]; len(opts.CAPEM) == 0 {
+			return nil, fmt.Errorf("spec.caSecretRef: Secret %s/%s: want the key ca.crt (PEM)", pr.Namespace, ref.Name)
+		}
+	}
+	return registry.New(registry.Endpoint{Host: pr.Spec.Endpoint, Base: pr.Spec.BaseContentPath}, opts)
+}
+
+// SetupWithManager registers the reconciler.
+func (r *PackRegistryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.PackRegistry{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Complete(r)
+}
+
+// servedBy lists the objects of a kind a registry serves: those of its
+// namespace, or of every namespace for a registry of the shared one. The
+// cluster and profile controllers watch registries through it, status
+// included, so they resolve again once a registry has been (re)connected.
+func servedBy(c client.Client, newList func() client.ObjectList) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		list := newList()
+		var opts []client.ListOption
+		if o.GetNamespace() != SharedNamespace {
+			opts = append(opts, client.InNamespace(o.GetNamespace()))
+		}
+		if err := c.List(ctx, list, opts...); err != nil {
+			return nil
+		}
+		items, err := apimeta.ExtractList(list)
+		if err != nil {
+			return nil
+		}
+		var reqs []ctrl.Request
+		for _, it := range items {
+			if obj, ok := it.(client.Object); ok {
+				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+			}
+		}
+		return reqs
+	}
+}
+
+// packsFor is what a project's clusters and profiles resolve packs from:
+// its registries and the shared ones, then the manager's folders.
+func packsFor(set *registry.Set, folders stack.Packs, namespace string) stack.Packs {
+	if set == nil {
+		return folders
+	}
+	return set.For(namespace)
+}

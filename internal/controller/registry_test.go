@@ -1,0 +1,97 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/testenv"
+)
+
+// A manager with no pack folder at all uses the packs of a PackRegistry: a
+// wrong password shows on the registry and on the clusters that need it,
+// and once fixed the cluster converges on a real workload cluster.
+func TestClustersUsePacksFromAPackRegistry(t *testing.T) {
+	t.Parallel()
+	const user, password = "platform", "registry-pw-9"
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{TLS: true, Username: user, Password: password})
+	ep, _ := registry.ParseEndpoint(srv.Endpoint("team"))
+	pusher, err := registry.New(ep, registry.Options{Credentials: &registry.Credentials{Username: user, Password: password}, CAPEM: srv.CAPEM})
+	must(t, err)
+	hello, problems := pack.Load(filepath.Join("../../../shared/testdata/pack-central", "hello-universe-1.2.0"))
+	must(t, problems.Err())
+	_, err = pusher.Push(context.Background(), hello, false)
+	must(t, err)
+
+	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "team-r")
+	noFolders, err := pack.LoadCatalog()
+	must(t, err)
+	startManagerWith(t, mgmt, controller.ManagerOptions{Packs: noFolders, PackCacheDir: t.TempDir(), LayerTimeout: 2 * time.Minute})
+	ctx := context.Background()
+
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry-creds", Namespace: "team-r"}, Data: map[string][]byte{"username": []byte(user), "password": []byte("not-the-password")}}))
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry-ca", Namespace: "team-r"}, Data: map[string][]byte{"ca.crt": srv.CAPEM}}))
+	preg := &v1.PackRegistry{
+		ObjectMeta: metav1.ObjectMeta{Name: "team", Namespace: "team-r"},
+		Spec: v1.PackRegistrySpec{Endpoint: srv.Host, BaseContentPath: "team", CredentialsSecretRef: &v1.LocalObjectRef{Name: "registry-creds"},
+			CASecretRef: &v1.LocalObjectRef{Name: "registry-ca"}, SyncInterval: &metav1.Duration{Duration: time.Hour}},
+	}
+	must(t, c.Create(ctx, preg))
+	waitRegistry := func(status metav1.ConditionStatus, reason string) *v1.PackRegistry {
+		got := &v1.PackRegistry{}
+		waitFor(t, fmt.Sprintf("PackRegistry Ready=%s %s", status, reason), func() (bool, string) {
+			must(t, c.Get(ctx, client.ObjectKeyFromObject(preg), got))
+			cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady)
+			return cond != nil && cond.Status == status && cond.Reason == reason && cond.ObservedGeneration == got.Generation, fmt.Sprintf("%+v", got.Status)
+		})
+		return got
+	}
+	got := waitRegistry(metav1.ConditionFalse, "AuthenticationFailed")
+	if msg := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady).Message; strings.Contains(msg, "not-the-password") {
+		t.Errorf("the condition shows the password: %s", msg)
+	}
+
+	p := helloProfile("1.0.0", "1")
+	p.Namespace = "team-r"
+	must(t, c.Create(ctx, p))
+	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	cluster := importCluster(t, c, "team-r", "shop", workload.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.0.0"})
+	waitFor(t, "cluster Stalled naming the registry and the refusal", func() (bool, string) {
+		cond := apimeta.FindStatusCondition(getCluster(t, c, cluster).Status.Conditions, v1.ConditionStalled)
+		return cond != nil && cond.Status == metav1.ConditionTrue && strings.Contains(cond.Message, srv.Host) && strings.Contains(cond.Message, "authentication failed"), fmt.Sprintf("%+v", cond)
+	})
+
+	// Fix the password: the registry syncs, the cluster converges from it.
+	creds := &corev1.Secret{}
+	must(t, c.Get(ctx, client.ObjectKey{Namespace: "team-r", Name: "registry-creds"}, creds))
+	creds.Data["password"] = []byte(password)
+	must(t, c.Update(ctx, creds))
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(preg), preg))
+	preg.Annotations = map[string]string{"strata.dev/sync": "now"}
+	must(t, c.Update(ctx, preg))
+	got = waitRegistry(metav1.ConditionTrue, "Synced")
+	if got.Status.Packs != 1 || got.Status.Versions != 1 || got.Status.LastSyncTime == nil {
+		t.Errorf("registry status %+v, want 1 pack, 1 version and a sync time", got.Status)
+	}
+	waitFor(t, "cluster Ready with the pack from the registry", func() (bool, string) {
+		st := getCluster(t, c, cluster).Status
+		return st.Phase == v1.ClusterReady, fmt.Sprintf("%s %+v", st.Phase, st.Conditions)
+	})
+	cs, err := workload.Clientset()
+	must(t, err)
+	if _, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err != nil {
+		t.Errorf("the pack's Deployment: %v", err)
+	}
+}
