@@ -258,7 +258,13 @@ type PlannedLayer struct {
 	Action      string `json:"action"`
 	FromVersion string `json:"fromVersion,omitempty"`
 	ToVersion   string `json:"toVersion,omitempty"`
-	Reason      string `json:"reason,omitempty"`
+	// FromDigest and ToDigest are the pack's content digests (packs from
+	// registries): a tag pushed again with other content shows here.
+	// +optional
+	FromDigest string `json:"fromDigest,omitempty"`
+	// +optional
+	ToDigest string `json:"toDigest,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 	// ValuesDiff is a unified diff of the layer's values, masked values redacted.
 	ValuesDiff string `json:"valuesDiff,omitempty"`
 }
@@ -272,6 +278,9 @@ type LayerStatus struct {
 	Source  string `json:"source"`
 	Package string `json:"package,omitempty"`
 	Version string `json:"version,omitempty"`
+	// Digest of the pack's content, for a pack from a registry.
+	// +optional
+	Digest string `json:"digest,omitempty"`
 	// Phase: Pending, Installing, Upgrading, Ready, Failed, Blocked, Removing, Drifted.
 	Phase   string `json:"phase"`
 	Message string `json:"message,omitempty"`

@@ -70,6 +70,8 @@ type layerJSON struct {
 	Profile string `json:"profile"`
 	Source  string `json:"source"`
 	Version string `json:"version"`
+	// Digest of the pack's content, for packs from registries.
+	Digest  string `json:"digest,omitempty"`
 	Phase   string `json:"phase"`
 	Message string `json:"message,omitempty"`
 }
@@ -82,7 +84,7 @@ func toClusterJSON(c v1.Cluster) clusterJSON {
 	}
 	for _, l := range c.Status.Layers {
 		out.Drifted = out.Drifted || l.Phase == "Drifted"
-		out.Layers = append(out.Layers, layerJSON{Name: l.Name, Profile: l.Profile, Source: l.Source, Version: l.Version, Phase: l.Phase, Message: l.Message})
+		out.Layers = append(out.Layers, layerJSON{Name: l.Name, Profile: l.Profile, Source: l.Source, Version: l.Version, Digest: l.Digest, Phase: l.Phase, Message: l.Message})
 	}
 	return out
 }

@@ -241,7 +241,7 @@ func pendingPlan(plan *engine.Plan) *v1.PendingPlan {
 		counts[l.Action]++
 		p.Layers = append(p.Layers, v1.PlannedLayer{
 			Name: l.Name, Action: string(l.Action), FromVersion: l.FromVersion, ToVersion: l.ToVersion,
-			Reason: l.Reason, ValuesDiff: l.ValuesDiff,
+			FromDigest: l.FromDigest, ToDigest: l.ToDigest, Reason: l.Reason, ValuesDiff: l.ValuesDiff,
 		})
 	}
 	var parts []string
@@ -446,7 +446,7 @@ func (r *ClusterReconciler) recordLayers(c *v1.Cluster, st *stack.Stack, res *en
 		lr := results[l.Name]
 		ls := v1.LayerStatus{
 			Name: l.Name, Profile: l.Profile, ProfileVersion: l.ProfileVersion,
-			Source: string(l.Source), Package: l.Package, Version: l.Version,
+			Source: string(l.Source), Package: l.Package, Version: l.Version, Digest: l.PackDigest,
 			Phase: string(lr.Phase), Message: lr.Message, Images: lr.Images,
 			LastAppliedTime: previous[l.Name].LastAppliedTime,
 		}

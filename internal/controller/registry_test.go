@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func TestClustersUsePacksFromAPackRegistry(t *testing.T) {
 	must(t, err)
 	hello, problems := pack.Load(filepath.Join("../../../shared/testdata/pack-central", "hello-universe-1.2.0"))
 	must(t, problems.Err())
-	_, err = pusher.Push(context.Background(), hello, false)
+	first, err := pusher.Push(context.Background(), hello, false)
 	must(t, err)
 
 	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "team-r")
@@ -94,4 +95,64 @@ func TestClustersUsePacksFromAPackRegistry(t *testing.T) {
 	if _, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err != nil {
 		t.Errorf("the pack's Deployment: %v", err)
 	}
+	if l := getCluster(t, c, cluster).Status.Layers; len(l) != 1 || l[0].Digest != first.Digest {
+		t.Errorf("layer status %+v, want the pack's digest %s", l, first.Digest)
+	}
+
+	// A Manual cluster on the same pack, approved once.
+	other := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	manual := importCluster(t, c, "team-r", "vault", other.Kubeconfig(), v1.UpdateManual, v1.ProfileAttachment{Name: "hello", Version: "1.0.0"})
+	approve := func() {
+		var digest string
+		waitFor(t, "a pending plan on the Manual cluster", func() (bool, string) {
+			got := getCluster(t, c, manual)
+			if got.Status.PendingPlan != nil {
+				digest = got.Status.PendingPlan.Digest
+			}
+			return digest != "", fmt.Sprintf("%+v", got.Status.Conditions)
+		})
+		got := getCluster(t, c, manual)
+		patch := client.MergeFrom(got.DeepCopy())
+		got.Spec.ApprovedPlan = digest
+		must(t, c.Patch(ctx, got, patch))
+	}
+	approve()
+	waitFor(t, "the Manual cluster Ready", func() (bool, string) {
+		st := getCluster(t, c, manual).Status
+		return st.Phase == v1.ClusterReady && st.PendingPlan == nil, string(st.Phase)
+	})
+
+	// The tag is pushed again with other content (only a file that renders
+	// nothing changes): Automatic follows the new digest; Manual shows the
+	// change from digest to digest and runs the old one until approved.
+	changed := t.TempDir()
+	must(t, os.CopyFS(changed, os.DirFS(hello.Path)))
+	must(t, os.WriteFile(filepath.Join(changed, "NOTES.md"), []byte("rebuilt with a fix\n"), 0o644))
+	rebuilt, problems := pack.Load(changed)
+	must(t, problems.Err())
+	second, err := pusher.Push(ctx, rebuilt, true)
+	must(t, err)
+	if second.Digest == first.Digest {
+		t.Fatal("the rebuilt pack has the same digest")
+	}
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(preg), preg))
+	preg.Annotations["strata.dev/sync"] = "again"
+	must(t, c.Update(ctx, preg))
+	waitFor(t, "the Automatic cluster on the new digest", func() (bool, string) {
+		st := getCluster(t, c, cluster).Status
+		return st.Phase == v1.ClusterReady && len(st.Layers) == 1 && st.Layers[0].Digest == second.Digest, fmt.Sprintf("%s %+v", st.Phase, st.Layers)
+	})
+	waitFor(t, "the Manual cluster showing the digest change", func() (bool, string) {
+		st := getCluster(t, c, manual).Status
+		if st.PendingPlan == nil || len(st.PendingPlan.Layers) != 1 {
+			return false, fmt.Sprintf("%+v", st.PendingPlan)
+		}
+		l := st.PendingPlan.Layers[0]
+		return l.FromDigest == first.Digest && l.ToDigest == second.Digest && strings.Contains(l.Reason, "pushed again") && st.Layers[0].Digest == first.Digest, fmt.Sprintf("%+v %+v", l, st.Layers)
+	})
+	approve()
+	waitFor(t, "the Manual cluster on the new digest once approved", func() (bool, string) {
+		st := getCluster(t, c, manual).Status
+		return st.Phase == v1.ClusterReady && st.PendingPlan == nil && st.Layers[0].Digest == second.Digest, fmt.Sprintf("%s %+v", st.Phase, st.Layers)
+	})
 }

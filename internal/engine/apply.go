@@ -356,7 +356,7 @@ func (lp *LayerPlan) inventoryLayer() InventoryLayer {
 	return InventoryLayer{
 		Name: l.Name, Profile: l.Profile, ProfileVersion: l.ProfileVersion, Kind: string(l.Kind),
 		Source: string(l.Source), Package: l.Package, Version: l.Version,
-		ReleaseName: l.ReleaseName, Namespace: l.Namespace, Digest: lp.digest,
+		ReleaseName: l.ReleaseName, Namespace: l.Namespace, Digest: lp.digest, PackDigest: l.PackDigest,
 		Values: l.Redacted().Values,
 	}
 }

@@ -37,6 +37,8 @@ type InventoryLayer struct {
 	Namespace      string `json:"namespace"`
 	// Digest identifies the rendered objects and chart; a change means an upgrade.
 	Digest string `json:"digest"`
+	// PackDigest is the digest of the pack archive, for a pack from a registry.
+	PackDigest string `json:"packDigest,omitempty"`
 	// Values as applied (masked values redacted), for the plan's values diff.
 	Values map[string]any `json:"values,omitempty"`
 }

@@ -64,6 +64,10 @@ type LayerPlan struct {
 	Reason      string `json:"reason,omitempty"`
 	FromVersion string `json:"fromVersion,omitempty"`
 	ToVersion   string `json:"toVersion,omitempty"`
+	// FromDigest and ToDigest are the pack archive's digests, for packs from
+	// registries: a tag pushed again with other content shows here.
+	FromDigest string `json:"fromDigest,omitempty"`
+	ToDigest   string `json:"toDigest,omitempty"`
 	// ValuesDiff is a unified diff of the values (masked values redacted).
 	ValuesDiff string `json:"valuesDiff,omitempty"`
 	// Objects is the number of objects the layer holds.
@@ -163,10 +167,10 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 
 	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts}
 	for _, l := range st.Layers {
-		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version}
+		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version, ToDigest: l.PackDigest}
 		rec, installed := inv.Layer(l.Name)
 		if installed {
-			lp.recorded, lp.FromVersion = rec, rec.Version
+			lp.recorded, lp.FromVersion, lp.FromDigest = rec, rec.Version, rec.PackDigest
 		}
 		lp.ValuesDiff = valuesDiff(rec.Values, l.Redacted().Values)
 
@@ -190,7 +194,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 		e.defaultNamespaces(objs, l.Namespace)
 		lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
-		lp.digest = digest(ch, manifest)
+		lp.digest = digest(ch, manifest, l.PackDigest)
 
 		if refusals := e.unservedAPIs(objs); len(refusals) > 0 {
 			lp.Action = ActionRefuse
@@ -244,6 +248,8 @@ func changeReason(rec InventoryLayer, l stack.Layer) string {
 		why = append(why, fmt.Sprintf("swapped %s → %s", rec.Package, l.Package))
 	} else if rec.Version != l.Version {
 		why = append(why, fmt.Sprintf("version %s → %s", rec.Version, l.Version))
+	} else if rec.PackDigest != "" && l.PackDigest != "" && rec.PackDigest != l.PackDigest {
+		why = append(why, fmt.Sprintf("pack content %s → %s (the tag was pushed again)", shortDigest(rec.PackDigest), shortDigest(l.PackDigest)))
 	}
 	if rec.Profile != l.Profile || rec.ProfileVersion != l.ProfileVersion {
 		why = append(why, fmt.Sprintf("profile %s %s → %s %s", rec.Profile, rec.ProfileVersion, l.Profile, l.ProfileVersion))
@@ -254,11 +260,15 @@ func changeReason(rec InventoryLayer, l stack.Layer) string {
 	return strings.Join(why, ", ")
 }
 
-// digest identifies what a layer would apply: chart identity and every
-// rendered object.
-func digest(ch *chartv2.Chart, manifest string) string {
+// digest identifies what a layer would apply: chart identity, every
+// rendered object and, for a pack from a registry, the pack's content, so
+// that a tag pushed again with other content is a change to approve.
+func digest(ch *chartv2.Chart, manifest, packDigest string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", ch.Metadata.Name, ch.Metadata.Version)
+	if packDigest != "" {
+		fmt.Fprintf(h, "pack %s\n", packDigest)
+	}
 	h.Write([]byte(manifest))
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -305,4 +315,12 @@ func (e *Engine) releaseDeployed(name, ns string) (bool, error) {
 	}
 	rel, ok := last.(*releasev1.Release)
 	return ok && rel.Info != nil && rel.Info.Status == releasecommon.StatusDeployed, nil
+}
+
+// shortDigest is the first 12 hex digits of a sha256 digest, as people read them.
+func shortDigest(d string) string {
+	if i := strings.Index(d, ":"); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
 }

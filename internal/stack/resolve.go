@@ -331,6 +331,9 @@ func (r *resolver) resolveLayer(ls *layerState) {
 		ls.out.Source, ls.out.Package = SourceZarf, l.Zarf.Package
 	}
 	ls.out.Pack = p
+	if p != nil {
+		ls.out.PackDigest = p.Digest
+	}
 
 	if p != nil {
 		if p.Layer != pack.LayerKind(l.Kind) && !p.PlainChart {

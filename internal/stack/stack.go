@@ -59,8 +59,11 @@ type Layer struct {
 	Kind           v1.LayerKind `json:"kind"`
 	Source         SourceType   `json:"source"`
 	// Package is the pack or chart name; Version its version.
-	Package         string   `json:"package,omitempty"`
-	Version         string   `json:"version,omitempty"`
+	Package string `json:"package,omitempty"`
+	Version string `json:"version,omitempty"`
+	// PackDigest is the digest of the pack's archive when it came from a
+	// registry: what the tag pointed at when the stack was resolved.
+	PackDigest      string   `json:"packDigest,omitempty"`
 	Namespace       string   `json:"namespace"`
 	ReleaseName     string   `json:"releaseName"`
 	InstallPriority int      `json:"installPriority"`
