@@ -84,6 +84,23 @@ type PackRegistryStatus struct {
 	Packs int32 `json:"packs,omitempty"`
 	// +optional
 	Versions int32 `json:"versions,omitempty"`
+	// Entries are the pack versions found, sorted by name and version; at
+	// most 5000 (Truncated says when there were more).
+	// +optional
+	Entries []PackEntry `json:"entries,omitempty"`
+	// +optional
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// PackEntry is one pack version of a registry.
+type PackEntry struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Layer is the pack's layer kind (os, kernel, k8s, cni, csi, addon).
+	// +optional
+	Layer string `json:"layer,omitempty"`
+	// Digest of the pack's archive.
+	Digest string `json:"digest"`
 }
 
 // +kubebuilder:object:root=true

@@ -16,6 +16,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/registry"
 )
 
 // mgmtFlags reach the management plane.
@@ -96,8 +97,8 @@ func newGetCommand() *cobra.Command {
 		all    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "get clusters|profiles",
-		Short: "List clusters or profiles of the management plane",
+		Use:   "get clusters|profiles|packs",
+		Short: "List clusters, profiles or the packs of the registries of the management plane",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -125,8 +126,14 @@ func newGetCommand() *cobra.Command {
 					return &exitError{code: ExitFail, err: err}
 				}
 				return printProfiles(out, list.Items, output)
+			case "packs", "pack":
+				uses, err := packUses(c, ns, all)
+				if err != nil {
+					return &exitError{code: ExitFail, err: err}
+				}
+				return printPacks(out, uses, output)
 			default:
-				return usageError("get %q: want clusters or profiles", args[0])
+				return usageError("get %q: want clusters, profiles or packs", args[0])
 			}
 		},
 	}
@@ -134,6 +141,53 @@ func newGetCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every project")
 	return cmd
+}
+
+// packUses lists the packs of the registries a project sees (its own and
+// the shared ones; every registry with --all-namespaces) with their users.
+func packUses(c client.Client, ns string, all bool) ([]registry.PackUse, error) {
+	ctx := context.Background()
+	var regs v1.PackRegistryList
+	var profiles v1.ClusterProfileList
+	var clusters v1.ClusterList
+	for _, list := range []client.ObjectList{&regs, &profiles, &clusters} {
+		if err := c.List(ctx, list); err != nil {
+			return nil, err
+		}
+	}
+	visible := func(o client.Object) bool {
+		return all || o.GetNamespace() == ns || o.GetNamespace() == controller.SharedNamespace
+	}
+	own := func(o client.Object) bool { return all || o.GetNamespace() == ns }
+	return registry.Usage(keep(regs.Items, visible), keep(profiles.Items, visible), keep(clusters.Items, own)), nil
+}
+
+// keep returns the items ok accepts.
+func keep[T any, PT interface {
+	*T
+	client.Object
+}](items []T, ok func(client.Object) bool) []T {
+	var out []T
+	for i := range items {
+		if ok(PT(&items[i])) {
+			out = append(out, items[i])
+		}
+	}
+	return out
+}
+
+func printPacks(out io.Writer, uses []registry.PackUse, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(uses)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PACK\tVERSION\tLAYER\tREGISTRIES\tPROFILES\tCLUSTERS\tNEWER")
+	for _, u := range uses {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", u.Name, u.Version, u.Layer, strings.Join(u.Registries, ","), len(u.Profiles), len(u.Clusters), u.Newest)
+	}
+	return tw.Flush()
 }
 
 func printClusters(out io.Writer, items []v1.Cluster, output string) error {

@@ -31,6 +31,10 @@ type PackRegistryReconciler struct {
 	Set      *registry.Set
 }
 
+// maxStatusEntries bounds the pack versions written into a registry's
+// status, so the object stays well within the API's size limit.
+const maxStatusEntries = 5000
+
 // defaultSyncInterval lists a registry's packs again when the spec says nothing.
 const defaultSyncInterval = 10 * time.Minute
 
@@ -67,6 +71,13 @@ func (r *PackRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request
 				names[e.Name] = true
 			}
 			status.Packs, status.Versions = int32(len(names)), int32(len(entries))
+			status.Entries, status.Truncated = nil, len(entries) > maxStatusEntries
+			for i, e := range entries {
+				if i == maxStatusEntries {
+					break
+				}
+				status.Entries = append(status.Entries, v1.PackEntry{Name: e.Name, Version: e.Version, Layer: e.Layer, Digest: e.Digest})
+			}
 			cond.Message = fmt.Sprintf("%d packs, %d versions", len(names), len(entries))
 			now := metav1.Now()
 			status.LastSyncTime = &now

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,4 +156,26 @@ func TestClustersUsePacksFromAPackRegistry(t *testing.T) {
 		st := getCluster(t, c, manual).Status
 		return st.Phase == v1.ClusterReady && st.PendingPlan == nil && st.Layers[0].Digest == second.Digest, fmt.Sprintf("%s %+v", st.Phase, st.Layers)
 	})
+
+	// strata get packs: the registry's packs, who uses them, what is newer.
+	hello2 := filepath.Join(t.TempDir(), "hello-universe-1.1.1")
+	must(t, os.CopyFS(hello2, os.DirFS(filepath.Join("../../../shared/testdata/pack-central", "hello-universe-1.1.1"))))
+	older, problems := pack.Load(hello2)
+	must(t, problems.Err())
+	_, err = pusher.Push(ctx, older, false)
+	must(t, err)
+	must(t, c.Get(ctx, client.ObjectKeyFromObject(preg), preg))
+	preg.Annotations["strata.dev/sync"] = "third"
+	must(t, c.Update(ctx, preg))
+	waitFor(t, "two versions in the registry's status", func() (bool, string) {
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(preg), preg))
+		return len(preg.Status.Entries) == 2, fmt.Sprintf("%+v", preg.Status.Entries)
+	})
+	var uses []registry.PackUse
+	must(t, json.Unmarshal([]byte(strataCLI(t, testenv.Kubeconfig(t, mgmt), "team-r", "get", "packs", "-o", "json")), &uses))
+	if len(uses) != 2 || uses[0].Version != "1.1.1" || uses[0].Newest != "1.2.0" || len(uses[0].Clusters) != 0 ||
+		uses[1].Version != "1.2.0" || uses[1].Digest != second.Digest || strings.Join(uses[1].Clusters, ",") != "team-r/shop,team-r/vault" ||
+		strings.Join(uses[1].Profiles, ",") != "team-r/hello-1.0.0" || strings.Join(uses[1].Registries, ",") != "team-r/team" {
+		t.Errorf("strata get packs: %+v", uses)
+	}
 }
