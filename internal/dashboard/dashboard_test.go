@@ -222,6 +222,21 @@ func TestPagesFollowTheFleetAndRBAC(t *testing.T) {
 	if !strings.Contains(body, `<td class="add">  name: token</td>`) || strings.Contains(body, "hunter2") {
 		t.Errorf("profile diff (masked default must not show):\n%s", body)
 	}
+	// Packs: the registries' pack versions with their users.
+	preg := &v1.PackRegistry{ObjectMeta: metav1.ObjectMeta{Name: "platform", Namespace: controller.SharedNamespace}, Spec: v1.PackRegistrySpec{Endpoint: "registry.example.com"}}
+	must(t, c.Create(context.Background(), preg))
+	preg.Status.Entries = []v1.PackEntry{
+		{Name: "spegel", Version: "0.0.18", Layer: "addon", Digest: "sha256:aaaa"},
+		{Name: "spegel", Version: "0.0.30", Layer: "addon", Digest: "sha256:bbbb"},
+		{Name: "hello-universe", Version: "1.2.0", Layer: "addon", Digest: "sha256:cccc"},
+	}
+	must(t, c.Status().Update(context.Background(), preg))
+	_, body = get(t, local, "/packs", "")
+	for _, want := range []string{`data-pack="spegel@0.0.18"`, "0.0.30 published", `<a href="/?pack=spegel@0.0.18">6 clusters</a>`, "strata-system/platform", "strata-system/hello-1.0.0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("packs page lacks %q\n%s", want, body)
+		}
+	}
 	_, body = get(t, local, "/inventory", "")
 	for _, want := range []string{`data-package="spegel@0.0.18"`, "6 clusters", `data-package="spegel@0.0.30"`, "2 clusters", `data-package="hello-universe@1.2.0"`, "8 clusters"} {
 		if !strings.Contains(body, want) {

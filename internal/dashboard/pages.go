@@ -18,6 +18,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/registry"
 )
 
 // clusterRow is a cluster in the clusters table.
@@ -401,6 +402,38 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 		return cmp.Or(strings.Compare(a.Package, b.Package), strings.Compare(a.Version, b.Version))
 	})
 	s.render(w, r, "inventory", data)
+}
+
+type packsPage struct {
+	page
+	Packs []registry.PackUse
+	Error string
+}
+
+// packs lists the pack versions of the registries the user may see, who
+// uses each, and where a newer version is published.
+func (s *Server) packs(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var regs v1.PackRegistryList
+	if err := c.List(r.Context(), &regs); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := packsPage{page: page{Title: "Packs", Nav: "packs"}}
+	var profiles v1.ClusterProfileList
+	var clusters v1.ClusterList
+	if err := c.List(r.Context(), &profiles); err != nil {
+		data.Error = "which profiles use each pack is not shown: " + err.Error()
+	}
+	if err := c.List(r.Context(), &clusters); err != nil {
+		data.Error = "which clusters run each pack is not shown: " + err.Error()
+	}
+	data.Packs = registry.Usage(regs.Items, profiles.Items, clusters.Items)
+	s.render(w, r, "packs", data)
 }
 
 // diffRow is one line of a side-by-side diff: removed lines on the left,
