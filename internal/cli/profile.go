@@ -69,7 +69,7 @@ func (f *inputFlags) load(errOut io.Writer) (*profile.Documents, stack.Packs, er
 	if len(f.registries) == 0 {
 		return docs, catalog, nil
 	}
-	regs, cache, err := f.registryFlags.open(f.registries, f.cmd.InOrStdin())
+	regs, cache, err := f.open(f.registries, f.cmd.InOrStdin())
 	if err != nil {
 		return nil, nil, err
 	}

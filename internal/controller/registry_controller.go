@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -156,6 +158,24 @@ func servedBy(c client.Client, newList func() client.ObjectList) handler.MapFunc
 		return reqs
 	}
 }
+
+// registryChanged lets through what changes what a registry serves — its
+// spec, its readiness, its pack versions and digests — and not a routine
+// sync that found the same, so syncs do not wake every cluster.
+var registryChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v1.PackRegistry)
+	n, ok2 := e.ObjectNew.(*v1.PackRegistry)
+	if !ok1 || !ok2 {
+		return true
+	}
+	ready := func(p *v1.PackRegistry) string {
+		if c := apimeta.FindStatusCondition(p.Status.Conditions, v1.ConditionReady); c != nil {
+			return string(c.Status) + c.Reason + c.Message
+		}
+		return ""
+	}
+	return o.Generation != n.Generation || ready(o) != ready(n) || !reflect.DeepEqual(o.Status.Entries, n.Status.Entries)
+}}
 
 // packsFor is what a project's clusters and profiles resolve packs from:
 // its registries and the shared ones, then the manager's folders.

@@ -567,7 +567,7 @@ func (r *resolver) checkSchema(ls *layerState, p *pack.Pack, base map[string]any
 	for _, c := range p.Schema {
 		found := pack.LookupAll(ls.out.Values, c.Path)
 		field := fmt.Sprintf("layer %q value %q", ls.spec.Name, c.Path)
-		if len(found) == 0 && !(r.preview && c.Required) {
+		if len(found) == 0 && (!r.preview || !c.Required) {
 			// In a preview a required value is the cluster's to give, not the profile's.
 			if err := c.Check(nil, false); err != nil {
 				r.clusterFinding(field, "%s (schema.yaml of pack %s)", withHints(err, c), p.ID())

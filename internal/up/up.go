@@ -141,6 +141,11 @@ func Run(ctx context.Context, opts Options) error {
 	web := &http.Server{Handler: board.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = web.Serve(listener) }()
 	defer web.Close()
+	packRegistry, err := startRegistry(filepath.Join(opts.Dir, "registry"), opts.Out)
+	if err != nil {
+		return err
+	}
+	defer packRegistry.Stop()
 	provider := &local.Provider{Root: filepath.Join(opts.Dir, "clusters"), Binaries: opts.LocalBinaries, Log: opts.Log}
 	defer provider.StopAll()
 	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{
@@ -158,8 +163,15 @@ func Run(ctx context.Context, opts Options) error {
 		stopMgr()
 		return errors.Join(errors.New("the controllers did not start"), <-done)
 	}
-	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  dashboard:  http://%s/\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\nStop with Ctrl-C or `strata down --dir %s`.\n",
-		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, dashboardAddr, metricsAddr, healthAddr, opts.Dir)
+	packsLine := ""
+	if packRegistry != nil {
+		if packsLine, err = packRegistry.publish(ctx, mgr.GetClient(), opts.Packs); err != nil {
+			stopMgr()
+			return errors.Join(err, <-done)
+		}
+	}
+	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  dashboard:  http://%s/\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\n%sStop with Ctrl-C or `strata down --dir %s`.\n",
+		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, dashboardAddr, metricsAddr, healthAddr, packsLine, opts.Dir)
 	err = <-done
 	fmt.Fprintln(opts.Out, "Stopping: controllers, local clusters, management plane. State kept for the next `strata up`.")
 	return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +29,8 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/cli"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/testenv"
+	"strata.dev/strata/internal/up"
 )
 
 // The test binary doubles as the strata command, so `strata up` runs as a
@@ -72,7 +75,7 @@ func startUp(t *testing.T, dir string) *upProcess {
 	t.Helper()
 	// Verbose: the controllers' log is kept and its tail shown when a test fails.
 	cmd := exec.Command(os.Args[0], append([]string{"up", "--dir", dir, "--verbose"}, packs...)...)
-	cmd.Env = append(os.Environ(), "STRATA_TEST_AS_CLI=1")
+	cmd.Env = append(os.Environ(), "STRATA_TEST_AS_CLI=1", up.ToolsDirEnv+"="+filepath.Dir(testenv.Tool(t, "registry")))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -240,6 +243,26 @@ func TestUpRunsLocalClusters(t *testing.T) {
 	if !strings.Contains(out, "lab          Ready    5/5 layers Ready") || strings.Contains(out, "not found") {
 		t.Errorf("wait output:\n%s", out)
 	}
+	// The packs came from strata up's own registry, filled from --packs.
+	if !strings.Contains(first.output.String(), "packs:      oci://127.0.0.1:") {
+		t.Errorf("strata up does not show its pack registry:\n%s", first.output.String())
+	}
+	waitFor(t, "hello-universe 1.2.0 of the local registry running on lab", time.Minute, func() (bool, string) {
+		out := mustStrata(t, append([]string{"get", "packs", "-o", "json"}, mgmt...)...)
+		var uses []struct {
+			Name, Version, Digest string
+			Registries, Clusters  []string
+		}
+		if err := json.Unmarshal([]byte(out), &uses); err != nil {
+			return false, err.Error()
+		}
+		for _, u := range uses {
+			if u.Name == "hello-universe" && u.Version == "1.2.0" {
+				return strings.Join(u.Clusters, ",") == "lab/lab" && strings.Join(u.Registries, ",") == "strata-system/local" && strings.HasPrefix(u.Digest, "sha256:"), fmt.Sprintf("%+v", u)
+			}
+		}
+		return false, out
+	})
 
 	workload := func() *kubernetes.Clientset {
 		cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(mustStrata(t, append([]string{"cluster", "kubeconfig", "lab"}, mgmt...)...)))
