@@ -44,7 +44,7 @@ bench: kube tools ## Run the benchmarks and print their figures.
 image: ## Build the manager's container image (no container engine needed) into bin/strata-image.tar.
 	$(GO) run ./hack/image -o $(BIN)/strata-image.tar -version $(STRATA_VERSION)
 
-demo: build kube ## Run Strata's main job end to end on this machine.
+demo: build kube tools ## Run Strata's main job end to end on this machine.
 	hack/demo.sh
 
 fuzz: ## Run each fuzz test for FUZZTIME (default 10s).

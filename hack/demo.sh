@@ -4,7 +4,8 @@
 # local management plane with the controllers), publishes the profiles and
 # two local clusters, follows them until Ready, then publishes a new version
 # of an add-on profile: the Automatic cluster converges, the Manual one shows
-# the plan and converges once approved.
+# the plan and converges once approved. Last, a fixed build of a pack is
+# pushed again to strata up's registry: the clusters see the new digest.
 #
 #   hack/demo.sh            stops everything at the end
 #   KEEP=1 hack/demo.sh     leaves strata up running, and says how to stop it
@@ -84,6 +85,29 @@ bin/strata wait -n demo qa --profile hello-apps@1.1.0 --timeout 5m
 bin/strata get clusters -n demo
 bin/strata cluster kubeconfig -n demo qa > "$state/qa.kubeconfig"
 echo "qa's own kubeconfig: $state/qa.kubeconfig (strata cluster kubeconfig -n demo qa)"
+
+step "a fixed build of pack hello-universe 1.2.0 is pushed again to the registry (strata pack push --force)"
+registry=$(grep -m1 -oE 'oci://[0-9.:]+/[a-z]+' "$work/up.log")
+rebuilt=$work/rebuilt/hello-universe-1.2.0
+mkdir -p "$rebuilt" && cp -r "$community/hello-universe-1.2.0/." "$rebuilt/"
+echo "Rebuilt with a fix." > "$rebuilt/NOTES.md"
+pushed=$(bin/strata pack push "$rebuilt" "$registry" --plain-http --force -o json)
+digest=$(grep -m1 -oE '"digest": "sha256:[0-9a-f]+"' <<<"$pushed" | grep -oE 'sha256:[0-9a-f]+')
+echo "hello-universe 1.2.0 is now $digest in $registry"
+for _ in $(seq 1 120); do
+  bin/strata get clusters -n demo -o json | grep -q "$digest" && break
+  sleep 1
+done
+bin/strata get clusters -n demo -o json | grep -q "$digest" || { echo "dev did not pick up $digest" >&2; exit 1; }
+echo "dev (Automatic) runs the new build; qa (Manual) shows it and waits:"
+for _ in $(seq 1 120); do
+  bin/strata cluster plan -n demo qa 2>/dev/null | grep -q "pushed again" && break
+  sleep 1
+done
+bin/strata cluster plan -n demo qa | sed -n '1,6p'
+bin/strata cluster approve -n demo qa
+bin/strata wait -n demo qa --timeout 5m
+bin/strata get packs -n demo
 
 step "done"
 echo "The dashboard showed the same fleet at $(grep -m1 -oE 'http://[0-9.:]+/' "$work/up.log") — run KEEP=1 make demo to keep it up."

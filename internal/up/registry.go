@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,14 +159,15 @@ func (r *localRegistry) publish(ctx context.Context, c client.Client, folders []
 			}
 		}
 	}
-	want := v1.PackRegistrySpec{Endpoint: r.Host, BaseContentPath: LocalRegistryName, PlainHTTP: true, SyncInterval: &metav1.Duration{Duration: time.Minute}}
+	// On loopback a sync is cheap: a pack pushed here is seen within seconds.
+	want := v1.PackRegistrySpec{Endpoint: r.Host, BaseContentPath: LocalRegistryName, PlainHTTP: true, SyncInterval: &metav1.Duration{Duration: 10 * time.Second}}
 	pr := &v1.PackRegistry{ObjectMeta: metav1.ObjectMeta{Name: LocalRegistryName, Namespace: controller.SharedNamespace}}
 	err = c.Get(ctx, client.ObjectKeyFromObject(pr), pr)
 	switch {
 	case apierrors.IsNotFound(err):
 		pr.Spec = want
 		err = c.Create(ctx, pr)
-	case err == nil && (pr.Spec.Endpoint != want.Endpoint || pr.Spec.BaseContentPath != want.BaseContentPath || !pr.Spec.PlainHTTP):
+	case err == nil && !reflect.DeepEqual(pr.Spec, want):
 		pr.Spec = want
 		err = c.Update(ctx, pr)
 	}
