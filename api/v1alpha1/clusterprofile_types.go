@@ -144,7 +144,9 @@ type PackSource struct {
 	Name string `json:"name"`
 	// +kubebuilder:validation:MinLength=1
 	Version string `json:"version"`
-	// Registry names a PackRegistry; empty means the default one.
+	// Registry names the PackRegistry to take the pack from (offline: an
+	// oci:// endpoint given with --registry); empty searches the registries
+	// the project sees by priority, then the pack folders.
 	// +optional
 	Registry string `json:"registry,omitempty"`
 }

@@ -18,6 +18,9 @@ import (
 // stays on disk in the cache; only the packs in use are held in memory.
 type Catalog struct {
 	Registries []*Registry
+	// Names are the names a layer's pack.registry may use for each of
+	// Registries (the PackRegistry's name; offline, its oci:// endpoint).
+	Names []string
 	Cache      *Cache
 	// Folders finds the packs of folders given with --packs; may be nil.
 	Folders Packs
@@ -85,6 +88,31 @@ func (c *Catalog) Pack(name, version string) (*pack.Pack, error) {
 		where = append(where, r.Endpoint.String())
 	}
 	return nil, fmt.Errorf("pack %s %s not found in the registries %s", name, version, strings.Join(where, ", "))
+}
+
+// PackFrom returns the pack NAME VERSION from the registry of that name only.
+func (c *Catalog) PackFrom(registryName, name, version string) (*pack.Pack, error) {
+	var known []string
+	for i, r := range c.Registries {
+		n := r.Endpoint.String()
+		if i < len(c.Names) {
+			n = c.Names[i]
+		}
+		known = append(known, n)
+		if n != registryName {
+			continue
+		}
+		only := &Catalog{Registries: []*Registry{r}, Names: []string{n}, Cache: c.Cache, Timeout: c.Timeout, Loaded: c.Loaded}
+		if c.Loaded == nil {
+			c.Loaded = &Loaded{}
+			only.Loaded = c.Loaded
+		}
+		return only.Pack(name, version)
+	}
+	if len(known) == 0 {
+		return nil, fmt.Errorf("pack %s %s: registry %q: no pack registry serves this project", name, version, registryName)
+	}
+	return nil, fmt.Errorf("pack %s %s: no registry %q here; registries: %s", name, version, registryName, strings.Join(known, ", "))
 }
 
 // load reads a pulled pack once per content and checks that it is the pack

@@ -390,3 +390,49 @@ func makeTar(t *testing.T, entries []tarEntry) []byte {
 	}
 	return buf.Bytes()
 }
+
+// The same name and version with other content in two registries is an
+// error naming both, unless the layer names the registry to take it from.
+func TestSamePackInTwoRegistries(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ctx := context.Background()
+	open := func(base string) *Registry {
+		ep, _ := ParseEndpoint(srv.Endpoint(base))
+		r, err := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := open("team-a"), open("team-b")
+	orig := loadPack(t, filepath.Join(packCentral, "spegel-0.0.30"))
+	if _, err := a.Push(ctx, orig, false); err != nil {
+		t.Fatal(err)
+	}
+	changed := t.TempDir()
+	if err := os.CopyFS(changed, os.DirFS(orig.Path)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(changed, "NOTES.md"), []byte("team b's build\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other, err := b.Push(ctx, loadPack(t, changed), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog := &Catalog{Registries: []*Registry{a, b}, Cache: cache(t)}
+	_, err = catalog.Pack("spegel", "0.0.30")
+	if err == nil || !strings.Contains(err.Error(), "differs between registries") || !strings.Contains(err.Error(), a.Endpoint.String()) || !strings.Contains(err.Error(), b.Endpoint.String()) {
+		t.Errorf("two contents for one version: %v, want an error naming both registries", err)
+	}
+	p, err := catalog.PackFrom(b.Endpoint.String(), "spegel", "0.0.30")
+	if err != nil {
+		t.Errorf("pack.registry naming team-b: %v", err)
+	} else if p.Digest != other.Digest {
+		t.Errorf("pack.registry naming team-b: digest %q, want %s", p.Digest, other.Digest)
+	}
+	if _, err := catalog.PackFrom("oci://elsewhere/x", "spegel", "0.0.30"); err == nil || !strings.Contains(err.Error(), `no registry "oci://elsewhere/x" here`) {
+		t.Errorf("an unknown registry name: %v", err)
+	}
+}

@@ -67,6 +67,7 @@ func (s *Set) For(namespace string) *Catalog {
 	c := &Catalog{Cache: s.Cache, Folders: s.Folders, Loaded: &s.loaded}
 	for _, m := range visible {
 		c.Registries = append(c.Registries, m.registry)
+		c.Names = append(c.Names, m.name)
 	}
 	return c
 }

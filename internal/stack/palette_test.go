@@ -155,3 +155,9 @@ func TestImportedClustersNeedNoInfraProfile(t *testing.T) {
 	mustResolve(t, apps, cluster("  kubeconfigSecretRef: {name: c1-kubeconfig}\n  profiles: [{name: apps, version: 1.0.0}]\n"))
 	wantError(t, "spec.profiles: has 0 infra or full profiles []: want exactly one", apps, cluster("  provider: local\n  profiles: [{name: apps, version: 1.0.0}]\n"))
 }
+
+// A layer that names its pack's registry is not served from folders.
+func TestPackNamingARegistryNeedsOne(t *testing.T) {
+	wantError(t, `spec.layers[0].pack: pack hello-universe 1.2.0: registry "platform": no pack registry is given here`,
+		infra, addons("    - {name: web, kind: addon, pack: {name: hello-universe, version: 1.2.0, registry: platform}}\n"), cluster(withApps))
+}

@@ -25,6 +25,13 @@ type Packs interface {
 	Pack(name, version string) (*pack.Pack, error)
 }
 
+// RegistryPacks also finds a pack in one named registry, for a layer whose
+// pack names its registry (pack.registry).
+type RegistryPacks interface {
+	Packs
+	PackFrom(registry, name, version string) (*pack.Pack, error)
+}
+
 // Facts are what is known about the target cluster beyond its profiles.
 // Offline, nothing is; a deploy knows the live cluster.
 type Facts struct {
@@ -391,7 +398,16 @@ func (r *resolver) loadPack(ls *layerState, ref *v1.PackSource, field string) *p
 		r.layerFinding(ls, field, "pack %s %s: no pack folders given (--packs DIR)", ref.Name, ref.Version)
 		return nil
 	}
-	p, err := r.packs.Pack(ref.Name, ref.Version)
+	var p *pack.Pack
+	var err error
+	switch named, ok := r.packs.(RegistryPacks); {
+	case ref.Registry == "":
+		p, err = r.packs.Pack(ref.Name, ref.Version)
+	case ok:
+		p, err = named.PackFrom(ref.Registry, ref.Name, ref.Version)
+	default:
+		err = fmt.Errorf("pack %s %s: registry %q: no pack registry is given here (--registry, or a PackRegistry for the manager)", ref.Name, ref.Version, ref.Registry)
+	}
 	if err != nil {
 		r.layerFinding(ls, field, "%v", err)
 		return nil
