@@ -21,7 +21,7 @@ type Catalog struct {
 	// Names are the names a layer's pack.registry may use for each of
 	// Registries (the PackRegistry's name; offline, its oci:// endpoint).
 	Names []string
-	Cache      *Cache
+	Cache *Cache
 	// Folders finds the packs of folders given with --packs; may be nil.
 	Folders Packs
 	// Timeout bounds each registry request; 30 s when zero.
