@@ -287,3 +287,50 @@ digest of its content. -o json prints a list of {name, version, layer, digest}.`
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
+
+func newPackMirrorCommand() *cobra.Command {
+	var (
+		rf    registryFlags
+		force bool
+	)
+	cmd := &cobra.Command{
+		Use:   "mirror oci://SRC/BASE oci://DST/BASE",
+		Short: "Copy every pack of one registry into another, digests unchanged (air-gapped sites)",
+		Long: `Copies each pack version of SRC into DST as it is, manifest and archive byte
+for byte, so digests stay the same; versions DST already holds with the same
+content are skipped, and a DST tag holding other content is moved only with
+--force. Credentials for both come from the Docker config file.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if rf.username != "" || rf.passwordStdin {
+				return usageError("mirror reads both registries' credentials from the Docker config file (docker login, oras login)")
+			}
+			regs, _, err := rf.open(args, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := registryContext()
+			defer cancel()
+			copied, err := registry.Mirror(ctx, regs[0], regs[1], force)
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PACK\tVERSION\tDIGEST\t")
+			for _, p := range copied {
+				note := "copied"
+				if p.Unchanged {
+					note = "(already there)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Version, p.Digest, note)
+			}
+			if ferr := tw.Flush(); ferr != nil {
+				return ferr
+			}
+			if err != nil {
+				return &exitError{code: ExitFail, err: err}
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "move DST tags that hold other content")
+	return cmd
+}

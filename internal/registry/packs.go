@@ -267,3 +267,53 @@ func (r *Registry) packNames(ctx context.Context) ([]string, error) {
 	})
 	return names, r.explain(err)
 }
+
+// Mirror copies every pack version of src into dst as it is — manifest and
+// archive byte for byte, so digests stay the same — skipping those dst
+// already holds with the same content and refusing to move a dst tag that
+// holds other content unless force.
+func Mirror(ctx context.Context, src, dst *Registry, force bool) ([]Pushed, error) {
+	names, err := src.packNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Pushed
+	for _, name := range names {
+		from, err := src.repository(name)
+		if err != nil {
+			return out, err
+		}
+		to, err := dst.repository(name)
+		if err != nil {
+			return out, err
+		}
+		var tags []string
+		if err := from.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
+			return out, src.explain(err)
+		}
+		for _, tag := range tags {
+			res, err := src.resolve(ctx, name, tag)
+			if err != nil {
+				return out, err
+			}
+			p := Pushed{Name: name, Version: tag, Layer: res.kind, Digest: res.layer.Digest.String(), Manifest: res.manifest.Digest.String()}
+			if have, err := dst.resolve(ctx, name, tag); err == nil {
+				if have.layer.Digest == res.layer.Digest {
+					p.Unchanged = true
+					out = append(out, p)
+					continue
+				}
+				if !force {
+					return out, fmt.Errorf("%s:%s: %w (%s, the source has %s): pass --force to move it", dst.Endpoint.PackRepository(name), tag, ErrTagMoved, have.layer.Digest, res.layer.Digest)
+				}
+			} else if !errors.Is(err, errdef.ErrNotFound) {
+				return out, err
+			}
+			if _, err := oras.Copy(ctx, from, tag, to, tag, oras.DefaultCopyOptions); err != nil {
+				return out, fmt.Errorf("copy %s:%s to %s: %w", name, tag, dst.Endpoint, err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

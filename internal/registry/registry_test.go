@@ -436,3 +436,44 @@ func TestSamePackInTwoRegistries(t *testing.T) {
 		t.Errorf("an unknown registry name: %v", err)
 	}
 }
+
+// Mirroring copies every pack with its digest, and again copies nothing.
+func TestMirrorKeepsDigests(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ctx := context.Background()
+	open := func(base string) *Registry {
+		ep, _ := ParseEndpoint(srv.Endpoint(base))
+		r, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+		return r
+	}
+	src, dst := open("connected"), open("airgapped")
+	for _, dir := range []string{"spegel-0.0.18", "spegel-0.0.30", "tekton-chains-0.12.0"} {
+		if _, err := src.Push(ctx, loadPack(t, filepath.Join(packCentral, dir)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copied, err := Mirror(ctx, src, dst, false)
+	if err != nil || len(copied) != 3 {
+		t.Fatalf("mirror: %d copied, %v", len(copied), err)
+	}
+	want, _ := src.List(ctx, nil)
+	got, err := dst.List(ctx, nil)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("mirror: list %v %v", got, err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("mirrored %+v, source %+v: want the same digest", got[i], want[i])
+		}
+	}
+	again, err := Mirror(ctx, src, dst, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range again {
+		if !p.Unchanged {
+			t.Errorf("a second mirror copied %s:%s again", p.Name, p.Version)
+		}
+	}
+}
