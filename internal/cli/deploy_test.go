@@ -9,16 +9,13 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/testenv"
 )
 
 func TestDeployDryRunDeployAndDiff(t *testing.T) {
 	t.Parallel()
-	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, cp.Kubeconfig(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cp, kubeconfig := workload(t)
 	base := append([]string{"--kubeconfig", kubeconfig, "-f", "../../examples/addon-hello.yaml", "-f", "../../examples/addon-gitops.yaml"}, packFlags...)
 	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
 	writeFile(t, cluster, `apiVersion: strata.dev/v1alpha1
@@ -99,6 +96,15 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
+// workload starts a one-node workload cluster and writes its kubeconfig.
+func workload(t *testing.T) (*controlplane.ControlPlane, string) {
+	t.Helper()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeFile(t, kubeconfig, string(cp.Kubeconfig()))
+	return cp, kubeconfig
+}
+
 func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
@@ -111,9 +117,7 @@ func writeFile(t *testing.T, path, data string) {
 // a schema rule with an unknown format, Helm's toYamlPretty in a manifest.
 func TestDeployPalettePatternPacks(t *testing.T) {
 	t.Parallel()
-	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	writeFile(t, kubeconfig, string(cp.Kubeconfig()))
+	cp, kubeconfig := workload(t)
 	stackFile := filepath.Join(t.TempDir(), "stack.yaml")
 	writeFile(t, stackFile, `apiVersion: strata.dev/v1alpha1
 kind: ClusterProfile

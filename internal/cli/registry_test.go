@@ -86,9 +86,7 @@ func TestPackRegistryCommands(t *testing.T) {
 	}
 
 	// Deploy from the registry alone to a real cluster.
-	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	writeFile(t, kubeconfig, string(cp.Kubeconfig()))
+	cp, kubeconfig := workload(t)
 	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
 	writeFile(t, cluster, `apiVersion: strata.dev/v1alpha1
 kind: Cluster

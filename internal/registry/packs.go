@@ -215,13 +215,9 @@ func (r *Registry) List(ctx context.Context, cache *Cache) ([]Entry, error) {
 	}
 	var out []Entry
 	for _, name := range names {
-		repo, err := r.repository(name)
+		tags, err := r.versions(ctx, name)
 		if err != nil {
 			return nil, err
-		}
-		var tags []string
-		if err := repo.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
-			return nil, r.explain(err)
 		}
 		for _, tag := range tags {
 			res, err := r.resolve(ctx, name, tag)
@@ -246,6 +242,19 @@ func (r *Registry) List(ctx context.Context, cache *Cache) ([]Entry, error) {
 		return out[i].Version < out[j].Version
 	})
 	return out, nil
+}
+
+// versions lists the tags of a pack's repository.
+func (r *Registry) versions(ctx context.Context, name string) ([]string, error) {
+	repo, err := r.repository(name)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	if err := repo.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
+		return nil, r.explain(err)
+	}
+	return tags, nil
 }
 
 // packNames lists the pack repositories below the base path (the
@@ -287,9 +296,9 @@ func Mirror(ctx context.Context, src, dst *Registry, force bool) ([]Pushed, erro
 		if err != nil {
 			return out, err
 		}
-		var tags []string
-		if err := from.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
-			return out, src.explain(err)
+		tags, err := src.versions(ctx, name)
+		if err != nil {
+			return out, err
 		}
 		for _, tag := range tags {
 			res, err := src.resolve(ctx, name, tag)
