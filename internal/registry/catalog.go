@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,8 +125,9 @@ func (c *Catalog) load(pulled Pulled, r *Registry) (*pack.Pack, error) {
 	l := c.Loaded
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ref := "oci://" + r.Endpoint.PackRepository(pulled.Name) + ":" + pulled.Version
 	if p, ok := l.packs[pulled.Digest]; ok && p.Name == pulled.Name && p.Version == pulled.Version && p.Path == pulled.Dir {
-		return p, nil
+		return withStaleWarning(p, pulled, ref), nil
 	}
 	p, problems := pack.Load(pulled.Dir)
 	where := fmt.Sprintf("%s:%s (%s)", r.Endpoint.PackRepository(pulled.Name), pulled.Version, pulled.Digest)
@@ -140,7 +142,24 @@ func (c *Catalog) load(pulled Pulled, r *Registry) (*pack.Pack, error) {
 		l.packs = map[string]*pack.Pack{}
 	}
 	l.packs[pulled.Digest] = p
-	return p, nil
+	return withStaleWarning(p, pulled, ref), nil
+}
+
+// withStaleWarning adds to a copy of the pack a warning that it was served
+// from the cache because the registry could not give it (down, or the
+// version deleted), so profiles and clusters say so while they run on.
+func withStaleWarning(p *pack.Pack, pulled Pulled, ref string) *pack.Pack {
+	if !pulled.Stale {
+		return p
+	}
+	cp := *p
+	why := "the registry cannot be reached"
+	if errors.Is(pulled.Err, errdef.ErrNotFound) {
+		why = "the version is no longer in the registry"
+	}
+	cp.Warnings = append(slices.Clone(p.Warnings), pack.Problem{Severity: pack.Warning, File: ref,
+		Message: fmt.Sprintf("used from the cache (%s): %v", why, pulled.Err)})
+	return &cp
 }
 
 // isNilCatalog tells a nil *pack.Catalog stored in the interface.

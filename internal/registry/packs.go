@@ -170,8 +170,11 @@ func (r *Registry) Pull(ctx context.Context, cache *Cache, name, version string)
 	repoName := r.Endpoint.PackRepository(name)
 	res, err := r.resolve(ctx, name, version)
 	if err != nil {
+		// A registry that is down, or a version deleted from it, does not stop
+		// what was pulled before: the content the tag last had is used, and
+		// the caller is told why (Stale, Err).
 		var re *ReachError
-		if errors.As(err, &re) {
+		if errors.As(err, &re) || errors.Is(err, errdef.ErrNotFound) {
 			if last, ok := cache.loadRef(repoName, version); ok {
 				if dir, ok := cache.Lookup(digest.Digest(last.Layer)); ok {
 					out.Digest, out.Dir, out.Stale, out.Err = last.Layer, dir, true, err

@@ -477,3 +477,68 @@ func TestMirrorKeepsDigests(t *testing.T) {
 		}
 	}
 }
+
+// A version deleted from the registry keeps serving what was pulled, with a
+// warning naming it; a cache reopened after a restart fetches nothing again
+// (the registry's copy of the blob is corrupted, and the pull still works).
+func TestDeletedVersionAndRestartUseTheCache(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
+	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	ctx := context.Background()
+	pushed, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, "kubevious-1.0.10")), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cache(t)
+	catalog := &Catalog{Registries: []*Registry{reg}, Cache: c}
+	if _, err := catalog.Pack("kubevious", "1.0.10"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart: a new cache on the folder; the registry's blob is corrupt, so
+	// a fetch would fail its digest check.
+	d := digest.Digest(pushed.Digest)
+	blob := filepath.Join(srv.DataDir(), "docker/registry/v2/blobs/sha256", d.Encoded()[:2], d.Encoded(), "data")
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(blob, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := OpenCache(c.Dir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := (&Catalog{Registries: []*Registry{reg}, Cache: reopened}).Pack("kubevious", "1.0.10")
+	if err != nil || p.Digest != pushed.Digest || len(p.Warnings) != 0 {
+		t.Fatalf("after a restart: %v %+v, want the cached pack without fetching it", err, p)
+	}
+
+	// The version is deleted from the registry.
+	repo, err := reg.repository("kubevious")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := repo.Resolve(ctx, "1.0.10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Delete(ctx, desc); err != nil {
+		t.Fatal(err)
+	}
+	p, err = (&Catalog{Registries: []*Registry{reg}, Cache: reopened}).Pack("kubevious", "1.0.10")
+	if err != nil || p.Digest != pushed.Digest {
+		t.Fatalf("a deleted version that is cached: %v, want it served from the cache", err)
+	}
+	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0].String(), "spectro-packs/archive/kubevious:1.0.10: used from the cache (the version is no longer in the registry)") {
+		t.Errorf("warnings %v, want one naming the missing version", p.Warnings)
+	}
+	// Not cached anywhere: an error naming registry and pack.
+	if _, err := (&Catalog{Registries: []*Registry{reg}, Cache: cache(t)}).Pack("kubevious", "1.0.10"); err == nil || !strings.Contains(err.Error(), "pack kubevious 1.0.10 not found in the registries "+ep.String()) {
+		t.Errorf("uncached deleted version: %v", err)
+	}
+}
