@@ -92,7 +92,11 @@ func (r *PackRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	apimeta.SetStatusCondition(&status.Conditions, cond)
 	status.ObservedGeneration = pr.Generation
 	pr.Status = *status
-	if err := r.Status().Update(ctx, pr); err != nil && !apierrors.IsConflict(err) {
+	if err := r.Status().Update(ctx, pr); apierrors.IsConflict(err) {
+		// The object changed meanwhile (a spec edit, an annotation): sync again
+		// on the new version soon rather than after a whole interval.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
