@@ -7,6 +7,7 @@ package chartsource
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 
@@ -24,6 +25,18 @@ type Options struct {
 	// PlainHTTP talks to OCI registries without TLS (registries on loopback,
 	// in tests and air-gapped labs).
 	PlainHTTP bool
+	// Access, when set, says how to reach an OCI registry host a chart layer
+	// names (the credentials of a pack registry on the same host); hosts it
+	// does not know use the Docker config file's credentials.
+	Access func(host string) (HostAccess, bool)
+}
+
+// HostAccess is how to reach one OCI registry host.
+type HostAccess struct {
+	Username, Password string
+	PlainHTTP          bool
+	// HTTPClient carries the host's TLS settings (its CA); nil for the default.
+	HTTPClient *http.Client
 }
 
 // Fetcher fetches charts.
@@ -75,7 +88,20 @@ func ociRef(src *v1.ChartSource) string {
 
 func (f *Fetcher) pullOCI(src *v1.ChartSource) ([]byte, error) {
 	var opts []registry.ClientOption
-	if f.opts.PlainHTTP {
+	plain := f.opts.PlainHTTP
+	if f.opts.Access != nil {
+		host, _, _ := strings.Cut(ociRef(src), "/")
+		if a, ok := f.opts.Access(host); ok {
+			plain = plain || a.PlainHTTP
+			if a.Username != "" || a.Password != "" {
+				opts = append(opts, registry.ClientOptBasicAuth(a.Username, a.Password))
+			}
+			if a.HTTPClient != nil {
+				opts = append(opts, registry.ClientOptHTTPClient(a.HTTPClient))
+			}
+		}
+	}
+	if plain {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
 	client, err := registry.NewClient(opts...)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/engine"
 )
 
@@ -106,6 +107,7 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 		e, err := engine.New(engine.Options{
 			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
 			Events: func(ev engine.Event) { conn.events(ev) },
+			Charts: chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace)}),
 		})
 		if err != nil {
 			return nil, "", err

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
@@ -188,4 +189,20 @@ func packsFor(set *registry.Set, folders stack.Packs, namespace string) stack.Pa
 		return folders
 	}
 	return set.For(namespace)
+}
+
+// chartAccess lets a project's chart layers on OCI use the credentials and
+// TLS settings of a pack registry it sees on the same host.
+func (r *ClusterReconciler) chartAccess(namespace string) func(host string) (chartsource.HostAccess, bool) {
+	return func(host string) (chartsource.HostAccess, bool) {
+		if r.Registries == nil {
+			return chartsource.HostAccess{}, false
+		}
+		reg, ok := r.Registries.OnHost(namespace, host)
+		if !ok {
+			return chartsource.HostAccess{}, false
+		}
+		user, password, plain, client := reg.Access()
+		return chartsource.HostAccess{Username: user, Password: password, PlainHTTP: plain, HTTPClient: client}, true
+	}
 }

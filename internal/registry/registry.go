@@ -99,6 +99,23 @@ type Registry struct {
 	Endpoint Endpoint
 	plain    bool
 	client   *auth.Client
+	// creds and httpClient are kept for other clients of the same host
+	// (chart layers on OCI).
+	creds      *Credentials
+	httpClient *http.Client
+}
+
+// Access returns what another client needs to reach this registry's host:
+// its credentials (empty for the Docker config's), whether it is plain HTTP,
+// and an HTTP client with its TLS settings.
+func (r *Registry) Access() (username, password string, plainHTTP bool, client *http.Client) {
+	if r.creds != nil {
+		username, password = r.creds.Username, r.creds.Password
+		if password == "" {
+			password = r.creds.Token
+		}
+	}
+	return username, password, r.plain, r.httpClient
 }
 
 // New returns a client for the registry at ep.
@@ -116,8 +133,9 @@ func New(ep Endpoint, opts Options) (*Registry, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = tlsConfig
+	httpClient := &http.Client{Transport: retry.NewTransport(transport)}
 	client := &auth.Client{
-		Client: &http.Client{Transport: retry.NewTransport(transport)},
+		Client: httpClient,
 		Cache:  auth.NewCache(),
 	}
 	client.SetUserAgent("strata")
@@ -132,7 +150,7 @@ func New(ep Endpoint, opts Options) (*Registry, error) {
 		}
 		client.Credential = credentials.Credential(store)
 	}
-	return &Registry{Endpoint: ep, plain: opts.PlainHTTP, client: client}, nil
+	return &Registry{Endpoint: ep, plain: opts.PlainHTTP, client: client, creds: opts.Credentials, httpClient: httpClient}, nil
 }
 
 func (r *Registry) repository(name string) (*remote.Repository, error) {

@@ -43,6 +43,17 @@ func (s *Set) Delete(namespace, name string) {
 	delete(s.byKey, namespace+"/"+name)
 }
 
+// OnHost returns the first registry by priority that a project sees on the
+// given host, for chart layers whose OCI registry is a pack registry's.
+func (s *Set) OnHost(namespace, host string) (*Registry, bool) {
+	for _, r := range s.For(namespace).Registries {
+		if r.Endpoint.Host == host {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
 // For returns the catalog a project (namespace) sees: its registries and
 // the shared ones by priority (then namespace and name), then the folders.
 func (s *Set) For(namespace string) *Catalog {
