@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -120,4 +121,89 @@ func BenchmarkPushSharedPacks(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkCatalogMemory220Versions measures what a catalog of 220 pack
+// versions costs in memory: read from folders (every pack held in memory, as
+// --packs does) against a registry (listed into entries, content on disk,
+// only the packs a stack uses loaded). Figures: MiB of live heap after a
+// 20-layer stack is resolved, and the baseline heap before.
+func BenchmarkCatalogMemory220Versions(b *testing.B) {
+	docs, _ := wideStack(b)
+	root := b.TempDir()
+	paths, err := pack.Discover(packCentral)
+	if err != nil {
+		b.Fatal(err)
+	}
+	paths = append(paths, "../../packs/ubuntu-24.04", "../../packs/kubernetes-1.37.2")
+	// 15 real packs at their own version, and copies at 14 more versions each.
+	var dirs []string
+	for _, path := range paths {
+		p, _ := pack.Load(path)
+		dirs = append(dirs, path)
+		for i := 1; len(dirs) < 220 && i <= 14; i++ {
+			dir := filepath.Join(root, fmt.Sprintf("%s-%d", p.ID(), i))
+			if err := os.CopyFS(dir, os.DirFS(path)); err != nil {
+				b.Fatal(err)
+			}
+			meta, _ := os.ReadFile(filepath.Join(dir, pack.MetadataFile))
+			bumped := strings.Replace(string(meta), `"version": "`+p.Version+`"`, fmt.Sprintf(`"version": "%s-build.%d"`, p.Version, i), 1)
+			bumped = strings.Replace(bumped, `"version":"`+p.Version+`"`, fmt.Sprintf(`"version":"%s-build.%d"`, p.Version, i), 1)
+			if err := os.WriteFile(filepath.Join(dir, pack.MetadataFile), []byte(bumped), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			dirs = append(dirs, dir)
+		}
+	}
+	srv := testenv.StartRegistry(b, testenv.RegistryOptions{})
+	ep, _ := ParseEndpoint(srv.Endpoint("mem"))
+	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	versions := 0
+	for _, dir := range dirs {
+		p, problems := pack.Load(dir)
+		if problems.Err() != nil {
+			continue
+		}
+		if _, err := reg.Push(context.Background(), p, false); err != nil {
+			b.Fatal(err)
+		}
+		versions++
+	}
+	cache, err := OpenCache(b.TempDir(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	entries, err := reg.List(context.Background(), cache) // fills the cache, as a first sync does
+	if err != nil || len(entries) != versions {
+		b.Fatalf("%d entries, %v; want %d", len(entries), err, versions)
+	}
+	heap := func() float64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return float64(m.HeapAlloc) / (1 << 20)
+	}
+	var folders, registry, base float64
+	for b.Loop() {
+		base = heap()
+		c := &Catalog{Registries: []*Registry{reg}, Cache: cache}
+		resolveWide(b, docs, c)
+		kept := entries // what a PackRegistry's status holds
+		registry = heap() - base
+		runtime.KeepAlive(c)
+		runtime.KeepAlive(kept)
+
+		base = heap()
+		folderCatalog, err := pack.LoadCatalog(append([]string{root}, packCentral, "../../packs")...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resolveWide(b, docs, folderCatalog)
+		folders = heap() - base
+		runtime.KeepAlive(folderCatalog)
+	}
+	b.ReportMetric(float64(versions), "versions")
+	b.ReportMetric(folders, "MiB-folders")
+	b.ReportMetric(registry, "MiB-registry")
 }
