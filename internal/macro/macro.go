@@ -132,6 +132,7 @@ var templates sync.Map // action text -> *template.Template
 // serves every cluster.
 var funcs = sync.OnceValue(func() template.FuncMap {
 	fm := sprig.TxtFuncMap()
+	bounded(fm)
 	fm["strataVar"] = func(env Env, name string) (string, error) {
 		v, ok := env.Vars[name]
 		if !ok {
@@ -158,6 +159,73 @@ var funcs = sync.OnceValue(func() template.FuncMap {
 	}
 	return fm
 })
+
+// maxCount bounds what one sprig call may build: a profile is user input,
+// and `repeat 999999999` or `until 999999999` must fail, not stall the
+// resolver (and the manager with it).
+const maxCount = 1 << 16
+
+// bounded replaces sprig's functions that build something of a size the
+// caller chooses with versions that refuse sizes past maxCount.
+func bounded(fm template.FuncMap) {
+	check := func(fn string, n int) error {
+		if n > maxCount || n < -maxCount {
+			return fmt.Errorf("%s %d: at most %d", fn, n, maxCount)
+		}
+		return nil
+	}
+	repeat := fm["repeat"].(func(int, string) string)
+	fm["repeat"] = func(n int, s string) (string, error) {
+		if err := check("repeat", n*max(1, len(s))); err != nil {
+			return "", err
+		}
+		return repeat(n, s), nil
+	}
+	until := fm["until"].(func(int) []int)
+	fm["until"] = func(n int) ([]int, error) {
+		if err := check("until", n); err != nil {
+			return nil, err
+		}
+		return until(n), nil
+	}
+	untilStep := fm["untilStep"].(func(int, int, int) []int)
+	fm["untilStep"] = func(start, stop, step int) ([]int, error) {
+		if step == 0 {
+			return nil, nil
+		}
+		if err := check("untilStep", (stop-start)/step); err != nil {
+			return nil, err
+		}
+		return untilStep(start, stop, step), nil
+	}
+	seq := fm["seq"].(func(...int) string)
+	fm["seq"] = func(params ...int) (string, error) {
+		for _, p := range params {
+			if err := check("seq", p); err != nil {
+				return "", err
+			}
+		}
+		return seq(params...), nil
+	}
+	for _, name := range []string{"indent", "nindent"} {
+		f := fm[name].(func(int, string) string)
+		fm[name] = func(n int, s string) (string, error) {
+			if err := check(name, n); err != nil {
+				return "", err
+			}
+			return f(n, s), nil
+		}
+	}
+	for _, name := range []string{"randAlphaNum", "randAlpha", "randNumeric", "randAscii"} {
+		f := fm[name].(func(int) string)
+		fm[name] = func(n int) (string, error) {
+			if err := check(name, n); err != nil {
+				return "", err
+			}
+			return f(n), nil
+		}
+	}
+}
 
 func expandAction(a string, env Env) (string, error) {
 	tmpl, err := parseAction(a)

@@ -61,3 +61,21 @@ func TestExpandLeavesCommentsAlone(t *testing.T) {
 		t.Errorf("got %q, %v", got, err)
 	}
 }
+
+// A macro cannot ask sprig for a string or list of any size it likes.
+func TestMacrosCannotBuildHugeValues(t *testing.T) {
+	env := Env{Vars: map[string]string{"v": "ab"}}
+	for _, text := range []string{
+		`x: {{ repeat 999999999 .spectro.var.v }}`,
+		`x: {{ until 999999999 | len | add .spectro.var.v }}`,
+		`x: {{ .spectro.var.v | indent 999999999 }}`,
+		`x: {{ randAlphaNum 999999999 | trunc 1 | cat .spectro.var.v }}`,
+	} {
+		if _, err := Expand(text, env); err == nil || !strings.Contains(err.Error(), "at most 65536") {
+			t.Errorf("%s: %v, want a refusal", text, err)
+		}
+	}
+	if got, err := Expand(`x: {{ repeat 3 .spectro.var.v }}`, env); err != nil || got != "x: ababab" {
+		t.Errorf("a small repeat: %q %v", got, err)
+	}
+}

@@ -1,6 +1,7 @@
 package stack_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -160,4 +161,21 @@ func TestImportedClustersNeedNoInfraProfile(t *testing.T) {
 func TestPackNamingARegistryNeedsOne(t *testing.T) {
 	wantError(t, `spec.layers[0].pack: pack hello-universe 1.2.0: registry "platform": no pack registry is given here`,
 		infra, addons("    - {name: web, kind: addon, pack: {name: hello-universe, version: 1.2.0, registry: platform}}\n"), cluster(withApps))
+}
+
+// Values naming others twice, twenty deep, expand once per value: the
+// answers are kept while the layer resolves (a fuzz input found the
+// exponential expansion hanging the resolver).
+func TestSelfReferencesExpandOncePerValue(t *testing.T) {
+	var v strings.Builder
+	const depth = 20
+	for i := 0; i < depth; i++ {
+		fmt.Fprintf(&v, "          k%d: \"{{.spectro.pack.self-reference.manifests.mirror.k%d}}{{.spectro.pack.self-reference.manifests.mirror.k%d}}\"\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&v, "          k%d: x\n", depth)
+	layer := "    - name: mirror\n      kind: addon\n      pack: {name: self-reference, version: 0.1.0}\n      values: |\n        manifests:\n          mirror:\n" + strings.ReplaceAll(v.String(), "          k", "            k")
+	st := mustResolve(t, infra, addons(layer), cluster(withApps))
+	if got := value(t, st, "mirror", "manifests.mirror.k0"); len(got.(string)) != 1<<depth {
+		t.Errorf("k0 has %d characters, want %d", len(got.(string)), 1<<depth)
+	}
 }

@@ -92,6 +92,17 @@ type layerState struct {
 	// state: 0 not yet resolved, 1 resolving (to catch reference cycles), 2 done.
 	state int
 	ok    bool
+	// written and answers serve {{.spectro.pack}} references to the layer
+	// while it resolves: its values as written, and each path's answer,
+	// computed once (without them, values naming others twice expand
+	// exponentially).
+	written map[string]any
+	answers map[string]answer
+}
+
+type answer struct {
+	value any
+	err   error
 }
 
 type resolver struct {
@@ -659,20 +670,32 @@ func (r *resolver) valueAsWritten(ls *layerState, name, path string) (any, error
 	if r.following[key] {
 		return nil, fmt.Errorf("value %q of pack %q refers back to itself through {{.spectro.pack}} macros", path, name)
 	}
-	v, ok := pack.Lookup(r.writtenValues(ls), path)
+	if a, ok := ls.answers[path]; ok {
+		return a.value, a.err
+	}
+	if ls.written == nil {
+		ls.written = r.writtenValues(ls)
+	}
+	v, ok := pack.Lookup(ls.written, path)
 	if !ok {
 		return nil, fmt.Errorf("pack %q has no value %q", name, path)
 	}
-	s, isString := v.(string)
-	if !isString || !strings.Contains(s, ".spectro.") {
-		return v, nil
+	if s, isString := v.(string); isString && strings.Contains(s, ".spectro.") {
+		if r.following == nil {
+			r.following = map[string]bool{}
+		}
+		r.following[key] = true
+		v, err := macro.Expand(s, r.env(ls))
+		delete(r.following, key)
+		// A value that leads back to one being followed is in a cycle with
+		// it, so its answer (the cycle's error included) holds for any caller.
+		if ls.answers == nil {
+			ls.answers = map[string]answer{}
+		}
+		ls.answers[path] = answer{v, err}
+		return v, err
 	}
-	if r.following == nil {
-		r.following = map[string]bool{}
-	}
-	r.following[key] = true
-	defer delete(r.following, key)
-	return macro.Expand(s, r.env(ls))
+	return v, nil
 }
 
 // writtenValues merges a layer's values without expanding macros; parts
