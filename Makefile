@@ -48,9 +48,9 @@ demo: build kube tools ## Run Strata's main job end to end on this machine.
 	hack/demo.sh
 
 fuzz: ## Run each fuzz test for FUZZTIME (default 10s).
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraint$$' -fuzztime $(FUZZTIME) ./internal/pack
-	$(GO) test -run '^$$' -fuzz '^FuzzParsePackFiles$$' -fuzztime $(FUZZTIME) ./internal/pack
-	$(GO) test -run '^$$' -fuzz '^FuzzReadAndResolve$$' -fuzztime $(FUZZTIME) ./internal/stack
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraint$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/pack
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePackFiles$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/pack
+	$(GO) test -run '^$$' -fuzz '^FuzzReadAndResolve$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/stack
 
 generate: ## Regenerate CRDs and deepcopy code (committed), and the chart's copy of the CRDs.
 	$(GO) run $(CONTROLLER_GEN) object paths=./api/... crd paths=./api/... output:crd:artifacts:config=config/crd/bases
