@@ -54,8 +54,7 @@ func resolveWide(b *testing.B, docs *profile.Documents, packs stack.Packs) {
 func BenchmarkResolve20Layers(b *testing.B) {
 	docs, dirs := wideStack(b)
 	srv := testenv.StartRegistry(b, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("bench"))
-	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	reg := plainRegistry(b, srv, "bench")
 	for _, dir := range dirs {
 		paths, _ := pack.Discover(dir)
 		for _, path := range paths {
@@ -113,8 +112,7 @@ func BenchmarkPushSharedPacks(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		ep, _ := ParseEndpoint(srv.Endpoint(fmt.Sprintf("run%d", i)))
-		reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+		reg := plainRegistry(b, srv, fmt.Sprintf("run%d", i))
 		for _, p := range packs {
 			if _, err := reg.Push(context.Background(), p, false); err != nil {
 				b.Fatal(err)
@@ -156,8 +154,7 @@ func BenchmarkCatalogMemory220Versions(b *testing.B) {
 		}
 	}
 	srv := testenv.StartRegistry(b, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("mem"))
-	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	reg := plainRegistry(b, srv, "mem")
 	versions := 0
 	for _, dir := range dirs {
 		p, problems := pack.Load(dir)

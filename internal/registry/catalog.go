@@ -103,11 +103,10 @@ func (c *Catalog) PackFrom(registryName, name, version string) (*pack.Pack, erro
 		if n != registryName {
 			continue
 		}
-		only := &Catalog{Registries: []*Registry{r}, Names: []string{n}, Cache: c.Cache, Timeout: c.Timeout, Loaded: c.Loaded}
 		if c.Loaded == nil {
-			c.Loaded = &Loaded{}
-			only.Loaded = c.Loaded
+			c.Loaded = &Loaded{} // shared with the one-registry view below
 		}
+		only := &Catalog{Registries: []*Registry{r}, Names: []string{n}, Cache: c.Cache, Timeout: c.Timeout, Loaded: c.Loaded}
 		return only.Pack(name, version)
 	}
 	if len(known) == 0 {

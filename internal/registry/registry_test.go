@@ -200,11 +200,7 @@ func TestRegistryRefusalsSayWhy(t *testing.T) {
 func TestHostileArchivesAreRefused(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
-	reg, err := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := plainRegistry(t, srv, "packs")
 	ctx := context.Background()
 	outside := filepath.Join(t.TempDir(), "escaped")
 	cases := []struct {
@@ -246,8 +242,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 func TestBlobNotMatchingItsDigestIsRefused(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
-	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	reg := plainRegistry(t, srv, "packs")
 	ctx := context.Background()
 	out, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, "hello-universe-1.1.1")), false)
 	if err != nil {
@@ -255,15 +250,7 @@ func TestBlobNotMatchingItsDigestIsRefused(t *testing.T) {
 	}
 	// Corrupt the blob where the registry keeps it.
 	d := digest.Digest(out.Digest)
-	blob := filepath.Join(srv.DataDir(), "docker/registry/v2/blobs/sha256", d.Encoded()[:2], d.Encoded(), "data")
-	data, err := os.ReadFile(blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(data)/2] ^= 0xff
-	if err := os.WriteFile(blob, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	corruptBlob(t, srv, d)
 	c := cache(t)
 	_, err = reg.Pull(ctx, c, "hello-universe", "1.1.1")
 	if err == nil || !strings.Contains(err.Error(), "does not match its digest") {
@@ -279,8 +266,7 @@ func TestBlobNotMatchingItsDigestIsRefused(t *testing.T) {
 func TestCachedPacksOutliveTheRegistry(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
-	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	reg := plainRegistry(t, srv, "packs")
 	ctx := context.Background()
 	for _, dir := range []string{"spegel-0.0.18", "spegel-0.0.30"} {
 		if _, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, dir)), false); err != nil {
@@ -314,8 +300,7 @@ func TestCachedPacksOutliveTheRegistry(t *testing.T) {
 func TestCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
-	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	reg := plainRegistry(t, srv, "packs")
 	ctx := context.Background()
 	dirs := []string{"hello-universe-1.1.1", "hello-universe-1.2.0", "permission-manager-1.0.0"}
 	for _, dir := range dirs {
@@ -397,15 +382,7 @@ func TestSamePackInTwoRegistries(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	ctx := context.Background()
-	open := func(base string) *Registry {
-		ep, _ := ParseEndpoint(srv.Endpoint(base))
-		r, err := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	a, b := open("team-a"), open("team-b")
+	a, b := plainRegistry(t, srv, "team-a"), plainRegistry(t, srv, "team-b")
 	orig := loadPack(t, filepath.Join(packCentral, "spegel-0.0.30"))
 	if _, err := a.Push(ctx, orig, false); err != nil {
 		t.Fatal(err)
@@ -442,12 +419,7 @@ func TestMirrorKeepsDigests(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	ctx := context.Background()
-	open := func(base string) *Registry {
-		ep, _ := ParseEndpoint(srv.Endpoint(base))
-		r, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
-		return r
-	}
-	src, dst := open("connected"), open("airgapped")
+	src, dst := plainRegistry(t, srv, "connected"), plainRegistry(t, srv, "airgapped")
 	for _, dir := range []string{"spegel-0.0.18", "spegel-0.0.30", "tekton-chains-0.12.0"} {
 		if _, err := src.Push(ctx, loadPack(t, filepath.Join(packCentral, dir)), false); err != nil {
 			t.Fatal(err)
@@ -484,8 +456,7 @@ func TestMirrorKeepsDigests(t *testing.T) {
 func TestDeletedVersionAndRestartUseTheCache(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	ep, _ := ParseEndpoint(srv.Endpoint("packs"))
-	reg, _ := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	reg := plainRegistry(t, srv, "packs")
 	ctx := context.Background()
 	pushed, err := reg.Push(ctx, loadPack(t, filepath.Join(packCentral, "kubevious-1.0.10")), false)
 	if err != nil {
@@ -499,16 +470,7 @@ func TestDeletedVersionAndRestartUseTheCache(t *testing.T) {
 
 	// Restart: a new cache on the folder; the registry's blob is corrupt, so
 	// a fetch would fail its digest check.
-	d := digest.Digest(pushed.Digest)
-	blob := filepath.Join(srv.DataDir(), "docker/registry/v2/blobs/sha256", d.Encoded()[:2], d.Encoded(), "data")
-	data, err := os.ReadFile(blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(data)/2] ^= 0xff
-	if err := os.WriteFile(blob, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	corruptBlob(t, srv, digest.Digest(pushed.Digest))
 	reopened, err := OpenCache(c.Dir(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -538,7 +500,37 @@ func TestDeletedVersionAndRestartUseTheCache(t *testing.T) {
 		t.Errorf("warnings %v, want one naming the missing version", p.Warnings)
 	}
 	// Not cached anywhere: an error naming registry and pack.
-	if _, err := (&Catalog{Registries: []*Registry{reg}, Cache: cache(t)}).Pack("kubevious", "1.0.10"); err == nil || !strings.Contains(err.Error(), "pack kubevious 1.0.10 not found in the registries "+ep.String()) {
+	if _, err := (&Catalog{Registries: []*Registry{reg}, Cache: cache(t)}).Pack("kubevious", "1.0.10"); err == nil || !strings.Contains(err.Error(), "pack kubevious 1.0.10 not found in the registries "+reg.Endpoint.String()) {
 		t.Errorf("uncached deleted version: %v", err)
+	}
+}
+
+// plainRegistry is a client for the base path of a test registry without
+// TLS or authentication.
+func plainRegistry(t testing.TB, srv *testenv.Registry, base string) *Registry {
+	t.Helper()
+	ep, err := ParseEndpoint(srv.Endpoint(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(ep, Options{PlainHTTP: true, Credentials: &Credentials{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// corruptBlob flips a byte of a blob where the registry keeps it, so a
+// fetch of it no longer matches its digest.
+func corruptBlob(t *testing.T, srv *testenv.Registry, d digest.Digest) {
+	t.Helper()
+	blob := filepath.Join(srv.DataDir(), "docker/registry/v2/blobs/sha256", d.Encoded()[:2], d.Encoded(), "data")
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(blob, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
