@@ -4,23 +4,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"strata.dev/strata/internal/ociserver"
 )
 
 // ToolsDirEnv names a folder holding the registry and oras binaries;
@@ -77,53 +75,44 @@ type Registry struct {
 	// Host is 127.0.0.1:PORT.
 	Host string
 	// CAPEM is the CA that signed its certificate (TLS only).
-	CAPEM  []byte
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	opts   RegistryOptions
-	t      testing.TB
+	CAPEM []byte
+	*ociserver.Server
 }
 
 // StartRegistry starts a registry that stops when the test ends.
 func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
-	r := &Registry{dir: t.TempDir(), opts: opts, t: t}
-	var tlsConfig string
+	dir := t.TempDir()
+	r := &Registry{}
+	serve := ociserver.Options{Binary: Tool(t, "registry"), Dir: dir}
 	if opts.TLS {
-		certFile, keyFile := filepath.Join(r.dir, "tls.crt"), filepath.Join(r.dir, "tls.key")
-		ca, err := writeServingCert(certFile, keyFile)
+		serve.CertFile, serve.KeyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+		ca, err := writeServingCert(serve.CertFile, serve.KeyFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.CAPEM = ca
-		tlsConfig = fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certFile, keyFile)
+		r.CAPEM, serve.CAPEM = ca, ca
 	}
-	var authConfig string
 	if opts.Username != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		htpasswd := filepath.Join(r.dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, []byte(opts.Username+":"+string(hash)+"\n"), 0o600); err != nil {
+		serve.Htpasswd = filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(serve.Htpasswd, []byte(opts.Username+":"+string(hash)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		authConfig = fmt.Sprintf("auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", htpasswd)
 	}
+	// A port free a moment ago may be taken meanwhile: try another.
 	for attempt := 0; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.Host = fmt.Sprintf("127.0.0.1:%d", port)
-		config := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n%s%s",
-			filepath.Join(r.dir, "data"), r.Host, tlsConfig, authConfig)
-		if err := os.WriteFile(filepath.Join(r.dir, "config.yml"), []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		err = r.Start()
+		serve.Host = fmt.Sprintf("127.0.0.1:%d", port)
+		srv, err := ociserver.Start(serve)
 		if err == nil {
+			r.Host, r.Server = serve.Host, srv
 			break
 		}
 		if attempt == 3 {
@@ -134,73 +123,8 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	return r
 }
 
-// Start runs the registry (again, on the same data and port) and waits
-// until it answers.
-func (r *Registry) Start() error {
-	log, err := os.OpenFile(filepath.Join(r.dir, "registry.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(Tool(r.t, "registry"), "serve", filepath.Join(r.dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return err
-	}
-	exited := make(chan struct{})
-	r.cmd, r.exited = cmd, exited
-	go func() { _ = cmd.Wait(); log.Close(); close(exited) }()
-	scheme := "http"
-	client := &http.Client{Timeout: time.Second}
-	if r.opts.TLS {
-		scheme = "https"
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(r.CAPEM)
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			data, _ := os.ReadFile(filepath.Join(r.dir, "registry.log"))
-			return fmt.Errorf("registry exited: %s", tail(string(data)))
-		default:
-		}
-		if res, err := client.Get(scheme + "://" + r.Host + "/v2/"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusUnauthorized {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.Stop()
-	return fmt.Errorf("registry on %s did not answer within 30 s", r.Host)
-}
-
-// Stop stops the registry; its data stays for Start.
-func (r *Registry) Stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-	}
-	r.cmd = nil
-}
-
 // Endpoint is oci://HOST/BASE.
 func (r *Registry) Endpoint(base string) string { return "oci://" + r.Host + "/" + base }
-
-func tail(s string) string {
-	if len(s) > 2000 {
-		return s[len(s)-2000:]
-	}
-	return s
-}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -250,6 +174,3 @@ func writeServingCert(certFile, keyFile string) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
 }
-
-// DataDir is the registry's storage folder.
-func (r *Registry) DataDir() string { return filepath.Join(r.dir, "data") }

@@ -2,18 +2,14 @@ package up
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +18,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/ociserver"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/registry"
 )
@@ -38,8 +35,7 @@ const LocalRegistryName = "local"
 // from a registry.
 type localRegistry struct {
 	Host string
-	cmd  *exec.Cmd
-	done chan struct{}
+	*ociserver.Server
 }
 
 func registryBinary() string {
@@ -78,55 +74,21 @@ func startRegistry(dir string, out io.Writer) (*localRegistry, error) {
 	} else {
 		return nil, err
 	}
-	host := fmt.Sprintf("127.0.0.1:%d", port)
-	config := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), host)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
-		return nil, err
-	}
 	if err := os.WriteFile(portFile, []byte(strconv.Itoa(port)), 0o600); err != nil {
 		return nil, err
 	}
-	log, err := os.OpenFile(filepath.Join(dir, "registry.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	host := fmt.Sprintf("127.0.0.1:%d", port)
+	srv, err := ociserver.Start(ociserver.Options{Binary: bin, Dir: dir, Host: host})
 	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		log.Close()
 		return nil, fmt.Errorf("local pack registry: %w", err)
 	}
-	r := &localRegistry{Host: host, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); log.Close(); close(r.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-r.done:
-			return nil, fmt.Errorf("local pack registry exited: see %s", filepath.Join(dir, "registry.log"))
-		default:
-		}
-		if res, err := http.Get("http://" + host + "/v2/"); err == nil {
-			res.Body.Close()
-			return r, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.Stop()
-	return nil, errors.New("local pack registry did not answer within 30 s")
+	return &localRegistry{Host: host, Server: srv}, nil
 }
 
 // Stop ends the registry process; its data stays.
 func (r *localRegistry) Stop() {
-	if r == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
+	if r != nil {
+		r.Server.Stop()
 	}
 }
 
