@@ -1,7 +1,8 @@
-// Package chartsource fetches the Helm charts that chart layers name, from
-// Helm HTTP repositories (index.yaml) and OCI registries, with Helm's own
-// repository and registry clients. Fetched charts are kept in memory, keyed
-// by repository, name and version.
+// Package chartsource fetches what chart and Zarf layers name from outside
+// the profile: Helm charts from Helm HTTP repositories (index.yaml) and OCI
+// registries, with Helm's own repository and registry clients (kept in
+// memory, keyed by repository, name and version), and Zarf packages
+// published to OCI registries, with oras-go.
 package chartsource
 
 import (
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
+
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/getter"
@@ -18,6 +21,7 @@ import (
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/zarf"
 )
 
 // Options configure a Fetcher.
@@ -29,6 +33,12 @@ type Options struct {
 	// names (the credentials of a pack registry on the same host); hosts it
 	// does not know use the Docker config file's credentials.
 	Access func(host string) (HostAccess, bool)
+	// ZarfDir keeps Zarf packages pulled from registries, by manifest
+	// digest; empty keeps them in memory for the fetcher's life.
+	ZarfDir string
+	// Architecture picks a Zarf package's manifest from its index; empty is
+	// this machine's.
+	Architecture string
 }
 
 // HostAccess is how to reach one OCI registry host.
@@ -44,11 +54,14 @@ type Fetcher struct {
 	opts  Options
 	mu    sync.Mutex
 	cache map[string]*chartv2.Chart
+	zarf  map[digest.Digest]*zarf.Source
+	// zarfRefs is what each Zarf reference last resolved to.
+	zarfRefs map[string]digest.Digest
 }
 
 // New returns a fetcher.
 func New(opts Options) *Fetcher {
-	return &Fetcher{opts: opts, cache: map[string]*chartv2.Chart{}}
+	return &Fetcher{opts: opts, cache: map[string]*chartv2.Chart{}, zarf: map[digest.Digest]*zarf.Source{}, zarfRefs: map[string]digest.Digest{}}
 }
 
 // Fetch returns the chart a layer names.

@@ -22,6 +22,7 @@ import (
 	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -71,7 +72,7 @@ func (f *targetFlags) prepare(errOut io.Writer, events func(engine.Event)) (*tar
 	}
 	e, err := engine.New(engine.Options{
 		RESTConfig: cfg, Timeout: f.timeout, Events: events,
-		Charts: chartsource.New(chartsource.Options{PlainHTTP: f.plainHTTP}),
+		Charts: chartsource.New(chartsource.Options{PlainHTTP: f.plainHTTP, Access: hostAccess(catalog)}),
 	})
 	if err != nil {
 		return nil, &exitError{code: ExitFail, err: err}
@@ -389,4 +390,13 @@ changes or drift, listed per layer and object), 2 on errors, like kubectl diff.`
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// hostAccess lets chart and Zarf layers on OCI use the credentials and TLS
+// settings given for a pack registry on the same host.
+func hostAccess(catalog stack.Packs) func(string) (chartsource.HostAccess, bool) {
+	if c, ok := catalog.(*registry.Catalog); ok {
+		return registry.HostAccess(c.Registries)
+	}
+	return nil
 }

@@ -85,7 +85,23 @@ func TestPackRegistryCommands(t *testing.T) {
 		t.Errorf("validate from the registry alone: exit %d\n%s", code, out)
 	}
 
-	// Deploy from the registry alone to a real cluster.
+	// Deploy from the registry alone to a real cluster: a pack, and a Zarf
+	// package published there in Zarf's layout (same host, same access).
+	srv.PublishZarf(t, "team/zarf/test", "0.0.1", "amd64", user, password,
+		testenv.ZarfArchiveFiles(t, "../../../shared/testdata/zarf/packages/compressed/zarf-package-test-amd64-0.0.1.tar.zst"))
+	zarfProfile := filepath.Join(t.TempDir(), "zarf.yaml")
+	writeFile(t, zarfProfile, `apiVersion: strata.dev/v1alpha1
+kind: ClusterProfile
+metadata: {name: zarf-apps-1.0.0}
+spec:
+  name: zarf-apps
+  version: 1.0.0
+  type: add-on
+  layers:
+    - name: zarf-test
+      kind: addon
+      zarf: {package: "oci://`+srv.Host+`/team/zarf/test:0.0.1"}
+`)
 	cp, kubeconfig := workload(t)
 	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
 	writeFile(t, cluster, `apiVersion: strata.dev/v1alpha1
@@ -94,8 +110,9 @@ metadata: {name: shop}
 spec:
   profiles:
     - {name: hello-apps, version: 1.0.0, variables: [{name: namespace, value: shop}]}
+    - {name: zarf-apps, version: 1.0.0}
 `)
-	out, errOut, code = runIn(t, password, reg("deploy", "--kubeconfig", kubeconfig, "-f", "../../examples/addon-hello.yaml", "--cluster", cluster, "--registry", endpoint)...)
+	out, errOut, code = runIn(t, password, reg("deploy", "--kubeconfig", kubeconfig, "-f", "../../examples/addon-hello.yaml", "-f", zarfProfile, "--cluster", cluster, "--registry", endpoint)...)
 	if code != ExitOK {
 		t.Fatalf("deploy from the registry: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -105,5 +122,8 @@ spec:
 	}
 	if _, err := cs.AppsV1().Deployments("shop").Get(t.Context(), "hello-universe-deployment", metav1.GetOptions{}); err != nil {
 		t.Errorf("hello-universe deployed from the registry: %v", err)
+	}
+	if _, err := cs.AppsV1().Deployments("nginx").Get(t.Context(), "nginx-deployment", metav1.GetOptions{}); err != nil {
+		t.Errorf("the Zarf package's deployment, from the registry: %v", err)
 	}
 }

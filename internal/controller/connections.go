@@ -107,7 +107,7 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 		e, err := engine.New(engine.Options{
 			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
 			Events: func(ev engine.Event) { conn.events(ev) },
-			Charts: chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace)}),
+			Charts: chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace), ZarfDir: r.zarfDir()}),
 		})
 		if err != nil {
 			return nil, "", err

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"time"
 
@@ -191,7 +192,17 @@ func packsFor(set *registry.Set, folders stack.Packs, namespace string) stack.Pa
 	return set.For(namespace)
 }
 
-// chartAccess lets a project's chart layers on OCI use the credentials and
+// zarfDir keeps Zarf packages pulled from registries beside the pack cache,
+// so every cluster's connection shares them and they outlive a restart;
+// empty (in memory) without a cache.
+func (r *ClusterReconciler) zarfDir() string {
+	if r.Registries == nil || r.Registries.Cache == nil {
+		return ""
+	}
+	return filepath.Join(r.Registries.Cache.Dir(), "zarf")
+}
+
+// chartAccess lets a project's chart and Zarf layers on OCI use the credentials and
 // TLS settings of a pack registry it sees on the same host.
 func (r *ClusterReconciler) chartAccess(namespace string) func(host string) (chartsource.HostAccess, bool) {
 	return func(host string) (chartsource.HostAccess, bool) {
@@ -202,7 +213,6 @@ func (r *ClusterReconciler) chartAccess(namespace string) func(host string) (cha
 		if !ok {
 			return chartsource.HostAccess{}, false
 		}
-		user, password, plain, client := reg.Access()
-		return chartsource.HostAccess{Username: user, Password: password, PlainHTTP: plain, HTTPClient: client}, true
+		return reg.HostAccess(), true
 	}
 }

@@ -179,3 +179,114 @@ func TestClustersUsePacksFromAPackRegistry(t *testing.T) {
 		t.Errorf("strata get packs: %+v", uses)
 	}
 }
+
+// The registry stops in the middle of a fleet update: a cluster whose packs
+// are cached converges; one that needs a pack (and a Zarf package) never
+// pulled waits, says which registry and pack, and converges when the
+// registry is back. A manager restarted with the registry still down pulls
+// nothing again: it moves a cluster to a new version from its cache.
+func TestRegistryStoppedDuringAFleetUpdate(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ep, _ := registry.ParseEndpoint(srv.Endpoint("fleet"))
+	pusher, err := registry.New(ep, registry.Options{PlainHTTP: true})
+	must(t, err)
+	for _, dir := range []string{"hello-universe-1.2.0", "spegel-0.0.30"} {
+		p, problems := pack.Load(filepath.Join("../../../shared/testdata/pack-central", dir))
+		must(t, problems.Err())
+		_, err := pusher.Push(context.Background(), p, false)
+		must(t, err)
+	}
+	srv.PublishZarf(t, "fleet/zarf/test", "0.0.1", "amd64", "", "",
+		testenv.ZarfArchiveFiles(t, "../../../shared/testdata/zarf/packages/compressed/zarf-package-test-amd64-0.0.1.tar.zst"))
+
+	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "fleet")
+	noFolders, err := pack.LoadCatalog()
+	must(t, err)
+	cacheDir := t.TempDir()
+	opts := controller.ManagerOptions{Packs: noFolders, PackCacheDir: cacheDir, LayerTimeout: 2 * time.Minute, Resync: 20 * time.Second}
+	stop := startManagerWith(t, mgmt, opts)
+	ctx := context.Background()
+	must(t, c.Create(ctx, &v1.PackRegistry{
+		ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: controller.SharedNamespace},
+		Spec:       v1.PackRegistrySpec{Endpoint: srv.Host, BaseContentPath: "fleet", PlainHTTP: true, SyncInterval: &metav1.Duration{Duration: 2 * time.Second}},
+	}))
+	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	wa := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	wb := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	a := importCluster(t, c, "fleet", "a", wa.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.x"})
+	b := importCluster(t, c, "fleet", "b", wb.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.0.0"})
+	readyOn := func(cluster *v1.Cluster, version string) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("cluster %s Ready on hello %s", cluster.Name, version), func() (bool, string) {
+			got := getCluster(t, c, cluster)
+			st := got.Status
+			on := len(st.Profiles) > 0 && st.Profiles[0].Version == version
+			return st.Phase == v1.ClusterReady && on && st.ObservedGeneration == got.Generation, fmt.Sprintf("%s %+v %+v", st.Phase, st.Profiles, st.Conditions)
+		})
+	}
+	readyOn(a, "1.0.0")
+	readyOn(b, "1.0.0")
+
+	// The registry stops; a new version of hello and a profile needing a
+	// pack and a Zarf package no cluster has pulled are published.
+	srv.Stop()
+	must(t, c.Create(ctx, helloProfile("1.1.0", "2")))
+	extra := &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "extra-1.0.0", Namespace: controller.SharedNamespace},
+		Spec: v1.ClusterProfileSpec{Name: "extra", Version: "1.0.0", Type: v1.ProfileAddOn, Layers: []v1.Layer{
+			{Name: "spegel", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "spegel", Version: "0.0.30"}},
+			{Name: "zarf-test", Kind: v1.LayerAddon, Zarf: &v1.ZarfSource{Package: "oci://" + srv.Host + "/fleet/zarf/test:0.0.1"}},
+		}},
+	}
+	must(t, c.Create(ctx, extra))
+	got := getCluster(t, c, b)
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Spec.Profiles = append(got.Spec.Profiles, v1.ProfileAttachment{Name: "extra", Version: "1.0.0"})
+	must(t, c.Patch(ctx, got, patch))
+
+	readyOn(a, "1.1.0")
+	csA, err := wa.Clientset()
+	must(t, err)
+	waitFor(t, "cluster a's hello-universe at 2 replicas, from the cache", func() (bool, string) {
+		d, err := csA.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 2, fmt.Sprint(err)
+	})
+	waitFor(t, "cluster b waiting, naming the registry and the pack", func() (bool, string) {
+		cond := apimeta.FindStatusCondition(getCluster(t, c, b).Status.Conditions, v1.ConditionStalled)
+		return cond != nil && cond.Status == metav1.ConditionTrue && strings.Contains(cond.Message, srv.Host) && strings.Contains(cond.Message, "spegel"), fmt.Sprintf("%+v", cond)
+	})
+	csB, err := wb.Clientset()
+	must(t, err)
+	if _, err := csB.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err != nil {
+		t.Errorf("cluster b's running layer was touched while it waits: %v", err)
+	}
+
+	// The registry is back: b converges, pack and Zarf package included.
+	must(t, srv.Start())
+	waitFor(t, "cluster b Ready with the extra profile", func() (bool, string) {
+		got := getCluster(t, c, b)
+		return got.Status.Phase == v1.ClusterReady && len(got.Status.Layers) == 3 && got.Status.ObservedGeneration == got.Generation,
+			fmt.Sprintf("%s %+v %+v", got.Status.Phase, got.Status.Layers, got.Status.Conditions)
+	})
+	if _, err := csB.AppsV1().Deployments("nginx").Get(ctx, "nginx-deployment", metav1.GetOptions{}); err != nil {
+		t.Errorf("the Zarf package's deployment on b: %v", err)
+	}
+
+	// Restart the manager with the registry down: everything in use comes
+	// from the cache, a new version included.
+	stop()
+	srv.Stop()
+	startManagerWith(t, mgmt, opts)
+	must(t, c.Create(ctx, helloProfile("1.2.0", "3")))
+	readyOn(a, "1.2.0")
+	got = getCluster(t, c, b)
+	patch = client.MergeFrom(got.DeepCopy())
+	got.Spec.Profiles[0].Version = "1.1.0"
+	must(t, c.Patch(ctx, got, patch))
+	readyOn(b, "1.1.0")
+	waitFor(t, "cluster b's hello-universe at 2 replicas after the restart", func() (bool, string) {
+		d, err := csB.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
+		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 2, fmt.Sprint(err)
+	})
+}

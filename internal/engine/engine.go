@@ -49,6 +49,9 @@ type Options struct {
 	// Charts fetches the charts of chart layers; a chartsource.Fetcher
 	// talking TLS when nil.
 	Charts render.ChartFetcher
+	// Zarf fetches Zarf packages published to registries; Charts, when it
+	// can (a chartsource.Fetcher does), when nil.
+	Zarf render.ZarfFetcher
 	// ReportDrift reports drift in unchanged layers (phase Drifted) instead
 	// of repairing it.
 	ReportDrift bool
@@ -87,6 +90,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Charts == nil {
 		opts.Charts = chartsource.New(chartsource.Options{})
+	}
+	if z, ok := opts.Charts.(render.ZarfFetcher); ok && opts.Zarf == nil {
+		opts.Zarf = z
 	}
 	log := opts.Log
 	if log == nil {

@@ -165,7 +165,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 	}
 
-	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts}
+	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts, Zarf: e.opts.Zarf}
 	for _, l := range st.Layers {
 		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version, ToDigest: l.PackDigest}
 		rec, installed := inv.Layer(l.Name)

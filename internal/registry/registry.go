@@ -23,6 +23,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"strata.dev/strata/internal/chartsource"
 )
 
 // archivePath is where Palette keeps packs below a registry's base path.
@@ -105,17 +107,31 @@ type Registry struct {
 	httpClient *http.Client
 }
 
-// Access returns what another client needs to reach this registry's host:
-// its credentials (empty for the Docker config's), whether it is plain HTTP,
-// and an HTTP client with its TLS settings.
-func (r *Registry) Access() (username, password string, plainHTTP bool, client *http.Client) {
+// HostAccess is what another client needs to reach this registry's host
+// (chart and Zarf layers on OCI): its credentials (empty for the Docker
+// config's), whether it is plain HTTP, and an HTTP client with its TLS
+// settings.
+func (r *Registry) HostAccess() chartsource.HostAccess {
+	a := chartsource.HostAccess{PlainHTTP: r.plain, HTTPClient: r.httpClient}
 	if r.creds != nil {
-		username, password = r.creds.Username, r.creds.Password
-		if password == "" {
-			password = r.creds.Token
+		a.Username, a.Password = r.creds.Username, r.creds.Password
+		if a.Password == "" {
+			a.Password = r.creds.Token
 		}
 	}
-	return username, password, r.plain, r.httpClient
+	return a
+}
+
+// HostAccess finds, among registries, one on host and says how to reach it.
+func HostAccess(regs []*Registry) func(host string) (chartsource.HostAccess, bool) {
+	return func(host string) (chartsource.HostAccess, bool) {
+		for _, r := range regs {
+			if r.Endpoint.Host == host {
+				return r.HostAccess(), true
+			}
+		}
+		return chartsource.HostAccess{}, false
+	}
 }
 
 // New returns a client for the registry at ep.

@@ -5,17 +5,20 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"regexp"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/stack"
+	"strata.dev/strata/internal/zarf"
 )
 
 // ErrNotLocal marks layers whose chart must be fetched first (remote Helm
@@ -64,6 +67,15 @@ type Options struct {
 	// Charts fetches the charts of chart layers; without it they cannot be
 	// rendered (offline).
 	Charts ChartFetcher
+	// Zarf fetches Zarf packages published to OCI registries (oci://…);
+	// without it only archives and folders on disk are read.
+	Zarf ZarfFetcher
+}
+
+// ZarfFetcher fetches a Zarf package published to an OCI registry, and
+// says the digest of the manifest it came from.
+type ZarfFetcher interface {
+	FetchZarf(ctx context.Context, ref string) (*zarf.Source, digest.Digest, error)
 }
 
 // ChartFetcher fetches a chart from a Helm repository or OCI registry.

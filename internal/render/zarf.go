@@ -1,9 +1,11 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
@@ -18,7 +20,7 @@ import (
 // and `constants:` by name. A component that cannot deploy is reported in
 // the result, and the chart holds the others; when none can, it is an error.
 func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
-	src, err := zarf.Load(l.Spec.Zarf.Package)
+	src, err := loadZarf(l.Spec.Zarf.Package, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer %q: %w", l.Name, err)
 	}
@@ -41,7 +43,7 @@ func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
 	}
 	res, err := zarf.Build(src, build)
 	if err != nil {
-		return nil, nil, fmt.Errorf("layer %q: zarf package %s: %w", l.Name, filepath.Base(l.Spec.Zarf.Package), err)
+		return nil, nil, fmt.Errorf("layer %q: zarf package %s: %w", l.Name, zarfName(l.Spec.Zarf.Package), err)
 	}
 	if len(res.Components) == 0 && res.Err() != nil {
 		return nil, nil, fmt.Errorf("layer %q: %w", l.Name, res.Err())
@@ -58,11 +60,39 @@ func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
 	return ch, res, nil
 }
 
+// zarfPullTimeout bounds fetching a published package, so a registry that
+// stops answering fails the layer instead of holding a worker.
+const zarfPullTimeout = 5 * time.Minute
+
+// loadZarf reads a Zarf layer's package: a path to an archive or definition
+// folder, or oci://… for a package published to a registry.
+func loadZarf(pkg string, opts Options) (*zarf.Source, error) {
+	if !strings.HasPrefix(pkg, "oci://") {
+		return zarf.Load(pkg)
+	}
+	if opts.Zarf == nil {
+		return nil, fmt.Errorf("zarf package %s: published packages are not fetched here (offline)", pkg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), zarfPullTimeout)
+	defer cancel()
+	src, _, err := opts.Zarf.FetchZarf(ctx, pkg)
+	return src, err
+}
+
 func zarfVersion(src *zarf.Source) string {
 	if v := src.Package.Metadata.Version; v != "" {
 		return v
 	}
 	return "0.0.0"
+}
+
+// zarfName is how errors name a package: an archive by file name, a
+// published package by its reference.
+func zarfName(pkg string) string {
+	if strings.HasPrefix(pkg, "oci://") {
+		return pkg
+	}
+	return filepath.Base(pkg)
 }
 
 func stringMap(v any) map[string]string {

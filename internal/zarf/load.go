@@ -63,12 +63,26 @@ func Load(p string) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zarf package %s: not a readable tar archive: %w", p, err)
 	}
-	src := &Source{Path: p, Built: true, files: files}
+	return FromFiles(p, files)
+}
+
+// MaxPackageSize bounds what is read of one built package, archive or
+// published.
+const MaxPackageSize = maxArchive
+
+// FromFiles reads a built package from its files by path inside the package
+// (zarf.yaml, checksums.txt, components/NAME.tar, …): what an archive holds,
+// or the layers of a package published to an OCI registry, titled by path.
+// The same checks apply to both: checksums.txt against zarf.yaml's
+// aggregate checksum, every listed file against checksums.txt. name says
+// where the files came from, in errors.
+func FromFiles(name string, files map[string][]byte) (*Source, error) {
+	src := &Source{Path: name, Built: true, files: files}
 	if err := src.verify(); err != nil {
-		return nil, fmt.Errorf("zarf package %s: %w", p, err)
+		return nil, fmt.Errorf("zarf package %s: %w", name, err)
 	}
 	if err := yaml.Unmarshal(files["zarf.yaml"], &src.Package); err != nil {
-		return nil, fmt.Errorf("zarf package %s: zarf.yaml: %w", p, err)
+		return nil, fmt.Errorf("zarf package %s: zarf.yaml: %w", name, err)
 	}
 	return src, src.check()
 }
@@ -119,6 +133,21 @@ func readTar(r io.Reader) (map[string][]byte, error) {
 		}
 		files[path.Clean(strings.TrimPrefix(h.Name, "./"))] = data
 	}
+}
+
+// WriteTar writes files as an uncompressed package archive that Load
+// reads back, in the order of names.
+func WriteTar(w io.Writer, names []string, files map[string][]byte) error {
+	tw := tar.NewWriter(w)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }
 
 // verify checks every file listed in checksums.txt, and checksums.txt
