@@ -33,6 +33,10 @@ type PackRegistryReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Set      *registry.Set
+	// APIReader reads the Secrets a registry names, so the manager does not
+	// cache every Secret of the management plane (it watches their
+	// metadata only, to sync a registry again when its Secret changes).
+	APIReader client.Reader
 }
 
 // maxStatusEntries bounds the pack versions written into a registry's
@@ -110,7 +114,7 @@ func (r *PackRegistryReconciler) connect(ctx context.Context, pr *v1.PackRegistr
 	opts := registry.Options{PlainHTTP: pr.Spec.PlainHTTP, InsecureSkipTLSVerify: pr.Spec.InsecureSkipTLSVerify, Credentials: &registry.Credentials{}}
 	if ref := pr.Spec.CredentialsSecretRef; ref != nil {
 		s := &corev1.Secret{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: ref.Name}, s); err != nil {
+		if err := r.secrets().Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: ref.Name}, s); err != nil {
 			return nil, fmt.Errorf("spec.credentialsSecretRef: Secret %s/%s: %w", pr.Namespace, ref.Name, err)
 		}
 		opts.Credentials = &registry.Credentials{Username: string(s.Data["username"]), Password: string(s.Data["password"]), Token: string(s.Data["token"])}
@@ -120,7 +124,7 @@ func (r *PackRegistryReconciler) connect(ctx context.Context, pr *v1.PackRegistr
 	}
 	if ref := pr.Spec.CASecretRef; ref != nil {
 		s := &corev1.Secret{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: ref.Name}, s); err != nil {
+		if err := r.secrets().Get(ctx, types.NamespacedName{Namespace: pr.Namespace, Name: ref.Name}, s); err != nil {
 			return nil, fmt.Errorf("spec.caSecretRef: Secret %s/%s: %w", pr.Namespace, ref.Name, err)
 		}
 		if opts.CAPEM = s.Data["ca.crt"]; len(opts.CAPEM) == 0 {
@@ -131,10 +135,41 @@ func (r *PackRegistryReconciler) connect(ctx context.Context, pr *v1.PackRegistr
 }
 
 // SetupWithManager registers the reconciler.
+func (r *PackRegistryReconciler) secrets() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
 func (r *PackRegistryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.PackRegistry{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.registriesNaming), builder.OnlyMetadata).
 		Complete(r)
+}
+
+// registriesNaming lists the registries of a Secret's namespace that take
+// their credentials or CA from it, so a changed password or CA is used at
+// once rather than at the next sync.
+func (r *PackRegistryReconciler) registriesNaming(ctx context.Context, secret client.Object) []ctrl.Request {
+	var list v1.PackRegistryList
+	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace())); err != nil {
+		return nil
+	}
+	var reqs []ctrl.Request
+	for _, pr := range list.Items {
+		for _, ref := range []*v1.LocalObjectRef{pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef} {
+			if ref != nil && ref.Name == secret.GetName() {
+				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&pr)})
+				break
+			}
+		}
+	}
+	return reqs
 }
 
 // servedBy lists the objects of a kind a registry serves: those of its

@@ -103,6 +103,14 @@ func pushBlob(ctx context.Context, target content.Storage, desc ocispec.Descript
 	return err
 }
 
+// listedAs is what the last complete listing found NAME:VERSION to be.
+func (r *Registry) listedAs(name, version string) (resolved, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res, ok := r.listed[name+":"+version]
+	return res, ok
+}
+
 // resolved is a tag with its manifest and the pack layer in it.
 type resolved struct {
 	manifest ocispec.Descriptor
@@ -168,6 +176,16 @@ type Pulled struct {
 func (r *Registry) Pull(ctx context.Context, cache *Cache, name, version string) (Pulled, error) {
 	out := Pulled{Name: name, Version: version}
 	repoName := r.Endpoint.PackRepository(name)
+	// What the last listing (a PackRegistry's sync) found is trusted until
+	// the next: a cached pack is then used without a request, so resolving
+	// a stack costs no round trip per pack. A tag pushed again is seen at
+	// the next sync.
+	if res, ok := r.listedAs(name, version); ok {
+		if dir, ok := cache.Lookup(res.layer.Digest); ok {
+			out.Digest, out.Dir = res.layer.Digest.String(), dir
+			return out, nil
+		}
+	}
 	res, err := r.resolve(ctx, name, version)
 	if err != nil {
 		// A registry that is down, or a version deleted from it, does not stop
@@ -211,12 +229,20 @@ type Entry struct {
 // List returns every pack version below the registry's base path. A pack
 // whose manifest does not say its layer kind is pulled (through the
 // cache) to read it.
-func (r *Registry) List(ctx context.Context, cache *Cache) ([]Entry, error) {
+func (r *Registry) List(ctx context.Context, cache *Cache) (_ []Entry, err error) {
 	names, err := r.packNames(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []Entry
+	listed := map[string]resolved{}
+	defer func() {
+		if err == nil {
+			r.mu.Lock()
+			r.listed = listed
+			r.mu.Unlock()
+		}
+	}()
 	for _, name := range names {
 		tags, err := r.versions(ctx, name)
 		if err != nil {
@@ -227,6 +253,7 @@ func (r *Registry) List(ctx context.Context, cache *Cache) ([]Entry, error) {
 			if err != nil {
 				return nil, err
 			}
+			listed[name+":"+tag] = res
 			e := Entry{Name: name, Version: tag, Layer: res.kind, Digest: res.layer.Digest.String()}
 			if e.Layer == "" && cache != nil {
 				if pulled, err := r.Pull(ctx, cache, name, tag); err == nil {

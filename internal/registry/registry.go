@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -105,6 +106,10 @@ type Registry struct {
 	// (chart layers on OCI).
 	creds      *Credentials
 	httpClient *http.Client
+
+	mu sync.Mutex
+	// listed is what the last complete List found, by NAME:VERSION.
+	listed map[string]resolved
 }
 
 // HostAccess is what another client needs to reach this registry's host

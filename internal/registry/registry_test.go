@@ -6,10 +6,12 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -532,5 +534,70 @@ func corruptBlob(t *testing.T, srv *testenv.Registry, d digest.Digest) {
 	data[len(data)/2] ^= 0xff
 	if err := os.WriteFile(blob, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// countingTransport counts the requests a registry client sends.
+type countingTransport struct {
+	next http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(req)
+}
+
+// After a listing (a PackRegistry's sync), a cached pack is served without
+// a request; a tag pushed again is seen at the next listing, not before.
+func TestASyncedListingAnswersWithoutRequests(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	reg := plainRegistry(t, srv, "packs")
+	ctx := context.Background()
+	hello := loadPack(t, filepath.Join(packCentral, "hello-universe-1.2.0"))
+	first, err := reg.Push(ctx, hello, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cache(t)
+	if _, err := reg.List(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	counter := &countingTransport{next: reg.client.Client.Transport}
+	reg.client.Client.Transport = counter
+	catalog := &Catalog{Registries: []*Registry{reg}, Cache: c}
+	if _, err := catalog.Pack("hello-universe", "1.2.0"); err != nil {
+		t.Fatal(err)
+	}
+	fetched := counter.n.Load()
+	p, err := catalog.Pack("hello-universe", "1.2.0")
+	if err != nil || p.Digest != first.Digest {
+		t.Fatalf("%v %v", err, p)
+	}
+	if n := counter.n.Load() - fetched; n != 0 {
+		t.Errorf("a listed, cached pack cost %d requests, want 0", n)
+	}
+
+	// Pushed again with other content: the listing is trusted until the next.
+	changed := t.TempDir()
+	if err := os.CopyFS(changed, os.DirFS(hello.Path)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(changed, "NOTES.md"), []byte("rebuilt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second, err := reg.Push(ctx, loadPack(t, changed), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := catalog.Pack("hello-universe", "1.2.0"); p == nil || p.Digest != first.Digest {
+		t.Errorf("before the next listing: %v, want the listed digest %s", p, first.Digest)
+	}
+	if _, err := reg.List(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := catalog.Pack("hello-universe", "1.2.0"); p == nil || p.Digest != second.Digest {
+		t.Errorf("after the next listing: %v, want the new digest %s", p, second.Digest)
 	}
 }
