@@ -176,7 +176,9 @@ type ManifestSource struct {
 
 // ZarfSource names a Zarf package and the components to deploy.
 type ZarfSource struct {
-	// Package is the path or URL of a zarf-package-*.tar.zst archive.
+	// Package is where the Zarf package is: the path of an archive
+	// (zarf-package-*.tar.zst or .tar) or package-definition folder, or
+	// oci://HOST/REPOSITORY:TAG of a package published to a registry.
 	// +kubebuilder:validation:MinLength=1
 	Package string `json:"package"`
 	// Components to deploy besides the required and default ones.

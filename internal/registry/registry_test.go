@@ -6,11 +6,13 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -600,4 +602,53 @@ func TestASyncedListingAnswersWithoutRequests(t *testing.T) {
 	if p, _ := catalog.Pack("hello-universe", "1.2.0"); p == nil || p.Digest != second.Digest {
 		t.Errorf("after the next listing: %v, want the new digest %s", p, second.Digest)
 	}
+}
+
+// Concurrent reconciles needing the same pack fetch its archive once.
+func TestConcurrentPullsFetchOnce(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	reg := plainRegistry(t, srv, "packs")
+	pushed, err := reg.Push(context.Background(), loadPack(t, filepath.Join(packCentral, "spegel-0.0.30")), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := &blobCounter{next: reg.client.Client.Transport, digest: pushed.Digest}
+	reg.client.Client.Transport = blobs
+	c := cache(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			p, err := (&Catalog{Registries: []*Registry{reg}, Cache: c}).Pack("spegel", "0.0.30")
+			if err == nil && p.Digest != pushed.Digest {
+				err = fmt.Errorf("digest %s", p.Digest)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := blobs.n.Load(); n != 1 {
+		t.Errorf("the archive was fetched %d times by 8 concurrent pulls, want once", n)
+	}
+}
+
+// blobCounter counts the fetches of one blob.
+type blobCounter struct {
+	next   http.RoundTripper
+	digest string
+	n      atomic.Int64
+}
+
+func (c *blobCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/blobs/"+c.digest) {
+		c.n.Add(1)
+	}
+	return c.next.RoundTrip(req)
 }
