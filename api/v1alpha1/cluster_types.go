@@ -240,6 +240,14 @@ type ProfileStatus struct {
 	// newer one than Version is an update the cluster may move to.
 	// +optional
 	Latest string `json:"latest,omitempty"`
+	// LastGood is the last version the cluster ran with every layer Ready:
+	// the one a roll-back returns it to.
+	// +optional
+	LastGood string `json:"lastGood,omitempty"`
+	// Rejected are versions this cluster failed in a roll-out; following a
+	// range does not pick them again until a user retries.
+	// +optional
+	Rejected []string `json:"rejected,omitempty"`
 }
 
 // PendingPlan is a plan waiting for approval.

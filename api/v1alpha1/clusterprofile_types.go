@@ -46,6 +46,7 @@ const (
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name == self.spec.name + '-' + self.spec.version",message="metadata.name must be <spec.name>-<spec.version>, e.g. web-1.2.0"
 type ClusterProfile struct {
@@ -91,6 +92,10 @@ type ClusterProfileSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Layers []Layer `json:"layers"`
+	// Rollout makes this version travel the fleet in waves, halting and
+	// rolling back by itself; without it every cluster moves at once.
+	// +optional
+	Rollout *RolloutPolicy `json:"rollout,omitempty"`
 }
 
 // Layer is one pack, chart, manifest set or Zarf package placed in a
@@ -272,6 +277,9 @@ type ClusterProfileStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Rollout is this version's roll-out, when its spec has a policy.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -1,10 +1,14 @@
 package v1alpha1_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -59,13 +63,51 @@ func TestCRDsRefuseInvalidObjects(t *testing.T) {
 		{"duplicate layer names", func(p *v1.ClusterProfile) {
 			p.Spec.Layers = append(p.Spec.Layers, p.Spec.Layers[0])
 		}, "Duplicate value"},
+		{"negative maxFailures", func(p *v1.ClusterProfile) {
+			p.Spec.Rollout = &v1.RolloutPolicy{MaxFailures: ptr.To[int32](-1)}
+		}, "spec.rollout.maxFailures"},
+		{"maxParallel 0", func(p *v1.ClusterProfile) {
+			p.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary", MaxParallel: ptr.To(intstr.FromInt32(0))}}}
+		}, "a number of at least 1 or a percentage"},
+		{"maxParallel 150%", func(p *v1.ClusterProfile) {
+			p.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary", MaxParallel: ptr.To(intstr.FromString("150%"))}}}
+		}, "a number of at least 1 or a percentage"},
+		{"two waves of one name", func(p *v1.ClusterProfile) {
+			p.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary"}, {Name: "canary"}}}
+		}, "Duplicate value"},
+		{"unknown onFailure", func(p *v1.ClusterProfile) {
+			p.Spec.Rollout = &v1.RolloutPolicy{OnFailure: "Retry"}
+		}, "spec.rollout.onFailure"},
 	}
 	for i, tc := range cases {
 		p := valid()
-		p.Name = strings.Replace(p.Name, "1.0.0", "1.0."+string(rune('1'+i)), 1)
+		p.Name = strings.Replace(p.Name, "1.0.0", fmt.Sprintf("1.0.%d", i+1), 1)
 		p.Spec.Version = strings.TrimPrefix(p.Name, "apps-")
 		tc.mutate(p)
 		err := c.Create(ctx, p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+
+	// What a typed client cannot send: a duration without its unit, and a
+	// field the schema does not know (refused under strict validation, as
+	// kubectl and strata apply ask).
+	raw := []struct{ name, rollout, want string }{
+		{"soak without unit", `{"waves": [{"name": "canary", "soak": "2"}]}`, "spec.rollout.waves[0].soak"},
+		{"deadline without unit", `{"progressDeadline": "300"}`, "spec.rollout.progressDeadline"},
+		{"unknown field", `{"waves": [{"name": "canary", "maxParalel": 1}]}`, `unknown field "spec.rollout.waves[0].maxParalel"`},
+	}
+	for i, tc := range raw {
+		version := fmt.Sprintf("2.0.%d", i)
+		u := &unstructured.Unstructured{}
+		doc := fmt.Sprintf(`{"apiVersion": "strata.dev/v1alpha1", "kind": "ClusterProfile", "metadata": {"name": "apps-%[1]s", "namespace": "default"},
+			"spec": {"name": "apps", "version": "%[1]s", "type": "add-on", "rollout": %[2]s,
+			"layers": [{"name": "hello", "kind": "addon", "pack": {"name": "hello-universe", "version": "1.2.0"}}]}}`, version, tc.rollout)
+		if err := u.UnmarshalJSON([]byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Create(ctx, u, client.FieldValidation("Strict"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}

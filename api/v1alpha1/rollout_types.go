@@ -1,0 +1,154 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// RolloutPolicy says how a profile version travels the fleet: in waves,
+// each waiting for the one before to be healthy, halting when too many
+// clusters fail and returning the failed ones to the version they last ran
+// healthy. It applies to clusters moving to this version, by a range they
+// follow or an attachment changed to it.
+type RolloutPolicy struct {
+	// Waves in order. A cluster belongs to the first wave whose selector
+	// matches its labels (so overlapping waves are allowed: the first
+	// wins); a wave without a selector takes the clusters left; clusters
+	// matched by no wave form a last wave of their own.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	Waves []Wave `json:"waves,omitempty"`
+	// MaxFailures is how many clusters may fail before the roll-out halts.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxFailures *int32 `json:"maxFailures,omitempty"`
+	// ProgressDeadline: a cluster not healthy this long after it started
+	// updating has failed the version; 5m when unset.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+	// OnFailure: Rollback (the default) returns failed clusters to the
+	// version they last ran healthy; Halt leaves them as they are.
+	// +optional
+	// +kubebuilder:validation:Enum=Rollback;Halt
+	OnFailure RolloutFailureAction `json:"onFailure,omitempty"`
+}
+
+// RolloutFailureAction is what happens to clusters that fail a version.
+type RolloutFailureAction string
+
+// Failure actions.
+const (
+	RolloutRollback RolloutFailureAction = "Rollback"
+	RolloutHalt     RolloutFailureAction = "Halt"
+)
+
+// Wave is a group of clusters updated together.
+type Wave struct {
+	// Name is unique in the policy.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Selector picks the wave's clusters by label; none takes the clusters
+	// no earlier wave took.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	// MaxParallel is how many of the wave's clusters update at once: a
+	// number (at least 1) or a percentage such as "25%" (at least one
+	// cluster); all at once when unset.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^[1-9][0-9]?%$|^100%$')",message="a number of at least 1 or a percentage from 1% to 100%"
+	MaxParallel *intstr.IntOrString `json:"maxParallel,omitempty"`
+	// Soak is how long every cluster of the wave must stay healthy before
+	// the next wave starts.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	Soak *metav1.Duration `json:"soak,omitempty"`
+	// Approval: the wave waits for `strata rollout resume` before it starts.
+	// +optional
+	Approval bool `json:"approval,omitempty"`
+}
+
+// RolloutPhase is where a roll-out stands.
+type RolloutPhase string
+
+// Roll-out phases.
+const (
+	RolloutProgressing RolloutPhase = "Progressing"
+	RolloutPaused      RolloutPhase = "Paused"
+	RolloutHalted      RolloutPhase = "Halted"
+	RolloutRolledBack  RolloutPhase = "RolledBack"
+	RolloutCompleted   RolloutPhase = "Completed"
+)
+
+// RolloutClusterState is where one cluster stands in a roll-out.
+type RolloutClusterState string
+
+// Cluster states in a roll-out.
+const (
+	ClusterRolloutPending    RolloutClusterState = "Pending"
+	ClusterRolloutUpdating   RolloutClusterState = "Updating"
+	ClusterRolloutSoaking    RolloutClusterState = "Soaking"
+	ClusterRolloutHealthy    RolloutClusterState = "Healthy"
+	ClusterRolloutFailed     RolloutClusterState = "Failed"
+	ClusterRolloutRolledBack RolloutClusterState = "RolledBack"
+)
+
+// RolloutStatus is a profile version's roll-out.
+type RolloutStatus struct {
+	Phase RolloutPhase `json:"phase"`
+	// Reason says why the roll-out halted or waits.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// +optional
+	EndTime *metav1.Time `json:"endTime,omitempty"`
+	// Waves in order, with their clusters.
+	// +optional
+	Waves []WaveStatus `json:"waves,omitempty"`
+	// Failures is how many clusters failed this version.
+	// +optional
+	Failures int32 `json:"failures,omitempty"`
+	// Retried is the last retry request handled (the retry annotation).
+	// +optional
+	Retried string `json:"retried,omitempty"`
+}
+
+// WaveStatus is one wave of a roll-out.
+type WaveStatus struct {
+	Name string `json:"name"`
+	// StartTime is when the wave's first cluster started updating.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// HealthyTime is when its last cluster became healthy; the soak runs
+	// from then.
+	// +optional
+	HealthyTime *metav1.Time `json:"healthyTime,omitempty"`
+	// Clusters of the wave.
+	// +optional
+	Clusters []RolloutCluster `json:"clusters,omitempty"`
+}
+
+// RolloutCluster is one cluster in a roll-out.
+type RolloutCluster struct {
+	Namespace string              `json:"namespace"`
+	Name      string              `json:"name"`
+	State     RolloutClusterState `json:"state"`
+	// Since is when the cluster entered its state.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// From is the version the cluster ran healthy before; the one a roll
+	// back returns it to.
+	// +optional
+	From string `json:"from,omitempty"`
+	// Message says why a cluster failed.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
