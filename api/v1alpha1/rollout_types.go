@@ -144,6 +144,12 @@ type RolloutCluster struct {
 	// Since is when the cluster entered its state.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
+	// StartTime is when the cluster was let move to the version.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// ReadyTime is when it first ran the version with every layer Ready.
+	// +optional
+	ReadyTime *metav1.Time `json:"readyTime,omitempty"`
 	// From is the version the cluster ran healthy before; the one a roll
 	// back returns it to.
 	// +optional

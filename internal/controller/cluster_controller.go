@@ -36,6 +36,7 @@ import (
 	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/rollout"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -181,6 +182,13 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		return ctrl.Result{RequeueAfter: min(r.retryAfterFailure(c), r.Resync/5)}, nil
 	}
 	r.reached(c)
+	if c.Status.Phase == v1.ClusterReady {
+		for i := range c.Status.Profiles {
+			if v := c.Status.Profiles[i].Version; v != "" {
+				c.Status.Profiles[i].LastGood = v
+			}
+		}
+	}
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
 }
 
@@ -351,11 +359,16 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 		return nil, err
 	}
 	src := profile.Source{File: "cluster " + c.Namespace + "/" + c.Name}
-	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: c, Source: src}, packsFor(r.Registries, r.Packs, c.Namespace), stack.Facts{KubernetesVersion: kv})
+	// Versions on a roll-out move this cluster only when their waves reach
+	// it; versions it failed are not picked again.
+	gated := c.DeepCopy()
+	var rejected map[string][]string
+	gated.Spec.Profiles, rejected = rollout.Gate(c, visible)
+	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: gated, Source: src}, packsFor(r.Registries, r.Packs, c.Namespace), stack.Facts{KubernetesVersion: kv})
 	if err != nil {
 		return nil, err
 	}
-	res := &resolution{stack: st, profiles: profilesRun(c, st, visible), policy: c.Spec.UpdatePolicy}
+	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy}
 	if res.policy == "" {
 		res.policy = v1.UpdateAutomatic
 		for _, p := range visible {
@@ -393,12 +406,18 @@ func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) 
 	return visible, nil
 }
 
-// profilesRun lists the version of each attached profile in the stack and
-// the newest version visible.
-func profilesRun(c *v1.Cluster, st *stack.Stack, visible []profile.Profile) []v1.ProfileStatus {
+// profilesRun lists the version of each attached profile in the stack, the
+// newest version visible, the last version run healthy and the versions
+// rejected in roll-outs.
+func profilesRun(c *v1.Cluster, st *stack.Stack, visible []profile.Profile, rejected map[string][]string) []v1.ProfileStatus {
 	out := make([]v1.ProfileStatus, 0, len(c.Spec.Profiles))
 	for _, a := range c.Spec.Profiles {
-		ps := v1.ProfileStatus{Name: a.Name, Version: st.ProfileVersion(a.Name)}
+		ps := v1.ProfileStatus{Name: a.Name, Version: st.ProfileVersion(a.Name), Rejected: rejected[a.Name]}
+		for _, s := range c.Status.Profiles {
+			if s.Name == a.Name {
+				ps.LastGood = s.LastGood
+			}
+		}
 		var latest *semver.Version
 		for _, p := range visible {
 			v, err := semver.NewVersion(p.Spec.Version)

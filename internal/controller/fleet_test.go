@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -114,10 +115,10 @@ func TestFleetFollowsANewProfileVersion(t *testing.T) {
 	})
 	for _, name := range []string{"store-1", "store-2"} {
 		got := getCluster(t, c, clusters[name])
-		want := []v1.ProfileStatus{{Name: "platform", Version: "1.1.0", Latest: "1.1.0"}}
+		want := []v1.ProfileStatus{{Name: "platform", Version: "1.1.0", Latest: "1.1.0", LastGood: "1.1.0"}}
 		waitFor(t, name+" Ready on 1.1.0", func() (bool, string) {
 			got = getCluster(t, c, clusters[name])
-			return got.Status.Phase == v1.ClusterReady && slices.Equal(got.Status.Profiles, want), fmt.Sprintf("%s %+v", got.Status.Phase, got.Status.Profiles)
+			return got.Status.Phase == v1.ClusterReady && reflect.DeepEqual(got.Status.Profiles, want), fmt.Sprintf("%s %+v", got.Status.Phase, got.Status.Profiles)
 		})
 		var layers []string
 		for _, l := range got.Status.Layers {
@@ -158,7 +159,7 @@ func TestFleetFollowsANewProfileVersion(t *testing.T) {
 		t.Fatalf("the Manual store changed before approval: %+v", l)
 	}
 	manual := getCluster(t, c, clusters["store-3"])
-	if want := []v1.ProfileStatus{{Name: "platform", Version: "1.0.0", Latest: "1.1.0"}}; !slices.Equal(manual.Status.Profiles, want) {
+	if want := []v1.ProfileStatus{{Name: "platform", Version: "1.0.0", Latest: "1.1.0", LastGood: "1.0.0"}}; !reflect.DeepEqual(manual.Status.Profiles, want) {
 		t.Errorf("store-3 profiles %+v, want %+v", manual.Status.Profiles, want)
 	}
 	if manual.Status.UpdatePolicy != v1.UpdateManual {

@@ -57,7 +57,7 @@ func Scheme() *runtime.Scheme {
 // NewManager returns a manager with Strata's reconcilers, not yet started.
 func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	registerMetrics.Do(func() {
-		metrics.Registry.MustRegister(layersByPhase, updatesPending, driftRepairs, workloadRequests)
+		metrics.Registry.MustRegister(layersByPhase, updatesPending, driftRepairs, workloadRequests, rolloutClusters, rollbacks)
 	})
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"
@@ -94,6 +94,10 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 		Recorder: mgr.GetEventRecorder("strata"),
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	ro := &RolloutReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata")}
+	if err := ro.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	pr := &ProfileReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Packs: opts.Packs, Registries: set}

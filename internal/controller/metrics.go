@@ -29,7 +29,30 @@ var (
 		Name: "strata_workload_requests_total",
 		Help: "API requests the manager made to workload clusters, by kind: read, dry-run (drift checks) or write.",
 	}, []string{"kind"})
+	rolloutClusters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_rollout_clusters",
+		Help: "Clusters of each profile version's roll-out, by state.",
+	}, []string{"namespace", "profile", "version", "state"})
+	rollbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_rollout_rollbacks_total",
+		Help: "Clusters returned by a roll-out to the version they last ran healthy.",
+	})
 )
+
+// observeRollout publishes a roll-out's clusters by state.
+func observeRollout(p *v1.ClusterProfile, st *v1.RolloutStatus) {
+	labels := prometheus.Labels{"namespace": p.Namespace, "profile": p.Spec.Name, "version": p.Spec.Version}
+	rolloutClusters.DeletePartialMatch(labels)
+	counts := map[v1.RolloutClusterState]int{}
+	for _, w := range st.Waves {
+		for _, c := range w.Clusters {
+			counts[c.State]++
+		}
+	}
+	for state, n := range counts {
+		rolloutClusters.WithLabelValues(p.Namespace, p.Spec.Name, p.Spec.Version, string(state)).Set(float64(n))
+	}
+}
 
 // countRequests counts a workload cluster's requests into
 // strata_workload_requests_total: a resync with nothing to do must write

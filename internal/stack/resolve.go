@@ -146,7 +146,7 @@ func (r *resolver) attach(profiles []profile.Profile, requireInfra bool) {
 	var addons []*attachment
 	for i, a := range r.cluster.Spec.Profiles {
 		field := fmt.Sprintf("spec.profiles[%d]", i)
-		p, ok := findProfile(profiles, a.Name, a.Version)
+		p, ok := FindProfile(profiles, a.Name, a.Version)
 		if !ok {
 			r.clusterFinding(field, "profile %q: no version %s found%s", a.Name, a.Version, versionsOf(profiles, a.Name))
 			continue
@@ -752,11 +752,11 @@ func chartName(c *v1.ChartSource) string {
 	return c.Repository[strings.LastIndex(c.Repository, "/")+1:]
 }
 
-// findProfile picks the version of a profile a cluster follows: the one
+// FindProfile picks the version of a profile a cluster follows: the one
 // named exactly, else the newest that the semantic-version range (1.x,
 // ~1.2, >=1.0.0 <2.0.0) allows. Pre-releases are picked only by a range
 // that names one, as semver ranges do.
-func findProfile(profiles []profile.Profile, name, version string) (profile.Profile, bool) {
+func FindProfile(profiles []profile.Profile, name, version string) (profile.Profile, bool) {
 	var best profile.Profile
 	var bestVersion *semver.Version
 	constraint, rangeErr := semver.NewConstraint(version)

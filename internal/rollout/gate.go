@@ -1,0 +1,105 @@
+package rollout
+
+import (
+	"slices"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/stack"
+)
+
+// Decision is what a profile version's roll-out lets one cluster do.
+type Decision struct {
+	// Admit: the cluster may run the version now.
+	Admit bool
+	// Reject: the cluster failed the version and goes back to (or stays on)
+	// the version it last ran healthy; following a range does not pick it.
+	Reject bool
+}
+
+// Decide reads a profile version's roll-out for one cluster. A version
+// without a policy admits every cluster, as does a completed roll-out (a
+// cluster that comes later need not wait for waves that are over).
+func Decide(p *v1.ClusterProfile, namespace, name string) Decision {
+	if p.Spec.Rollout == nil {
+		return Decision{Admit: true}
+	}
+	st := p.Status.Rollout
+	if st == nil {
+		return Decision{}
+	}
+	aborted := p.Annotations[AbortedAnnotation] == "true"
+	rollback := aborted || p.Spec.Rollout.OnFailure != v1.RolloutHalt
+	for _, w := range st.Waves {
+		for _, c := range w.Clusters {
+			if c.Namespace != namespace || c.Name != name {
+				continue
+			}
+			switch c.State {
+			case v1.ClusterRolloutUpdating, v1.ClusterRolloutSoaking, v1.ClusterRolloutHealthy:
+				return Decision{Admit: true}
+			case v1.ClusterRolloutFailed:
+				// With Halt, a failed cluster stays where it is.
+				return Decision{Admit: !rollback, Reject: rollback}
+			case v1.ClusterRolloutRolledBack:
+				return Decision{Reject: true}
+			}
+			return Decision{}
+		}
+	}
+	return Decision{Admit: st.Phase == v1.RolloutCompleted}
+}
+
+// Gate pins each of a cluster's attachments to the version it may run now:
+// the one its attachment picks among the versions it has not rejected, when
+// that version's roll-out admits it; else the version it last ran healthy
+// (or runs). An attachment with nothing to hold on to waits: it is left
+// out until the roll-out reaches the cluster. Gate returns the attachments
+// to resolve and, by profile name, the versions the cluster rejects.
+func Gate(c *v1.Cluster, visible []profile.Profile) ([]v1.ProfileAttachment, map[string][]string) {
+	rejected := map[string][]string{}
+	var out []v1.ProfileAttachment
+	for _, a := range c.Spec.Profiles {
+		var allowed []profile.Profile
+		for _, p := range visible {
+			if p.Spec.Name != a.Name {
+				continue
+			}
+			if Decide(p.ClusterProfile, c.Namespace, c.Name).Reject {
+				rejected[a.Name] = append(rejected[a.Name], p.Spec.Version)
+				continue
+			}
+			allowed = append(allowed, p)
+		}
+		running, lastGood := runs(c, a.Name)
+		target, ok := stack.FindProfile(allowed, a.Name, a.Version)
+		if ok && (target.Spec.Version == running || Decide(target.ClusterProfile, c.Namespace, c.Name).Admit) {
+			a.Version = target.Spec.Version
+			out = append(out, a)
+			continue
+		}
+		if !ok && len(rejected[a.Name]) == 0 {
+			out = append(out, a) // no such version: resolving says so
+			continue
+		}
+		hold := lastGood
+		if hold == "" {
+			hold = running
+		}
+		if hold != "" && slices.ContainsFunc(allowed, func(p profile.Profile) bool { return p.Spec.Version == hold }) {
+			a.Version = hold
+			out = append(out, a)
+		}
+	}
+	return out, rejected
+}
+
+// runs is the version of a profile a cluster runs and last ran healthy.
+func runs(c *v1.Cluster, name string) (running, lastGood string) {
+	for _, s := range c.Status.Profiles {
+		if s.Name == name {
+			return s.Version, s.LastGood
+		}
+	}
+	return "", ""
+}

@@ -1,0 +1,412 @@
+// Package rollout moves a profile version through the fleet in waves: it
+// decides, from what the clusters report, which clusters may start, when a
+// wave has soaked long enough, when the roll-out halts, and which clusters
+// go back to the version they last ran healthy. Its state lives in the
+// profile version's status, so a manager restarted at any point resumes
+// where it was; this package holds no state of its own.
+package rollout
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// Annotations on a profile version that steer its roll-out; `strata rollout
+// pause|resume|abort|retry` writes them.
+const (
+	// PausedAnnotation "true" stops new clusters from starting.
+	PausedAnnotation = "rollout.strata.dev/paused"
+	// ApprovedAnnotation lists the waves approved to start, comma-separated.
+	ApprovedAnnotation = "rollout.strata.dev/approved"
+	// AbortedAnnotation "true" stops the roll-out and returns every cluster
+	// that moved to the version it last ran healthy.
+	AbortedAnnotation = "rollout.strata.dev/aborted"
+	// RetryAnnotation, set to a new token, starts the failed and rolled-back
+	// clusters again and clears the failure count.
+	RetryAnnotation = "rollout.strata.dev/retry"
+)
+
+// RestWave names the wave of the clusters that no wave of the policy took.
+const RestWave = "rest"
+
+// DefaultProgressDeadline is how long a cluster may take to be healthy on
+// the new version when the policy does not say.
+const DefaultProgressDeadline = 5 * time.Minute
+
+// Member is a cluster the roll-out concerns, as it reports itself now.
+type Member struct {
+	Namespace, Name string
+	Labels          map[string]string
+	// Running is the version of the profile it runs; empty before its
+	// first install.
+	Running string
+	// LastGood is the last version it ran with every layer Ready.
+	LastGood string
+	// Ready: every layer Ready on the spec as it is now.
+	Ready bool
+	// AwaitingApproval: a Manual cluster whose change waits for a user; its
+	// deadline does not run meanwhile.
+	AwaitingApproval bool
+	// Problem says why it is not Ready, for a failure's message.
+	Problem string
+}
+
+func (m Member) key() string { return m.Namespace + "/" + m.Name }
+
+// Input is what one step of a roll-out looks at.
+type Input struct {
+	Version     string
+	Policy      v1.RolloutPolicy
+	Status      *v1.RolloutStatus
+	Members     []Member
+	Annotations map[string]string
+	Now         time.Time
+}
+
+// Step moves the roll-out on from its last status and returns the new one
+// and how soon to look again (zero when it has ended).
+func Step(in Input) (v1.RolloutStatus, time.Duration) {
+	now := metav1.NewTime(in.Now)
+	st := v1.RolloutStatus{Phase: v1.RolloutProgressing, StartTime: &now}
+	if in.Status != nil {
+		st = *in.Status.DeepCopy()
+	}
+	if token := in.Annotations[RetryAnnotation]; token != "" && token != st.Retried {
+		st.Retried = token
+		retry(&st, now)
+	}
+	st.Waves = assign(in.Policy, st.Waves, in.Members, now)
+	byKey := map[string]Member{}
+	for _, m := range in.Members {
+		byKey[m.key()] = m
+	}
+	deadline := DefaultProgressDeadline
+	if in.Policy.ProgressDeadline != nil && in.Policy.ProgressDeadline.Duration > 0 {
+		deadline = in.Policy.ProgressDeadline.Duration
+	}
+	aborted := in.Annotations[AbortedAnnotation] == "true"
+	rollback := aborted || in.Policy.OnFailure != v1.RolloutHalt
+	var failures int32
+	for wi := range st.Waves {
+		for ci := range st.Waves[wi].Clusters {
+			c := &st.Waves[wi].Clusters[ci]
+			observe(c, byKey[c.Namespace+"/"+c.Name], in.Version, deadline, rollback, aborted, now)
+			if c.State == v1.ClusterRolloutFailed || c.State == v1.ClusterRolloutRolledBack {
+				failures++
+			}
+		}
+	}
+	st.Failures = failures
+	maxFailures := int32(0)
+	if in.Policy.MaxFailures != nil {
+		maxFailures = *in.Policy.MaxFailures
+	}
+	halted := aborted || failures > maxFailures
+	paused := in.Annotations[PausedAnnotation] == "true"
+	waiting := ""
+	if !halted {
+		waiting = advance(&st, in.Policy, approved(in.Annotations), paused, now)
+	}
+	st.Phase, st.Reason = phase(&st, halted, aborted, paused, waiting, maxFailures, rollback)
+	if st.Phase == v1.RolloutCompleted || st.Phase == v1.RolloutRolledBack {
+		if st.EndTime == nil {
+			st.EndTime = &now
+		}
+	} else {
+		st.EndTime = nil
+	}
+	return st, nextLook(&st, in.Policy, deadline, in.Now)
+}
+
+// retry starts the failed and rolled-back clusters again.
+func retry(st *v1.RolloutStatus, now metav1.Time) {
+	for wi := range st.Waves {
+		for ci := range st.Waves[wi].Clusters {
+			c := &st.Waves[wi].Clusters[ci]
+			if c.State == v1.ClusterRolloutFailed || c.State == v1.ClusterRolloutRolledBack {
+				c.State, c.Since, c.Message = v1.ClusterRolloutPending, &now, ""
+			}
+		}
+		if hasState(st.Waves[wi], v1.ClusterRolloutPending) {
+			st.Waves[wi].HealthyTime = nil
+		}
+	}
+	st.Failures, st.Reason, st.EndTime = 0, "", nil
+}
+
+// assign places the members in waves: a cluster keeps the wave and state
+// it has; a new one goes to the first wave whose selector matches it (a
+// wave without selector takes any), else to the rest. Clusters that are
+// no longer members (detached, or gone on to a newer version) leave.
+func assign(policy v1.RolloutPolicy, before []v1.WaveStatus, members []Member, now metav1.Time) []v1.WaveStatus {
+	placed := map[string]v1.RolloutCluster{}
+	waveOf := map[string]string{}
+	previous := map[string]v1.WaveStatus{}
+	for _, w := range before {
+		previous[w.Name] = w
+		for _, c := range w.Clusters {
+			placed[c.Namespace+"/"+c.Name] = c
+			waveOf[c.Namespace+"/"+c.Name] = w.Name
+		}
+	}
+	names := make([]string, 0, len(policy.Waves)+1)
+	for _, w := range policy.Waves {
+		names = append(names, w.Name)
+	}
+	names = append(names, RestWave)
+	clusters := map[string][]v1.RolloutCluster{}
+	for _, m := range members {
+		wave, ok := waveOf[m.key()]
+		c := placed[m.key()]
+		if !ok || !slices.Contains(names, wave) {
+			wave = waveFor(policy, m.Labels)
+			c = v1.RolloutCluster{Namespace: m.Namespace, Name: m.Name, State: v1.ClusterRolloutPending, Since: &now, From: from(m)}
+		}
+		clusters[wave] = append(clusters[wave], c)
+	}
+	var out []v1.WaveStatus
+	for _, name := range names {
+		cs := clusters[name]
+		if name == RestWave && len(cs) == 0 {
+			continue
+		}
+		sort.Slice(cs, func(i, j int) bool {
+			if cs[i].Namespace != cs[j].Namespace {
+				return cs[i].Namespace < cs[j].Namespace
+			}
+			return cs[i].Name < cs[j].Name
+		})
+		w := previous[name]
+		w.Name, w.Clusters = name, cs
+		out = append(out, w)
+	}
+	return out
+}
+
+func from(m Member) string {
+	if m.LastGood != "" {
+		return m.LastGood
+	}
+	return m.Running
+}
+
+// waveFor is the first wave whose selector matches; a selector that cannot
+// be read matches nothing (the profile's Valid condition says why).
+func waveFor(policy v1.RolloutPolicy, lbls map[string]string) string {
+	for _, w := range policy.Waves {
+		if w.Selector == nil {
+			return w.Name
+		}
+		sel, err := metav1.LabelSelectorAsSelector(w.Selector)
+		if err == nil && sel.Matches(labels.Set(lbls)) {
+			return w.Name
+		}
+	}
+	return RestWave
+}
+
+// observe moves one cluster's state on from what it reports.
+func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Duration, rollback, aborted bool, now metav1.Time) {
+	onVersion := m.Running == version && m.Ready
+	set := func(s v1.RolloutClusterState, msg string) {
+		c.State, c.Since, c.Message = s, &now, msg
+	}
+	switch c.State {
+	case v1.ClusterRolloutPending:
+		if onVersion {
+			set(v1.ClusterRolloutSoaking, "")
+			c.ReadyTime = &now
+		}
+	case v1.ClusterRolloutUpdating:
+		switch {
+		case onVersion:
+			set(v1.ClusterRolloutSoaking, "")
+			c.ReadyTime = &now
+		case m.AwaitingApproval:
+			c.Since = &now // a user's approval is not the cluster failing
+		case now.Sub(c.Since.Time) > deadline:
+			msg := fmt.Sprintf("not healthy on %s within %s", version, deadline)
+			if m.Problem != "" {
+				msg += ": " + m.Problem
+			}
+			set(v1.ClusterRolloutFailed, msg)
+		}
+	case v1.ClusterRolloutSoaking, v1.ClusterRolloutHealthy:
+		if !onVersion && c.State == v1.ClusterRolloutSoaking {
+			msg := "stopped being healthy while its wave soaked"
+			if m.Problem != "" {
+				msg += ": " + m.Problem
+			}
+			set(v1.ClusterRolloutFailed, msg)
+		}
+	}
+	if aborted && (c.State == v1.ClusterRolloutUpdating || c.State == v1.ClusterRolloutSoaking || c.State == v1.ClusterRolloutHealthy) {
+		set(v1.ClusterRolloutFailed, "the roll-out was aborted")
+	}
+	if c.State == v1.ClusterRolloutFailed && rollback && m.Running != version && (m.Ready || m.Running == "") {
+		set(v1.ClusterRolloutRolledBack, c.Message)
+	}
+}
+
+// advance completes soaked waves and starts clusters of the first wave not
+// done, as its maxParallel allows. It returns the wave that waits for
+// approval, if one does.
+func advance(st *v1.RolloutStatus, policy v1.RolloutPolicy, approved map[string]bool, paused bool, now metav1.Time) string {
+	for wi := range st.Waves {
+		w := &st.Waves[wi]
+		spec := waveSpec(policy, w.Name)
+		if hasState(*w, v1.ClusterRolloutPending) || hasState(*w, v1.ClusterRolloutUpdating) {
+			if paused {
+				return ""
+			}
+			if spec.Approval && w.StartTime == nil && !approved[w.Name] {
+				return w.Name
+			}
+			start(w, spec, now)
+			return ""
+		}
+		// Every cluster of the wave is through (healthy, or failed within
+		// what the policy tolerates): it soaks, then the next starts.
+		if w.HealthyTime == nil {
+			w.HealthyTime = &now
+		}
+		soak := time.Duration(0)
+		if spec.Soak != nil {
+			soak = spec.Soak.Duration
+		}
+		if now.Sub(w.HealthyTime.Time) < soak {
+			return ""
+		}
+		for ci := range w.Clusters {
+			if c := &w.Clusters[ci]; c.State == v1.ClusterRolloutSoaking {
+				c.State, c.Since = v1.ClusterRolloutHealthy, &now
+			}
+		}
+	}
+	return ""
+}
+
+func start(w *v1.WaveStatus, spec v1.Wave, now metav1.Time) {
+	limit := len(w.Clusters)
+	if spec.MaxParallel != nil {
+		n, err := intstr.GetScaledValueFromIntOrPercent(spec.MaxParallel, len(w.Clusters), true)
+		if err == nil {
+			limit = max(1, n)
+		}
+	}
+	updating := 0
+	for _, c := range w.Clusters {
+		if c.State == v1.ClusterRolloutUpdating {
+			updating++
+		}
+	}
+	for ci := range w.Clusters {
+		c := &w.Clusters[ci]
+		if updating >= limit {
+			break
+		}
+		if c.State == v1.ClusterRolloutPending {
+			c.State, c.Since, c.StartTime, c.ReadyTime = v1.ClusterRolloutUpdating, &now, &now, nil
+			updating++
+			if w.StartTime == nil {
+				w.StartTime = &now
+			}
+		}
+	}
+}
+
+func waveSpec(policy v1.RolloutPolicy, name string) v1.Wave {
+	for _, w := range policy.Waves {
+		if w.Name == name {
+			return w
+		}
+	}
+	return v1.Wave{Name: name}
+}
+
+func hasState(w v1.WaveStatus, s v1.RolloutClusterState) bool {
+	for _, c := range w.Clusters {
+		if c.State == s {
+			return true
+		}
+	}
+	return false
+}
+
+func approved(ann map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for _, w := range strings.Split(ann[ApprovedAnnotation], ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out[w] = true
+		}
+	}
+	return out
+}
+
+// phase says where the roll-out stands, and why when it does not progress.
+func phase(st *v1.RolloutStatus, halted, aborted, paused bool, waiting string, maxFailures int32, rollback bool) (v1.RolloutPhase, string) {
+	var failed, rolledBack []string
+	for _, w := range st.Waves {
+		for _, c := range w.Clusters {
+			switch c.State {
+			case v1.ClusterRolloutFailed:
+				failed = append(failed, fmt.Sprintf("%s/%s: %s", c.Namespace, c.Name, c.Message))
+			case v1.ClusterRolloutRolledBack:
+				rolledBack = append(rolledBack, fmt.Sprintf("%s/%s: %s", c.Namespace, c.Name, c.Message))
+			}
+		}
+	}
+	if halted {
+		why := fmt.Sprintf("%d clusters failed, at most %d allowed: %s", len(failed)+len(rolledBack), maxFailures, strings.Join(append(failed, rolledBack...), "; "))
+		if aborted {
+			why = "aborted by a user"
+		}
+		if rollback && len(failed) == 0 {
+			return v1.RolloutRolledBack, why
+		}
+		return v1.RolloutHalted, why
+	}
+	if paused {
+		return v1.RolloutPaused, "paused by a user (strata rollout resume)"
+	}
+	if waiting != "" {
+		return v1.RolloutPaused, fmt.Sprintf("wave %s waits for approval (strata rollout resume)", waiting)
+	}
+	for _, w := range st.Waves {
+		for _, c := range w.Clusters {
+			if c.State != v1.ClusterRolloutHealthy && c.State != v1.ClusterRolloutFailed && c.State != v1.ClusterRolloutRolledBack {
+				return v1.RolloutProgressing, ""
+			}
+		}
+	}
+	return v1.RolloutCompleted, ""
+}
+
+// nextLook is when a deadline or a soak ends, at most 30 s away, so the
+// roll-out moves on time even when no cluster changes meanwhile.
+func nextLook(st *v1.RolloutStatus, policy v1.RolloutPolicy, deadline time.Duration, now time.Time) time.Duration {
+	if st.Phase == v1.RolloutCompleted || st.Phase == v1.RolloutRolledBack {
+		return 0
+	}
+	next := 30 * time.Second
+	for _, w := range st.Waves {
+		if spec := waveSpec(policy, w.Name); w.HealthyTime != nil && spec.Soak != nil {
+			next = min(next, w.HealthyTime.Add(spec.Soak.Duration).Sub(now))
+		}
+		for _, c := range w.Clusters {
+			if c.State == v1.ClusterRolloutUpdating && c.Since != nil {
+				next = min(next, c.Since.Add(deadline).Sub(now))
+			}
+		}
+	}
+	return max(next, time.Second)
+}
