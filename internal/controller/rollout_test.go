@@ -1,0 +1,254 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/controlplane"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/testenv"
+)
+
+// helmRevisions counts the Helm release records of a workload cluster, by
+// release: a new revision is a change the cluster was made to take.
+func helmRevisions(t *testing.T, cp *controlplane.ControlPlane) map[string]int {
+	t.Helper()
+	cs, err := cp.Clientset()
+	must(t, err)
+	secrets, err := cs.CoreV1().Secrets("").List(context.Background(), metav1.ListOptions{FieldSelector: "type=helm.sh/release.v1"})
+	must(t, err)
+	out := map[string]int{}
+	for _, s := range secrets.Items {
+		out[s.Labels["name"]]++
+	}
+	return out
+}
+
+func rolloutOf(t *testing.T, c client.Client, version string) *v1.RolloutStatus {
+	t.Helper()
+	p := &v1.ClusterProfile{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-" + version}, p))
+	return p.Status.Rollout
+}
+
+func waveOf(st *v1.RolloutStatus, name string) v1.WaveStatus {
+	for _, w := range st.Waves {
+		if w.Name == name {
+			return w
+		}
+	}
+	return v1.WaveStatus{}
+}
+
+// runsVersion is the hello version a cluster's status says it runs, and
+// whether it is Ready on it.
+func runsVersion(t *testing.T, c client.Client, cluster *v1.Cluster) (string, bool) {
+	got := getCluster(t, c, cluster)
+	version := ""
+	if len(got.Status.Profiles) > 0 {
+		version = got.Status.Profiles[0].Version
+	}
+	return version, got.Status.Phase == v1.ClusterReady && got.Status.ObservedGeneration == got.Generation
+}
+
+// Six clusters, three waves. A good version moves wave by wave — the
+// canary first, its soak, then a wave that waits for approval and updates
+// one cluster at a time, then the rest half at a time — as the recorded
+// times show. A bad version (a Deployment no node can run) fails the
+// canary's deadline: the roll-out halts, the canary goes back to the
+// version it ran healthy, and no other cluster gets a new release revision.
+func TestRolloutInWavesHaltsAndRollsBack(t *testing.T) {
+	t.Parallel()
+	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "edge")
+	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
+	must(t, err)
+	startManagerWith(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 15 * time.Second, Resync: time.Minute})
+	ctx := context.Background()
+	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	rings := []string{"canary", "early", "early", "", "", ""}
+	workloads := make([]*controlplane.ControlPlane, len(rings))
+	clusters := make([]*v1.Cluster, len(rings))
+	for i, ring := range rings {
+		workloads[i] = testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+		clusters[i] = importCluster(t, c, "edge", fmt.Sprintf("site-%d", i+1), workloads[i].Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.x"})
+		if ring != "" {
+			got := getCluster(t, c, clusters[i])
+			patch := client.MergeFrom(got.DeepCopy())
+			got.Labels = map[string]string{"ring": ring}
+			must(t, c.Patch(ctx, got, patch))
+		}
+	}
+	allOn := func(version string) {
+		t.Helper()
+		waitFor(t, "every cluster Ready on hello "+version, func() (bool, string) {
+			var states []string
+			ok := true
+			for _, cl := range clusters {
+				v, ready := runsVersion(t, c, cl)
+				ok = ok && v == version && ready
+				states = append(states, fmt.Sprintf("%s=%s/%v", cl.Name, v, ready))
+			}
+			return ok, strings.Join(states, " ")
+		})
+	}
+	allOn("1.0.0")
+
+	waves := func(approval bool) *v1.RolloutPolicy {
+		return &v1.RolloutPolicy{
+			Waves: []v1.Wave{
+				{Name: "canary", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "canary"}}, MaxParallel: ptrTo(intstr.FromInt32(1)), Soak: &metav1.Duration{Duration: 3 * time.Second}},
+				{Name: "early", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "early"}}, MaxParallel: ptrTo(intstr.FromInt32(1)), Approval: approval},
+				{Name: "everyone", MaxParallel: ptrTo(intstr.FromString("50%"))},
+			},
+			ProgressDeadline: &metav1.Duration{Duration: 25 * time.Second},
+		}
+	}
+	good := helloProfile("1.1.0", "2")
+	good.Spec.Rollout = waves(true)
+	must(t, c.Create(ctx, good))
+	waitFor(t, "the roll-out of 1.1.0 paused before wave early", func() (bool, string) {
+		st := rolloutOf(t, c, "1.1.0")
+		return st != nil && st.Phase == v1.RolloutPaused && strings.Contains(st.Reason, "wave early waits for approval"), fmt.Sprintf("%+v", st)
+	})
+	if v, ready := runsVersion(t, c, clusters[0]); v != "1.1.0" || !ready {
+		t.Errorf("the canary runs %s (ready %v), want 1.1.0", v, ready)
+	}
+	for _, cl := range clusters[1:] {
+		if v, _ := runsVersion(t, c, cl); v != "1.0.0" {
+			t.Errorf("%s moved to %s before its wave", cl.Name, v)
+		}
+	}
+	kubeconfig := testenv.Kubeconfig(t, mgmt)
+	strataCLI(t, kubeconfig, controller.SharedNamespace, "rollout", "resume", "hello", "1.1.0")
+	waitFor(t, "the roll-out of 1.1.0 Completed", func() (bool, string) {
+		st := rolloutOf(t, c, "1.1.0")
+		return st != nil && st.Phase == v1.RolloutCompleted, fmt.Sprintf("%+v", st)
+	})
+	allOn("1.1.0")
+
+	var report struct {
+		Profile, Version, Phase string
+		Waves                   []struct {
+			Name     string
+			Clusters []struct{ Namespace, Name, State string }
+		}
+	}
+	out := strataCLI(t, kubeconfig, controller.SharedNamespace, "rollout", "status", "hello", "1.1.0", "-o", "json")
+	must(t, json.Unmarshal([]byte(out), &report))
+	var shape []string
+	for _, w := range report.Waves {
+		for _, cl := range w.Clusters {
+			shape = append(shape, w.Name+":"+cl.Name+"="+cl.State)
+		}
+	}
+	want := []string{"canary:site-1=Healthy", "early:site-2=Healthy", "early:site-3=Healthy", "everyone:site-4=Healthy", "everyone:site-5=Healthy", "everyone:site-6=Healthy"}
+	if report.Phase != "Completed" || !slices.Equal(shape, want) {
+		t.Errorf("status -o json: %s %v, want Completed %v", report.Phase, shape, want)
+	}
+
+	// Order and overlap, from the recorded times.
+	st := rolloutOf(t, c, "1.1.0")
+	canary, early, everyone := waveOf(st, "canary"), waveOf(st, "early"), waveOf(st, "everyone")
+	if early.StartTime.Time.Before(canary.HealthyTime.Add(3 * time.Second)) {
+		t.Errorf("wave early started %s, before the canary's 3 s soak from %s ended", early.StartTime, canary.HealthyTime)
+	}
+	byStart := func(w v1.WaveStatus) []v1.RolloutCluster {
+		cs := slices.Clone(w.Clusters)
+		sort.Slice(cs, func(i, j int) bool { return cs[i].StartTime.Before(cs[j].StartTime) })
+		return cs
+	}
+	if e := byStart(early); e[1].StartTime.Before(e[0].ReadyTime) {
+		t.Errorf("wave early (maxParallel 1): %s started at %s, before %s was Ready at %s", e[1].Name, e[1].StartTime, e[0].Name, e[0].ReadyTime)
+	}
+	if everyone.StartTime.Before(early.HealthyTime) {
+		t.Errorf("wave everyone started %s, before wave early was healthy at %s", everyone.StartTime, early.HealthyTime)
+	}
+	if e := byStart(everyone); e[2].StartTime.Time.Before(minTime(e[0].ReadyTime.Time, e[1].ReadyTime.Time)) {
+		t.Errorf("wave everyone (50%% of 3 = 2 at once): three clusters updating together: %+v", e)
+	}
+
+	// A bad version: the canary fails, the roll-out halts and rolls back.
+	revisions := map[string]map[string]int{}
+	for i, cl := range clusters {
+		revisions[cl.Name] = helmRevisions(t, workloads[i])
+	}
+	bad := helloProfile("1.2.0", "1")
+	bad.Spec.Layers = append(bad.Spec.Layers, inlineLayer("stuck", "stuck", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck, namespace: stuck}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {strata.dev/no-such-node: "true"}
+      containers: [{name: app, image: registry.k8s.io/pause:3.10}]
+`))
+	bad.Spec.Rollout = waves(false)
+	must(t, c.Create(ctx, bad))
+	waitFor(t, "the roll-out of 1.2.0 RolledBack", func() (bool, string) {
+		st := rolloutOf(t, c, "1.2.0")
+		return st != nil && st.Phase == v1.RolloutRolledBack, fmt.Sprintf("%+v", st)
+	})
+	st = rolloutOf(t, c, "1.2.0")
+	if cs := waveOf(st, "canary").Clusters; len(cs) != 1 || cs[0].State != v1.ClusterRolloutRolledBack || cs[0].From != "1.1.0" || !strings.Contains(cs[0].Message, "not healthy on 1.2.0 within 25s") {
+		t.Errorf("canary in the roll-out: %+v", cs)
+	}
+	if !strings.Contains(st.Reason, "edge/site-1") {
+		t.Errorf("halt reason %q does not name the failed cluster", st.Reason)
+	}
+	waitFor(t, "the canary Ready on 1.1.0 again, without the stuck layer", func() (bool, string) {
+		got := getCluster(t, c, clusters[0])
+		v, ready := runsVersion(t, c, clusters[0])
+		return v == "1.1.0" && ready && len(got.Status.Layers) == 1 && slices.Equal(got.Status.Profiles[0].Rejected, []string{"1.2.0"}),
+			fmt.Sprintf("%s %v %+v %+v", v, ready, got.Status.Layers, got.Status.Profiles)
+	})
+	cs, err := workloads[0].Clientset()
+	must(t, err)
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "stuck", metav1.GetOptions{}); err == nil {
+		if d, err := cs.AppsV1().Deployments("stuck").Get(ctx, "stuck", metav1.GetOptions{}); err == nil {
+			t.Errorf("the stuck Deployment is still on the canary: %+v", d.Status)
+		}
+	}
+	for i, cl := range clusters[1:] {
+		if v, _ := runsVersion(t, c, cl); v != "1.1.0" {
+			t.Errorf("%s runs %s, want 1.1.0 (its wave never started)", cl.Name, v)
+		}
+		if got := helmRevisions(t, workloads[i+1]); !maps.Equal(got, revisions[cl.Name]) {
+			t.Errorf("%s has release revisions %v, had %v: it was touched", cl.Name, got, revisions[cl.Name])
+		}
+	}
+	var events eventsv1.EventList
+	must(t, c.List(ctx, &events, client.InNamespace(controller.SharedNamespace)))
+	found := false
+	for _, e := range events.Items {
+		found = found || (e.Reason == "ClusterRolledBack" && strings.Contains(e.Note, "edge/site-1"))
+	}
+	if !found {
+		t.Error("no ClusterRolledBack event for the canary")
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
