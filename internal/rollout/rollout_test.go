@@ -1,0 +1,232 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// fleet is a roll-out driven step by step over clusters whose reports the
+// test sets, as the controller does with real ones.
+type fleet struct {
+	t       *testing.T
+	policy  v1.RolloutPolicy
+	members map[string]*Member
+	order   []string
+	ann     map[string]string
+	status  *v1.RolloutStatus
+	now     time.Time
+}
+
+func newFleet(t *testing.T, policy v1.RolloutPolicy, labels ...map[string]string) *fleet {
+	f := &fleet{t: t, policy: policy, members: map[string]*Member{}, ann: map[string]string{}, now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	for i, l := range labels {
+		name := fmt.Sprintf("c%d", i+1)
+		f.members[name] = &Member{Namespace: "edge", Name: name, Labels: l, Running: "1.0.0", LastGood: "1.0.0", Ready: true}
+		f.order = append(f.order, name)
+	}
+	return f
+}
+
+func (f *fleet) step() {
+	var ms []Member
+	for _, n := range f.order {
+		ms = append(ms, *f.members[n])
+	}
+	st, _ := Step(Input{Version: "1.1.0", Policy: f.policy, Status: f.status, Members: ms, Annotations: f.ann, Now: f.now})
+	f.status = &st
+}
+
+// states is "wave:cluster=State" for every cluster, in order.
+func (f *fleet) states() string {
+	var out []string
+	for _, w := range f.status.Waves {
+		for _, c := range w.Clusters {
+			out = append(out, fmt.Sprintf("%s:%s=%s", w.Name, c.Name, c.State))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// converge makes every Updating cluster run the version, Ready.
+func (f *fleet) converge(version string) {
+	for _, w := range f.status.Waves {
+		for _, c := range w.Clusters {
+			if c.State == v1.ClusterRolloutUpdating {
+				m := f.members[c.Name]
+				m.Running, m.Ready = version, true
+			}
+		}
+	}
+}
+
+func (f *fleet) expect(phase v1.RolloutPhase, states string) {
+	f.t.Helper()
+	if f.status.Phase != phase || f.states() != states {
+		f.t.Fatalf("at %s:\n got %s %s\nwant %s %s (reason %q)", f.now.Format(time.TimeOnly), f.status.Phase, f.states(), phase, states, f.status.Reason)
+	}
+}
+
+func ring(r string) map[string]string { return map[string]string{"ring": r} }
+
+func selector(r string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchLabels: map[string]string{"ring": r}}
+}
+
+func parallel(v intstr.IntOrString) *intstr.IntOrString { return &v }
+
+func TestWavesSoakAndParallelism(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{
+		{Name: "canary", Selector: selector("canary"), Soak: &metav1.Duration{Duration: time.Minute}},
+		{Name: "all", MaxParallel: parallel(intstr.FromString("50%"))},
+	}}, ring("canary"), nil, nil, nil, ring("canary"))
+	f.step()
+	// Overlapping selectors are fine; clusters matched by no selector would go to "rest".
+	f.expect(v1.RolloutProgressing, "canary:c1=Updating canary:c5=Updating all:c2=Pending all:c3=Pending all:c4=Pending")
+	f.converge("1.1.0")
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Soaking canary:c5=Soaking all:c2=Pending all:c3=Pending all:c4=Pending")
+	f.now = f.now.Add(59 * time.Second)
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Soaking canary:c5=Soaking all:c2=Pending all:c3=Pending all:c4=Pending")
+	f.now = f.now.Add(time.Second)
+	f.step()
+	// 50% of 3 rounds up to 2 at once.
+	f.expect(v1.RolloutProgressing, "canary:c1=Healthy canary:c5=Healthy all:c2=Updating all:c3=Updating all:c4=Pending")
+	f.converge("1.1.0")
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Healthy canary:c5=Healthy all:c2=Soaking all:c3=Soaking all:c4=Updating")
+	f.converge("1.1.0")
+	f.step()
+	f.expect(v1.RolloutCompleted, "canary:c1=Healthy canary:c5=Healthy all:c2=Healthy all:c3=Healthy all:c4=Healthy")
+	if f.status.EndTime == nil {
+		t.Error("a completed roll-out has no end time")
+	}
+}
+
+func TestClustersNoWaveTakesGoLast(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary", Selector: selector("canary")}}}, nil, ring("canary"))
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c2=Updating rest:c1=Pending")
+}
+
+func TestApprovalPauseAndResume(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{
+		{Name: "canary", Selector: selector("canary")},
+		{Name: "prod", Approval: true},
+	}}, ring("canary"), nil)
+	f.step()
+	f.converge("1.1.0")
+	f.step()
+	f.expect(v1.RolloutPaused, "canary:c1=Healthy prod:c2=Pending")
+	if !strings.Contains(f.status.Reason, "wave prod waits for approval") {
+		t.Errorf("reason %q", f.status.Reason)
+	}
+	f.ann[ApprovedAnnotation] = "prod"
+	f.ann[PausedAnnotation] = "true"
+	f.step()
+	f.expect(v1.RolloutPaused, "canary:c1=Healthy prod:c2=Pending")
+	delete(f.ann, PausedAnnotation)
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Healthy prod:c2=Updating")
+}
+
+func TestDeadlineHaltsAndRollsBack(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{ProgressDeadline: &metav1.Duration{Duration: time.Minute}, Waves: []v1.Wave{
+		{Name: "canary", Selector: selector("canary")},
+	}}, ring("canary"), nil)
+	f.step()
+	f.members["c1"].Running, f.members["c1"].Ready, f.members["c1"].Problem = "1.1.0", false, "layer web Failed"
+	f.now = f.now.Add(time.Minute + time.Second)
+	f.step()
+	f.expect(v1.RolloutHalted, "canary:c1=Failed rest:c2=Pending")
+	if !strings.Contains(f.status.Reason, "edge/c1: not healthy on 1.1.0 within 1m0s: layer web Failed") {
+		t.Errorf("reason %q", f.status.Reason)
+	}
+	// The cluster controller puts it back; the roll-out sees it Ready there.
+	f.members["c1"].Running, f.members["c1"].Ready = "1.0.0", true
+	f.step()
+	f.expect(v1.RolloutRolledBack, "canary:c1=RolledBack rest:c2=Pending")
+
+	// A retry starts it again and clears the count.
+	f.ann[RetryAnnotation] = "1"
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Updating rest:c2=Pending")
+	if f.status.Failures != 0 || f.status.EndTime != nil {
+		t.Errorf("after a retry: %d failures, end %v", f.status.Failures, f.status.EndTime)
+	}
+}
+
+func TestToleratedFailuresAndHaltPolicy(t *testing.T) {
+	one := int32(1)
+	f := newFleet(t, v1.RolloutPolicy{MaxFailures: &one, OnFailure: v1.RolloutHalt, ProgressDeadline: &metav1.Duration{Duration: time.Minute}},
+		nil, nil, nil)
+	f.policy.Waves = []v1.Wave{{Name: "all", MaxParallel: parallel(intstr.FromInt32(1))}}
+	f.step()
+	f.now = f.now.Add(2 * time.Minute)
+	f.step()
+	// One failure is tolerated: the next cluster starts; with Halt the
+	// failed one is left as it is.
+	f.expect(v1.RolloutProgressing, "all:c1=Failed all:c2=Updating all:c3=Pending")
+	f.now = f.now.Add(2 * time.Minute)
+	f.step()
+	f.expect(v1.RolloutHalted, "all:c1=Failed all:c2=Failed all:c3=Pending")
+}
+
+func TestAbortReturnsEveryClusterThatMoved(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{OnFailure: v1.RolloutHalt, Waves: []v1.Wave{{Name: "all", MaxParallel: parallel(intstr.FromInt32(1))}}}, nil, nil)
+	f.step()
+	f.converge("1.1.0")
+	f.step()
+	// c1 soaks, c2 started (it has not moved yet: nothing to take back).
+	f.expect(v1.RolloutProgressing, "all:c1=Soaking all:c2=Updating")
+	f.ann[AbortedAnnotation] = "true"
+	f.step()
+	f.expect(v1.RolloutHalted, "all:c1=Failed all:c2=RolledBack")
+	f.members["c1"].Running = "1.0.0"
+	f.step()
+	f.expect(v1.RolloutRolledBack, "all:c1=RolledBack all:c2=RolledBack")
+	if f.status.Reason != "aborted by a user" {
+		t.Errorf("reason %q", f.status.Reason)
+	}
+}
+
+func TestAManualClustersWaitIsNotAFailure(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{ProgressDeadline: &metav1.Duration{Duration: time.Minute}}, nil)
+	f.step()
+	f.members["c1"].AwaitingApproval = true
+	f.now = f.now.Add(10 * time.Minute)
+	f.step()
+	f.expect(v1.RolloutProgressing, "rest:c1=Updating")
+}
+
+func TestDecideAndGate(t *testing.T) {
+	p := &v1.ClusterProfile{Spec: v1.ClusterProfileSpec{Name: "web", Version: "1.1.0", Rollout: &v1.RolloutPolicy{}}}
+	if d := Decide(p, "edge", "c1"); d.Admit || d.Reject {
+		t.Errorf("before the first step: %+v, want the cluster held", d)
+	}
+	p.Status.Rollout = &v1.RolloutStatus{Phase: v1.RolloutProgressing, Waves: []v1.WaveStatus{{Name: "rest", Clusters: []v1.RolloutCluster{
+		{Namespace: "edge", Name: "c1", State: v1.ClusterRolloutUpdating},
+		{Namespace: "edge", Name: "c2", State: v1.ClusterRolloutFailed},
+		{Namespace: "edge", Name: "c3", State: v1.ClusterRolloutPending},
+	}}}}
+	for name, want := range map[string]Decision{"c1": {Admit: true}, "c2": {Reject: true}, "c3": {}, "c9": {}} {
+		if got := Decide(p, "edge", name); got != want {
+			t.Errorf("%s: %+v, want %+v", name, got, want)
+		}
+	}
+	p.Spec.Rollout.OnFailure = v1.RolloutHalt
+	if got := Decide(p, "edge", "c2"); got != (Decision{Admit: true}) {
+		t.Errorf("failed with Halt: %+v, want it left on the version", got)
+	}
+	p.Status.Rollout.Phase = v1.RolloutCompleted
+	if got := Decide(p, "edge", "c9"); !got.Admit {
+		t.Error("a cluster that comes after a completed roll-out is held")
+	}
+}
