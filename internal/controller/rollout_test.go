@@ -252,3 +252,158 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// webProfile is version v of a three-layer profile: hello-universe, a
+// banner ConfigMap and an extra ConfigMap, each its own release.
+func webProfile(version, replicas, banner string) *v1.ClusterProfile {
+	p := helloProfile(version, replicas)
+	p.Name, p.Spec.Name = "web-"+version, "web"
+	p.Spec.Layers = append(p.Spec.Layers,
+		inlineLayer("banner", "web", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: banner, namespace: web}\ndata: {message: "+banner+"}\n"),
+		inlineLayer("extra", "web", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra, namespace: web}\ndata: {kept: \"yes\"}\n"))
+	return p
+}
+
+func layerNames(cl *v1.Cluster) []string {
+	var out []string
+	for _, l := range cl.Status.Layers {
+		out = append(out, l.Name+"@"+l.ProfileVersion+"="+l.Phase)
+	}
+	return out
+}
+
+// A roll-out paused from the start moves nobody until resumed; the manager
+// stopped in the middle of wave 2 and started again finishes it, then wave
+// 3, with one release revision per changed layer per cluster. A bad version
+// that removes a layer and swaps another is rolled back on the canary —
+// the layer reinstalled, the swap undone — and a newer version published
+// while it is halted moves every cluster, the canary included.
+func TestRolloutSurvivesARestartAndRollsBackRemovedAndSwappedLayers(t *testing.T) {
+	t.Parallel()
+	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "shop")
+	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
+	must(t, err)
+	opts := controller.ManagerOptions{Packs: packs, LayerTimeout: 10 * time.Second, Resync: time.Minute}
+	stop := startManagerWith(t, mgmt, opts)
+	ctx := context.Background()
+	kubeconfig := testenv.Kubeconfig(t, mgmt)
+	must(t, c.Create(ctx, webProfile("1.0.0", "1", "one")))
+	rings := []string{"a", "b", "c"}
+	workloads := make([]*controlplane.ControlPlane, len(rings))
+	clusters := make([]*v1.Cluster, len(rings))
+	for i, ring := range rings {
+		workloads[i] = testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+		clusters[i] = importCluster(t, c, "shop", "store-"+ring, workloads[i].Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "web", Version: "1.x"})
+		got := getCluster(t, c, clusters[i])
+		patch := client.MergeFrom(got.DeepCopy())
+		got.Labels = map[string]string{"ring": ring}
+		must(t, c.Patch(ctx, got, patch))
+	}
+	on := func(version string, which ...int) {
+		t.Helper()
+		waitFor(t, "clusters Ready on web "+version, func() (bool, string) {
+			ok, states := true, ""
+			for _, i := range which {
+				v, ready := runsVersion(t, c, clusters[i])
+				ok = ok && v == version && ready
+				states += fmt.Sprintf(" %s=%s/%v", clusters[i].Name, v, ready)
+			}
+			return ok, states
+		})
+	}
+	on("1.0.0", 0, 1, 2)
+	policy := func() *v1.RolloutPolicy {
+		var waves []v1.Wave
+		for _, r := range rings {
+			waves = append(waves, v1.Wave{Name: "ring-" + r, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": r}}})
+		}
+		return &v1.RolloutPolicy{Waves: waves, ProgressDeadline: &metav1.Duration{Duration: 20 * time.Second}}
+	}
+	webRollout := func(version string) *v1.RolloutStatus {
+		p := &v1.ClusterProfile{}
+		must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "web-" + version}, p))
+		return p.Status.Rollout
+	}
+
+	good := webProfile("1.1.0", "2", "two")
+	good.Spec.Rollout = policy()
+	good.Annotations = map[string]string{"rollout.strata.dev/paused": "true"}
+	must(t, c.Create(ctx, good))
+	waitFor(t, "the roll-out Paused", func() (bool, string) {
+		st := webRollout("1.1.0")
+		return st != nil && st.Phase == v1.RolloutPaused, fmt.Sprintf("%+v", st)
+	})
+	for _, cl := range clusters {
+		if v, _ := runsVersion(t, c, cl); v != "1.0.0" {
+			t.Errorf("%s moved to %s while the roll-out was paused", cl.Name, v)
+		}
+	}
+	strataCLI(t, kubeconfig, controller.SharedNamespace, "rollout", "resume", "web", "1.1.0")
+	waitFor(t, "wave ring-b updating", func() (bool, string) {
+		st := webRollout("1.1.0")
+		if st == nil {
+			return false, "no status"
+		}
+		w := waveOf(st, "ring-b")
+		return len(w.Clusters) == 1 && w.Clusters[0].State == v1.ClusterRolloutUpdating, fmt.Sprintf("%+v", st.Waves)
+	})
+	stop()
+	startManagerWith(t, mgmt, opts)
+	waitFor(t, "the roll-out of 1.1.0 Completed after the restart", func() (bool, string) {
+		st := webRollout("1.1.0")
+		return st != nil && st.Phase == v1.RolloutCompleted, fmt.Sprintf("%+v", st)
+	})
+	on("1.1.0", 0, 1, 2)
+	for i, w := range workloads {
+		// install + one upgrade for the two changed layers; extra unchanged.
+		if got, want := helmRevisions(t, w), map[string]int{"hello-universe": 2, "banner": 2, "extra": 1}; !maps.Equal(got, want) {
+			t.Errorf("%s release revisions %v, want %v", clusters[i].Name, got, want)
+		}
+	}
+	if st := webRollout("1.1.0"); waveOf(st, "ring-c").StartTime.Before(waveOf(st, "ring-b").HealthyTime) {
+		t.Errorf("wave ring-c started before ring-b was healthy: %+v", st.Waves)
+	}
+
+	// A bad version: extra removed, banner swapped for a notice layer, and a
+	// Deployment no node can run.
+	bad := webProfile("1.2.0", "2", "two")
+	bad.Spec.Layers = []v1.Layer{bad.Spec.Layers[0],
+		inlineLayer("notice", "web", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notice, namespace: web}\ndata: {message: three}\n"),
+		inlineLayer("stuck", "stuck", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck, namespace: stuck}\nspec:\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {strata.dev/no-such-node: \"true\"}\n      containers: [{name: app, image: registry.k8s.io/pause:3.10}]\n"),
+	}
+	bad.Spec.Rollout = policy()
+	must(t, c.Create(ctx, bad))
+	waitFor(t, "the roll-out of 1.2.0 RolledBack", func() (bool, string) {
+		st := webRollout("1.2.0")
+		return st != nil && st.Phase == v1.RolloutRolledBack, fmt.Sprintf("%+v", st)
+	})
+	waitFor(t, "store-a back on 1.1.0 with banner and extra", func() (bool, string) {
+		got := getCluster(t, c, clusters[0])
+		names := layerNames(got)
+		want := []string{"hello-universe@1.1.0=Ready", "banner@1.1.0=Ready", "extra@1.1.0=Ready"}
+		return got.Status.Phase == v1.ClusterReady && slices.Equal(names, want), fmt.Sprintf("%s %v", got.Status.Phase, names)
+	})
+	cs, err := workloads[0].Clientset()
+	must(t, err)
+	if cm, err := cs.CoreV1().ConfigMaps("web").Get(ctx, "extra", metav1.GetOptions{}); err != nil || cm.Data["kept"] != "yes" {
+		t.Errorf("extra after the roll-back: %v", err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("web").Get(ctx, "notice", metav1.GetOptions{}); err == nil {
+		t.Error("the swapped-in notice layer is still on store-a")
+	}
+	for _, i := range []int{1, 2} {
+		if got := helmRevisions(t, workloads[i]); !maps.Equal(got, map[string]int{"hello-universe": 2, "banner": 2, "extra": 1}) {
+			t.Errorf("%s was touched by the bad version: %v", clusters[i].Name, got)
+		}
+	}
+
+	// A fixed version published while 1.2.0 is halted reaches everyone.
+	fixed := webProfile("1.2.1", "2", "two")
+	fixed.Spec.Layers = []v1.Layer{fixed.Spec.Layers[0],
+		inlineLayer("notice", "web", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notice, namespace: web}\ndata: {message: three}\n")}
+	must(t, c.Create(ctx, fixed))
+	on("1.2.1", 0, 1, 2)
+	if got := getCluster(t, c, clusters[0]); !slices.Equal(layerNames(got), []string{"hello-universe@1.2.1=Ready", "notice@1.2.1=Ready"}) {
+		t.Errorf("store-a on 1.2.1: %v", layerNames(got))
+	}
+}

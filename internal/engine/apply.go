@@ -258,6 +258,10 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 		case blockedBy(lp, failed) != "":
 			lr.Phase, lr.Message = PhaseBlocked, "waiting for layer "+blockedBy(lp, failed)+", which failed"
 			failed[lp.Name] = true
+		case ctx.Err() != nil:
+			// Stopping: no new change starts; the next run takes it up.
+			lr.Phase, lr.Message = PhasePending, "not started: "+ctx.Err().Error()
+			failed[lp.Name] = true
 		default:
 			lr = e.applyLayer(ctx, lp, inv, lr)
 			if lr.Phase != PhaseReady && lr.Phase != PhaseRemoved {
@@ -286,7 +290,13 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 		e.emit(Event{Layer: lp.Name, Action: lp.Action, Phase: act.phase(), Message: lp.Reason})
 	}
 	started := time.Now()
-	err := act.run(ctx, e, lp)
+	// A change once started is finished and recorded even when the caller
+	// stops meanwhile (a manager shutting down): cut in the middle, an
+	// upgrade would leave its release half-applied and cost another
+	// revision on the next run. Only the readiness wait stops with ctx.
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.Timeout)
+	defer cancel()
+	err := act.run(work, e, lp)
 
 	after := inv.clone()
 	switch lp.Action {
@@ -302,7 +312,7 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 		}
 		after.put(rec)
 	}
-	if werr := e.writeInventory(ctx, inv, after); werr != nil && err == nil {
+	if werr := e.writeInventory(work, inv, after); werr != nil && err == nil {
 		err = werr
 	}
 	*inv = *after
