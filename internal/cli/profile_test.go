@@ -127,3 +127,23 @@ spec:
 		}
 	}
 }
+
+// A roll-out duration without its unit is an input error naming the field.
+func TestRolloutDurationWithoutUnit(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "rollout.yaml")
+	writeFile(t, bad, `apiVersion: strata.dev/v1alpha1
+kind: ClusterProfile
+metadata: {name: web-1.0.0}
+spec:
+  name: web
+  version: 1.0.0
+  type: add-on
+  rollout:
+    waves: [{name: canary, soak: "2"}]
+  layers: [{name: web, kind: addon, pack: {name: hello-universe, version: 1.2.0}}]
+`)
+	_, errOut, code := runIn(t, "", append([]string{"profile", "validate", "-f", bad}, packFlags...)...)
+	if code != ExitFail || !strings.Contains(errOut, bad+": ClusterProfile: spec.rollout.waves[0].soak: 2: want a duration with its unit") {
+		t.Errorf("exit %d\n%s", code, errOut)
+	}
+}

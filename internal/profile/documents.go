@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -101,6 +102,10 @@ func (d *Documents) read(file string, data []byte) error {
 		switch meta.Kind {
 		case "ClusterProfile":
 			var p v1.ClusterProfile
+			if err := rolloutDurations(raw); err != nil {
+				errs = append(errs, fmt.Errorf("%s: ClusterProfile: %w", src, err))
+				continue
+			}
 			if err := sigsyaml.UnmarshalStrict(raw, &p); err != nil {
 				errs = append(errs, fmt.Errorf("%s: ClusterProfile: %w", src, err))
 				continue
@@ -130,4 +135,42 @@ func stripComments(b []byte) []byte {
 		}
 	}
 	return []byte(strings.Join(out, "\n"))
+}
+
+// rolloutDurations checks a profile's roll-out durations before decoding,
+// where a duration without its unit ("2") would fail with no field path.
+func rolloutDurations(raw []byte) error {
+	var doc struct {
+		Spec struct {
+			Rollout struct {
+				ProgressDeadline any `json:"progressDeadline"`
+				Waves            []struct {
+					Soak any `json:"soak"`
+				} `json:"waves"`
+			} `json:"rollout"`
+		} `json:"spec"`
+	}
+	if sigsyaml.Unmarshal(raw, &doc) != nil {
+		return nil // the typed decode says what is wrong
+	}
+	check := func(field string, v any) error {
+		if v == nil {
+			return nil
+		}
+		if s, ok := v.(string); ok {
+			if _, err := time.ParseDuration(s); err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: %v: want a duration with its unit, e.g. 90s, 5m or 1h30m", field, v)
+	}
+	if err := check("spec.rollout.progressDeadline", doc.Spec.Rollout.ProgressDeadline); err != nil {
+		return err
+	}
+	for i, w := range doc.Spec.Rollout.Waves {
+		if err := check(fmt.Sprintf("spec.rollout.waves[%d].soak", i), w.Soak); err != nil {
+			return err
+		}
+	}
+	return nil
 }

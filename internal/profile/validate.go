@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -51,6 +52,9 @@ func Validate(p Profile) Findings {
 
 	validateLayerOrder(spec, add)
 	vars := validateVariables(spec.Variables, add)
+	if spec.Rollout != nil {
+		validateRollout(*spec.Rollout, add)
+	}
 
 	names := map[string]int{}
 	for i, l := range spec.Layers {
@@ -187,4 +191,41 @@ func countSources(l v1.Layer) int {
 		}
 	}
 	return n
+}
+
+// validateRollout checks what the API server's schema cannot: selectors
+// that mean something, wave names once each, a wave after one that takes
+// every cluster left (it would stay empty).
+func validateRollout(r v1.RolloutPolicy, add func(field, format string, args ...any)) {
+	seen := map[string]int{}
+	catchAll := -1
+	for i, w := range r.Waves {
+		field := fmt.Sprintf("spec.rollout.waves[%d]", i)
+		if j, dup := seen[w.Name]; dup {
+			add(field+".name", "%q is also the name of spec.rollout.waves[%d]: wave names are unique", w.Name, j)
+		}
+		seen[w.Name] = i
+		if catchAll >= 0 {
+			add(field, "comes after spec.rollout.waves[%d], which has no selector and takes every cluster left: this wave stays empty", catchAll)
+		}
+		if w.Soak != nil && w.Soak.Duration < 0 {
+			add(field+".soak", "%s: want a duration of zero or more, e.g. 2m", w.Soak.Duration)
+		}
+		if w.Selector == nil {
+			catchAll = i
+		} else if _, err := metav1.LabelSelectorAsSelector(w.Selector); err != nil {
+			add(field+".selector", "%v", err)
+		}
+	}
+	if r.ProgressDeadline != nil && r.ProgressDeadline.Duration <= 0 {
+		add("spec.rollout.progressDeadline", "%s: want a positive duration, e.g. 5m", r.ProgressDeadline.Duration)
+	}
+	if r.MaxFailures != nil && *r.MaxFailures < 0 {
+		add("spec.rollout.maxFailures", "%d: want 0 or more", *r.MaxFailures)
+	}
+	switch r.OnFailure {
+	case "", v1.RolloutRollback, v1.RolloutHalt:
+	default:
+		add("spec.rollout.onFailure", "%q: want Rollback or Halt", r.OnFailure)
+	}
 }
