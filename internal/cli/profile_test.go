@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,8 +144,10 @@ spec:
     waves: [{name: canary, soak: "2"}]
   layers: [{name: web, kind: addon, pack: {name: hello-universe, version: 1.2.0}}]
 `)
-	_, errOut, code := runIn(t, "", append([]string{"profile", "validate", "-f", bad}, packFlags...)...)
-	if code != ExitFail || !strings.Contains(errOut, bad+": ClusterProfile: spec.rollout.waves[0].soak: 2: want a duration with its unit") {
-		t.Errorf("exit %d\n%s", code, errOut)
+	root := NewRootCommand(io.Discard, io.Discard)
+	root.SetArgs(append([]string{"profile", "validate", "-f", bad}, packFlags...))
+	err := root.Execute()
+	if exitCode(err) != ExitFail || !strings.Contains(fmt.Sprint(err), bad+": ClusterProfile: spec.rollout.waves[0].soak: 2: want a duration with its unit") {
+		t.Errorf("exit %d: %v", exitCode(err), err)
 	}
 }
