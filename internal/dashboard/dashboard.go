@@ -54,7 +54,7 @@ type Server struct {
 func New(cfg *rest.Config, local bool) (*Server, error) {
 	s := &Server{Config: cfg, Local: local, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{"inc": func(i int) int { return i + 1 }}
-	for _, page := range []string{"clusters", "cluster", "profiles", "diff", "inventory", "packs", "error"} {
+	for _, page := range []string{"clusters", "cluster", "profiles", "diff", "inventory", "packs", "rollouts", "error"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("dashboard template %s: %w", page, err)
@@ -76,6 +76,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /profiles/{namespace}/{name}/diff", s.profileDiff)
 	mux.HandleFunc("GET /inventory", s.inventory)
 	mux.HandleFunc("GET /packs", s.packs)
+	mux.HandleFunc("GET /rollouts", s.rollouts)
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /login", s.login)
 	return mux

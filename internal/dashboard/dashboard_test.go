@@ -237,6 +237,24 @@ func TestPagesFollowTheFleetAndRBAC(t *testing.T) {
 			t.Errorf("packs page lacks %q\n%s", want, body)
 		}
 	}
+	// Roll-outs: a halted one drawn as its waves, with its reason.
+	halted := &v1.ClusterProfile{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.1.0"}, halted))
+	halted.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary"}}}
+	must(t, c.Update(context.Background(), halted))
+	halted.Status.Rollout = &v1.RolloutStatus{Phase: v1.RolloutRolledBack, Reason: "1 clusters failed, at most 0 allowed: retail/site-001: not healthy on 1.1.0 within 5m0s",
+		Waves: []v1.WaveStatus{
+			{Name: "canary", Clusters: []v1.RolloutCluster{{Namespace: "retail", Name: "site-001", State: v1.ClusterRolloutRolledBack}}},
+			{Name: "rest", Clusters: []v1.RolloutCluster{{Namespace: "retail", Name: "site-002", State: v1.ClusterRolloutPending}}},
+		}}
+	must(t, c.Status().Update(context.Background(), halted))
+	_, body = get(t, local, "/rollouts", "")
+	for _, want := range []string{`data-rollout="strata-system/hello@1.1.0"`, `<span class="badge RolledBack">RolledBack</span>`, "retail/site-001: not healthy on 1.1.0 within 5m0s",
+		`<h3>canary</h3>`, `<div class="chip RolledBack" title=""><a href="/clusters/retail/site-001">retail/site-001</a> <span>RolledBack</span></div>`, `<h3>rest</h3>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("roll-outs page lacks %q\n%s", want, body)
+		}
+	}
 	_, body = get(t, local, "/inventory", "")
 	for _, want := range []string{`data-package="spegel@0.0.18"`, "6 clusters", `data-package="spegel@0.0.30"`, "2 clusters", `data-package="hello-universe@1.2.0"`, "8 clusters"} {
 		if !strings.Contains(body, want) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -19,6 +20,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/rollout"
 )
 
 // clusterRow is a cluster in the clusters table.
@@ -434,6 +436,40 @@ func (s *Server) packs(w http.ResponseWriter, r *http.Request) {
 	}
 	data.Packs = registry.Usage(regs.Items, profiles.Items, clusters.Items)
 	s.render(w, r, "packs", data)
+}
+
+type rolloutsPage struct {
+	page
+	Rollouts []rolloutView
+}
+
+type rolloutView struct {
+	Namespace string
+	rollout.Report
+}
+
+// rollouts draws every profile version with a roll-out policy the user may
+// see as its waves, newest first: which clusters are where, what halted it.
+func (s *Server) rollouts(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var profiles v1.ClusterProfileList
+	if err := c.List(r.Context(), &profiles); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := rolloutsPage{page: page{Title: "Roll-outs", Nav: "rollouts"}}
+	items := profiles.Items
+	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
+	for i := range items {
+		if report, err := rollout.ReportOf(&items[i]); err == nil {
+			data.Rollouts = append(data.Rollouts, rolloutView{Namespace: items[i].Namespace, Report: report})
+		}
+	}
+	s.render(w, r, "rollouts", data)
 }
 
 // diffRow is one line of a side-by-side diff: removed lines on the left,
