@@ -229,6 +229,10 @@ type ClusterStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// HealthChecks are the roll-out gates of the versions it is moving to,
+	// as last checked.
+	// +optional
+	HealthChecks []HealthCheckResult `json:"healthChecks,omitempty"`
 }
 
 // ProfileStatus is an attached profile as the cluster runs it.

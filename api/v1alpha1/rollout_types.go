@@ -35,6 +35,55 @@ type RolloutPolicy struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Rollback;Halt
 	OnFailure RolloutFailureAction `json:"onFailure,omitempty"`
+	// HealthChecks are gates beyond every layer Ready: objects of the
+	// workload cluster that must be healthy for a cluster to count as
+	// healthy on this version, from its update to the end of its wave's soak.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	HealthChecks []HealthCheck `json:"healthChecks,omitempty"`
+}
+
+// HealthCheck is one gate: an object and what it must show.
+type HealthCheck struct {
+	// Name identifies the check in statuses and messages.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Object is the object of the workload cluster to read.
+	Object HealthCheckObject `json:"object"`
+	// Condition is a CEL expression over the live object, bound to self,
+	// that must be true — written as Kubernetes validation rules are, e.g.
+	// `self.status.availableReplicas >= 2`. Without one, the object must be
+	// Current as kstatus computes it (available, rolled out).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Condition string `json:"condition,omitempty"`
+}
+
+// HealthCheckObject names an object of the workload cluster.
+type HealthCheckObject struct {
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Namespace, for a namespaced object.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// HealthCheckResult is a health check as a cluster last saw it.
+type HealthCheckResult struct {
+	Profile string `json:"profile"`
+	Version string `json:"version"`
+	Name    string `json:"name"`
+	Healthy bool   `json:"healthy"`
+	// Message says what was seen when it is not healthy.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // RolloutFailureAction is what happens to clusters that fail a version.

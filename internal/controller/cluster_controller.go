@@ -33,6 +33,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/health"
 	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/registry"
@@ -189,7 +190,41 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			}
 		}
 	}
+	if r.checkHealth(ctx, c, e, resolved.visible) {
+		// A roll-out is watching this cluster: look again soon, so a gate
+		// that fails during the soak is seen in time.
+		return ctrl.Result{RequeueAfter: min(r.Resync, healthRecheck)}, nil
+	}
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+// healthRecheck is how often a cluster that a roll-out is updating or
+// soaking is checked again.
+const healthRecheck = 5 * time.Second
+
+// checkHealth runs the health checks of the roll-outs this cluster is in
+// (updating or soaking the version it runs) into its status, and says
+// whether there were any.
+func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e *engine.Engine, visible []profile.Profile) bool {
+	var results []v1.HealthCheckResult
+	watched := false
+	for _, ps := range c.Status.Profiles {
+		for _, p := range visible {
+			if p.Spec.Name != ps.Name || p.Spec.Version != ps.Version || p.Spec.Rollout == nil {
+				continue
+			}
+			if s := rollout.StateOf(p.ClusterProfile, c.Namespace, c.Name); s != v1.ClusterRolloutUpdating && s != v1.ClusterRolloutSoaking {
+				continue
+			}
+			watched = true
+			for _, hc := range p.Spec.Rollout.HealthChecks {
+				ok, msg := health.Check(ctx, e.Object, hc)
+				results = append(results, v1.HealthCheckResult{Profile: p.Spec.Name, Version: p.Spec.Version, Name: hc.Name, Healthy: ok, Message: msg})
+			}
+		}
+	}
+	c.Status.HealthChecks = results
+	return watched
 }
 
 // settle writes what an apply left — the layers, drift, the Reconciling and
@@ -347,6 +382,8 @@ type resolution struct {
 	profiles []v1.ProfileStatus
 	// policy is the cluster's own update policy, else its profiles'.
 	policy v1.UpdatePolicy
+	// visible are the profile versions the cluster's project sees.
+	visible []profile.Profile
 }
 
 // resolve reads the versions of the cluster's attached profiles that its
@@ -368,7 +405,7 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 	if err != nil {
 		return nil, err
 	}
-	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy}
+	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy, visible: visible}
 	if res.policy == "" {
 		res.policy = v1.UpdateAutomatic
 		for _, p := range visible {

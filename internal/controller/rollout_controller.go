@@ -3,11 +3,12 @@ package controller
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -103,9 +104,31 @@ func (r *RolloutReconciler) members(ctx context.Context, p *v1.ClusterProfile) (
 		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionReady); cond != nil && !m.Ready {
 			m.Problem = cond.Message
 		}
+		if m.Ready && m.Running == p.Spec.Version {
+			m.Ready, m.Problem = gatesPass(c, p)
+		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// gatesPass says whether a cluster passed every health check of the
+// version, as its last reconcile saw them; a check not reported yet has
+// not passed.
+func gatesPass(c *v1.Cluster, p *v1.ClusterProfile) (bool, string) {
+	var problems []string
+	for _, hc := range p.Spec.Rollout.HealthChecks {
+		i := slices.IndexFunc(c.Status.HealthChecks, func(r v1.HealthCheckResult) bool {
+			return r.Profile == p.Spec.Name && r.Version == p.Spec.Version && r.Name == hc.Name
+		})
+		switch {
+		case i < 0:
+			problems = append(problems, "health check "+hc.Name+" not run yet")
+		case !c.Status.HealthChecks[i].Healthy:
+			problems = append(problems, "health check "+hc.Name+": "+c.Status.HealthChecks[i].Message)
+		}
+	}
+	return len(problems) == 0, strings.Join(problems, "; ")
 }
 
 // picks says whether the cluster's attachment picks version p among the

@@ -119,6 +119,10 @@ func TestRolloutInWavesHaltsAndRollsBack(t *testing.T) {
 	}
 	good := helloProfile("1.1.0", "2")
 	good.Spec.Rollout = waves(true)
+	// Gates beyond every layer Ready: the Deployment Current, and both
+	// replicas available.
+	hello := v1.HealthCheckObject{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "hello-universe", Name: "hello-universe-deployment"}
+	good.Spec.Rollout.HealthChecks = []v1.HealthCheck{{Name: "current", Object: hello}, {Name: "two-available", Object: hello, Condition: "self.status.availableReplicas >= 2"}}
 	must(t, c.Create(ctx, good))
 	waitFor(t, "the roll-out of 1.1.0 paused before wave early", func() (bool, string) {
 		st := rolloutOf(t, c, "1.1.0")
@@ -406,4 +410,21 @@ func TestRolloutSurvivesARestartAndRollsBackRemovedAndSwappedLayers(t *testing.T
 	if got := getCluster(t, c, clusters[0]); !slices.Equal(layerNames(got), []string{"hello-universe@1.2.1=Ready", "notice@1.2.1=Ready"}) {
 		t.Errorf("store-a on 1.2.1: %v", layerNames(got))
 	}
+
+	// Every layer Ready is not enough when a health gate says no: the
+	// canary fails the gate and goes back to 1.2.1.
+	gated := webProfile("1.3.0", "2", "two")
+	gated.Spec.Layers = fixed.Spec.Layers
+	gated.Spec.Rollout = policy()
+	gated.Spec.Rollout.HealthChecks = []v1.HealthCheck{{Name: "notice-says-four", Condition: "self.data.message == 'four'",
+		Object: v1.HealthCheckObject{APIVersion: "v1", Kind: "ConfigMap", Namespace: "web", Name: "notice"}}}
+	must(t, c.Create(ctx, gated))
+	waitFor(t, "the roll-out of 1.3.0 RolledBack by its gate", func() (bool, string) {
+		st := webRollout("1.3.0")
+		return st != nil && st.Phase == v1.RolloutRolledBack, fmt.Sprintf("%+v", st)
+	})
+	if cs := waveOf(webRollout("1.3.0"), "ring-a").Clusters; len(cs) != 1 || !strings.Contains(cs[0].Message, `health check notice-says-four: ConfigMap web/notice: condition "self.data.message == 'four'" is false`) {
+		t.Errorf("canary of 1.3.0: %+v", cs)
+	}
+	on("1.2.1", 0, 1, 2)
 }

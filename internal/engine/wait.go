@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -244,4 +245,22 @@ func sortedValues(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Object reads one object of the cluster as it is now, e.g. for a
+// roll-out's health checks.
+func (e *Engine) Object(ctx context.Context, apiVersion, kind, namespace, name string) (*unstructured.Unstructured, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return nil, fmt.Errorf("apiVersion %q: %w", apiVersion, err)
+	}
+	m, err := e.getter.mapper.RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
+	if err != nil {
+		return nil, err
+	}
+	ri := dynamic.ResourceInterface(e.dynamic.Resource(m.Resource))
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ri = e.dynamic.Resource(m.Resource).Namespace(namespace)
+	}
+	return ri.Get(ctx, name, metav1.GetOptions{})
 }

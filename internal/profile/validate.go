@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/health"
 	"strata.dev/strata/internal/macro"
 	"strata.dev/strata/internal/pack"
 )
@@ -215,6 +216,22 @@ func validateRollout(r v1.RolloutPolicy, add func(field, format string, args ...
 			catchAll = i
 		} else if _, err := metav1.LabelSelectorAsSelector(w.Selector); err != nil {
 			add(field+".selector", "%v", err)
+		}
+	}
+	checks := map[string]int{}
+	for i, hc := range r.HealthChecks {
+		field := fmt.Sprintf("spec.rollout.healthChecks[%d]", i)
+		if j, dup := checks[hc.Name]; dup {
+			add(field+".name", "%q is also the name of spec.rollout.healthChecks[%d]: check names are unique", hc.Name, j)
+		}
+		checks[hc.Name] = i
+		if hc.Object.APIVersion == "" || hc.Object.Kind == "" || hc.Object.Name == "" {
+			add(field+".object", "want apiVersion, kind and name (and namespace for a namespaced object)")
+		}
+		if hc.Condition != "" {
+			if _, err := health.Compile(hc.Condition); err != nil {
+				add(field+".condition", "%q does not compile: %v", hc.Condition, err)
+			}
 		}
 	}
 	if r.ProgressDeadline != nil && r.ProgressDeadline.Duration <= 0 {

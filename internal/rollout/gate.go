@@ -30,24 +30,34 @@ func Decide(p *v1.ClusterProfile, namespace, name string) Decision {
 	}
 	aborted := p.Annotations[AbortedAnnotation] == "true"
 	rollback := aborted || p.Spec.Rollout.OnFailure != v1.RolloutHalt
-	for _, w := range st.Waves {
-		for _, c := range w.Clusters {
-			if c.Namespace != namespace || c.Name != name {
-				continue
-			}
-			switch c.State {
-			case v1.ClusterRolloutUpdating, v1.ClusterRolloutSoaking, v1.ClusterRolloutHealthy:
-				return Decision{Admit: true}
-			case v1.ClusterRolloutFailed:
-				// With Halt, a failed cluster stays where it is.
-				return Decision{Admit: !rollback, Reject: rollback}
-			case v1.ClusterRolloutRolledBack:
-				return Decision{Reject: true}
-			}
-			return Decision{}
-		}
+	switch StateOf(p, namespace, name) {
+	case v1.ClusterRolloutUpdating, v1.ClusterRolloutSoaking, v1.ClusterRolloutHealthy:
+		return Decision{Admit: true}
+	case v1.ClusterRolloutFailed:
+		// With Halt, a failed cluster stays where it is.
+		return Decision{Admit: !rollback, Reject: rollback}
+	case v1.ClusterRolloutRolledBack:
+		return Decision{Reject: true}
+	case v1.ClusterRolloutPending:
+		return Decision{}
 	}
 	return Decision{Admit: st.Phase == v1.RolloutCompleted}
+}
+
+// StateOf is a cluster's state in a profile version's roll-out; empty when
+// the roll-out does not list it.
+func StateOf(p *v1.ClusterProfile, namespace, name string) v1.RolloutClusterState {
+	if p.Status.Rollout == nil {
+		return ""
+	}
+	for _, w := range p.Status.Rollout.Waves {
+		for _, c := range w.Clusters {
+			if c.Namespace == namespace && c.Name == name {
+				return c.State
+			}
+		}
+	}
+	return ""
 }
 
 // Gate pins each of a cluster's attachments to the version it may run now:
