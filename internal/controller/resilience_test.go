@@ -28,6 +28,24 @@ func inlineLayer(name, namespace, manifests string) v1.Layer {
 	return v1.Layer{Name: name, Kind: v1.LayerAddon, Namespace: namespace, Manifests: &v1.ManifestSource{Inline: manifests}}
 }
 
+// deploymentOnNodes is a Deployment name in namespace name that runs only
+// on nodes labelled key=value: with no such node, it never becomes
+// available.
+func deploymentOnNodes(name, key, value string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      nodeSelector: {%[2]s: %[3]q}
+      containers: [{name: app, image: registry.k8s.io/pause:3.10}]
+`, name, key, value)
+}
+
 // A layer the workload cluster refuses fails on its own: the cluster says
 // which layer and why, and its other layers are installed and Ready.
 func TestAFailingLayerLeavesTheOthersReady(t *testing.T) {
@@ -198,18 +216,7 @@ func TestManagerRestartMidRolloutFinishesTheJob(t *testing.T) {
 	ctx := context.Background()
 	// "gated" runs only on nodes of pool "late", which no node is yet: its
 	// layer waits for readiness until a node joins that pool.
-	gated := `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: gated, namespace: gated}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: gated}}
-  template:
-    metadata: {labels: {app: gated}}
-    spec:
-      nodeSelector: {strata.dev/pool: late}
-      containers: [{name: app, image: registry.k8s.io/pause:3.10}]
-`
+	gated := deploymentOnNodes("gated", "strata.dev/pool", "late")
 	p := helloProfile("1.0.0", "1")
 	p.Spec.Layers = append(p.Spec.Layers,
 		inlineLayer("gated", "gated", gated),

@@ -191,18 +191,7 @@ func TestRolloutInWavesHaltsAndRollsBack(t *testing.T) {
 		revisions[cl.Name] = helmRevisions(t, workloads[i])
 	}
 	bad := helloProfile("1.2.0", "1")
-	bad.Spec.Layers = append(bad.Spec.Layers, inlineLayer("stuck", "stuck", `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: stuck, namespace: stuck}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: stuck}}
-  template:
-    metadata: {labels: {app: stuck}}
-    spec:
-      nodeSelector: {strata.dev/no-such-node: "true"}
-      containers: [{name: app, image: registry.k8s.io/pause:3.10}]
-`))
+	bad.Spec.Layers = append(bad.Spec.Layers, inlineLayer("stuck", "stuck", deploymentOnNodes("stuck", "strata.dev/no-such-node", "true")))
 	bad.Spec.Rollout = waves(false)
 	must(t, c.Create(ctx, bad))
 	waitFor(t, "the roll-out of 1.2.0 RolledBack", func() (bool, string) {
@@ -373,7 +362,7 @@ func TestRolloutSurvivesARestartAndRollsBackRemovedAndSwappedLayers(t *testing.T
 	bad := webProfile("1.2.0", "2", "two")
 	bad.Spec.Layers = []v1.Layer{bad.Spec.Layers[0],
 		inlineLayer("notice", "web", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notice, namespace: web}\ndata: {message: three}\n"),
-		inlineLayer("stuck", "stuck", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck, namespace: stuck}\nspec:\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {strata.dev/no-such-node: \"true\"}\n      containers: [{name: app, image: registry.k8s.io/pause:3.10}]\n"),
+		inlineLayer("stuck", "stuck", deploymentOnNodes("stuck", "strata.dev/no-such-node", "true")),
 	}
 	bad.Spec.Rollout = policy()
 	must(t, c.Create(ctx, bad))

@@ -222,15 +222,25 @@ type profilesPage struct {
 	Error    string
 }
 
-func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
+// profileVersions lists the profile versions the user may see, or answers
+// the request with why not.
+func (s *Server) profileVersions(w http.ResponseWriter, r *http.Request) (client.Client, *v1.ClusterProfileList, bool) {
 	c, err := s.clientFor(r)
 	if err != nil {
 		s.fail(w, r, err)
-		return
+		return nil, nil, false
 	}
 	var profiles v1.ClusterProfileList
 	if err := c.List(r.Context(), &profiles); err != nil {
 		s.fail(w, r, err)
+		return nil, nil, false
+	}
+	return c, &profiles, true
+}
+
+func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
+	c, profiles, ok := s.profileVersions(w, r)
+	if !ok {
 		return
 	}
 	data := profilesPage{page: page{Title: "Profiles", Nav: "profiles"}}
@@ -451,14 +461,8 @@ type rolloutView struct {
 // rollouts draws every profile version with a roll-out policy the user may
 // see as its waves, newest first: which clusters are where, what halted it.
 func (s *Server) rollouts(w http.ResponseWriter, r *http.Request) {
-	c, err := s.clientFor(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var profiles v1.ClusterProfileList
-	if err := c.List(r.Context(), &profiles); err != nil {
-		s.fail(w, r, err)
+	_, profiles, ok := s.profileVersions(w, r)
+	if !ok {
 		return
 	}
 	data := rolloutsPage{page: page{Title: "Roll-outs", Nav: "rollouts"}}

@@ -230,3 +230,43 @@ func TestDecideAndGate(t *testing.T) {
 		t.Error("a cluster that comes after a completed roll-out is held")
 	}
 }
+
+// The CLI's actions become the annotations a step reads.
+func TestSteer(t *testing.T) {
+	p := &v1.ClusterProfile{Spec: v1.ClusterProfileSpec{Name: "web", Version: "1.1.0", Rollout: &v1.RolloutPolicy{Waves: []v1.Wave{
+		{Name: "canary"}, {Name: "prod", Approval: true}, {Name: "late", Approval: true},
+	}}}}
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	steer := func(action string) map[string]string {
+		t.Helper()
+		ann, err := Steer(p, action, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Annotations = ann
+		return ann
+	}
+	if ann := steer("pause"); ann[PausedAnnotation] != "true" {
+		t.Errorf("pause: %v", ann)
+	}
+	if ann := steer("resume"); ann[PausedAnnotation] != "" || ann[ApprovedAnnotation] != "prod" {
+		t.Errorf("resume: %v, want unpaused and the first wave waiting approved", ann)
+	}
+	p.Status.Rollout = &v1.RolloutStatus{Waves: []v1.WaveStatus{{Name: "canary"}, {Name: "prod", StartTime: &metav1.Time{Time: now}}, {Name: "late"}}}
+	if ann := steer("resume"); ann[ApprovedAnnotation] != "prod,late" {
+		t.Errorf("second resume: %v, want the next wave approved too", ann)
+	}
+	if ann := steer("abort"); ann[AbortedAnnotation] != "true" {
+		t.Errorf("abort: %v", ann)
+	}
+	if ann := steer("retry"); ann[AbortedAnnotation] != "" || ann[RetryAnnotation] != "2026-12-02T10:00:00Z" {
+		t.Errorf("retry: %v, want the abort lifted and a retry token", ann)
+	}
+	if _, err := Steer(p, "rewind", now); err == nil {
+		t.Error("an unknown action was accepted")
+	}
+	p.Spec.Rollout = nil
+	if _, err := Steer(p, "pause", now); err == nil || !strings.Contains(err.Error(), "no roll-out policy") {
+		t.Errorf("a version without a policy: %v", err)
+	}
+}
