@@ -139,10 +139,10 @@ func (r *RolloutReconciler) picks(c *v1.Cluster, visible []profile.Profile, p *v
 			continue
 		}
 		candidates := slices.DeleteFunc(slices.Clone(visible), func(o profile.Profile) bool {
-			return o.ClusterProfile.UID != p.UID && rollout.Decide(o.ClusterProfile, c.Namespace, c.Name).Reject
+			return o.UID != p.UID && rollout.Decide(o.ClusterProfile, c.Namespace, c.Name).Reject
 		})
 		got, ok := stack.FindProfile(candidates, a.Name, a.Version)
-		return ok && got.ClusterProfile.UID == p.UID
+		return ok && got.UID == p.UID
 	}
 	return false
 }
