@@ -3,8 +3,8 @@
 # It checks the real packs and the example profiles, starts `strata up` (a
 # local management plane with the controllers), publishes the profiles and
 # two local clusters, follows them until Ready, then publishes a new version
-# of an add-on profile: the Automatic cluster converges, the Manual one shows
-# the plan and converges once approved. Last, a fixed build of a pack is
+# of an add-on profile in two waves: the Automatic cluster converges and
+# soaks, then the Manual one shows the plan and converges once approved. Last, a fixed build of a pack is
 # pushed again to strata up's registry: the clusters see the new digest.
 #
 #   hack/demo.sh            stops everything at the end
@@ -71,17 +71,23 @@ step "the fleet"
 bin/strata get clusters -n demo
 bin/strata describe cluster -n demo dev | sed -n '1,/^Events/p'
 
-step "the platform team publishes hello-apps 1.1.0 (API backend, masked credentials)"
+step "the platform team publishes hello-apps 1.1.0 (API backend, masked credentials), rolled out in waves: dev, then qa"
 bin/strata apply -f examples/releases/hello-apps-1.1.0.yaml
 bin/strata wait -n demo --profile hello-apps@1.1.0 --timeout 5m
 
-step "dev (Automatic) runs 1.1.0; qa (Manual) shows the update and waits"
+step "dev (Automatic) ran 1.1.0 healthy for its wave's soak; then qa's turn came: Manual, it shows the update and waits"
+bin/strata rollout status hello-apps 1.1.0 -n strata-system
 bin/strata get clusters -n demo
 bin/strata cluster plan -n demo qa | sed -n '1,40p'
 
 step "approve qa: it converges to exactly that plan"
 bin/strata cluster approve -n demo qa
 bin/strata wait -n demo qa --profile hello-apps@1.1.0 --timeout 5m
+for _ in $(seq 1 60); do
+  bin/strata rollout status hello-apps 1.1.0 -n strata-system | grep -q ": Completed" && break
+  sleep 1
+done
+bin/strata rollout status hello-apps 1.1.0 -n strata-system
 bin/strata get clusters -n demo
 bin/strata cluster kubeconfig -n demo qa > "$state/qa.kubeconfig"
 echo "qa's own kubeconfig: $state/qa.kubeconfig (strata cluster kubeconfig -n demo qa)"

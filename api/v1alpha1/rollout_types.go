@@ -53,6 +53,11 @@ type HealthCheck struct {
 	Name string `json:"name"`
 	// Object is the object of the workload cluster to read.
 	Object HealthCheckObject `json:"object"`
+	// Layer of this profile the object belongs to: without
+	// object.namespace, the object is in that layer's namespace as
+	// resolved for each cluster (one a variable sets, say).
+	// +optional
+	Layer string `json:"layer,omitempty"`
 	// Condition is a CEL expression over the live object, bound to self,
 	// that must be true — written as Kubernetes validation rules are, e.g.
 	// `self.status.availableReplicas >= 2`. Without one, the object must be

@@ -190,7 +190,7 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			}
 		}
 	}
-	if r.checkHealth(ctx, c, e, resolved.visible) {
+	if r.checkHealth(ctx, c, e, resolved) {
 		// A roll-out is watching this cluster: look again soon, so a gate
 		// that fails during the soak is seen in time.
 		return ctrl.Result{RequeueAfter: min(r.Resync, healthRecheck)}, nil
@@ -205,11 +205,11 @@ const healthRecheck = 5 * time.Second
 // checkHealth runs the health checks of the roll-outs this cluster is in
 // (updating or soaking the version it runs) into its status, and says
 // whether there were any.
-func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e *engine.Engine, visible []profile.Profile) bool {
+func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e *engine.Engine, resolved *resolution) bool {
 	var results []v1.HealthCheckResult
 	watched := false
 	for _, ps := range c.Status.Profiles {
-		for _, p := range visible {
+		for _, p := range resolved.visible {
 			if p.Spec.Name != ps.Name || p.Spec.Version != ps.Version || p.Spec.Rollout == nil {
 				continue
 			}
@@ -218,6 +218,9 @@ func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e *e
 			}
 			watched = true
 			for _, hc := range p.Spec.Rollout.HealthChecks {
+				if l, found := resolved.stack.Layer(hc.Layer); found && hc.Object.Namespace == "" {
+					hc.Object.Namespace = l.Namespace
+				}
 				ok, msg := health.Check(ctx, e.Object, hc)
 				results = append(results, v1.HealthCheckResult{Profile: p.Spec.Name, Version: p.Spec.Version, Name: hc.Name, Healthy: ok, Message: msg})
 			}

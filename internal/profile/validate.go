@@ -54,7 +54,7 @@ func Validate(p Profile) Findings {
 	validateLayerOrder(spec, add)
 	vars := validateVariables(spec.Variables, add)
 	if spec.Rollout != nil {
-		validateRollout(*spec.Rollout, add)
+		validateRollout(*spec.Rollout, spec.Layers, add)
 	}
 
 	names := map[string]int{}
@@ -197,7 +197,7 @@ func countSources(l v1.Layer) int {
 // validateRollout checks what the API server's schema cannot: selectors
 // that mean something, wave names once each, a wave after one that takes
 // every cluster left (it would stay empty).
-func validateRollout(r v1.RolloutPolicy, add func(field, format string, args ...any)) {
+func validateRollout(r v1.RolloutPolicy, layers []v1.Layer, add func(field, format string, args ...any)) {
 	seen := map[string]int{}
 	catchAll := -1
 	for i, w := range r.Waves {
@@ -225,6 +225,9 @@ func validateRollout(r v1.RolloutPolicy, add func(field, format string, args ...
 			add(field+".name", "%q is also the name of spec.rollout.healthChecks[%d]: check names are unique", hc.Name, j)
 		}
 		checks[hc.Name] = i
+		if hc.Layer != "" && !slices.ContainsFunc(layers, func(l v1.Layer) bool { return l.Name == hc.Layer }) {
+			add(field+".layer", "%q: want the name of a layer of this profile", hc.Layer)
+		}
 		if hc.Object.APIVersion == "" || hc.Object.Kind == "" || hc.Object.Name == "" {
 			add(field+".object", "want apiVersion, kind and name (and namespace for a namespaced object)")
 		}
