@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/profile"
 )
 
 // fleet is a roll-out driven step by step over clusters whose reports the
@@ -268,5 +270,66 @@ func TestSteer(t *testing.T) {
 	p.Spec.Rollout = nil
 	if _, err := Steer(p, "pause", now); err == nil || !strings.Contains(err.Error(), "no roll-out policy") {
 		t.Errorf("a version without a policy: %v", err)
+	}
+}
+
+func version(v string, policy *v1.RolloutPolicy, st *v1.RolloutStatus) profile.Profile {
+	return profile.Profile{ClusterProfile: &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-" + v},
+		Spec:       v1.ClusterProfileSpec{Name: "web", Version: v, Rollout: policy},
+		Status:     v1.ClusterProfileStatus{Rollout: st},
+	}}
+}
+
+func listing(state v1.RolloutClusterState) *v1.RolloutStatus {
+	return &v1.RolloutStatus{Phase: v1.RolloutProgressing, Waves: []v1.WaveStatus{{Name: "rest", Clusters: []v1.RolloutCluster{{Namespace: "edge", Name: "c1", State: state}}}}}
+}
+
+// Gate pins each attachment to what the cluster may run: the version its
+// range or pin picks when admitted, else the last good one; versions it
+// rejected are never picked.
+func TestGate(t *testing.T) {
+	policy := &v1.RolloutPolicy{}
+	cluster := func(follows string) *v1.Cluster {
+		return &v1.Cluster{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "edge", Name: "c1"},
+			Spec:       v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: "web", Version: follows}}},
+			Status:     v1.ClusterStatus{Profiles: []v1.ProfileStatus{{Name: "web", Version: "1.0.0", LastGood: "1.0.0"}}},
+		}
+	}
+	cases := []struct {
+		name, follows string
+		newest        profile.Profile
+		want          string // "" when the attachment waits
+		rejected      []string
+	}{
+		{"no policy: moves at once", "1.x", version("1.1.0", nil, nil), "1.1.0", nil},
+		{"range, not reached yet", "1.x", version("1.1.0", policy, listing(v1.ClusterRolloutPending)), "1.0.0", nil},
+		{"range, admitted", "1.x", version("1.1.0", policy, listing(v1.ClusterRolloutUpdating)), "1.1.0", nil},
+		{"attachment changed to it, not reached yet", "1.1.0", version("1.1.0", policy, listing(v1.ClusterRolloutPending)), "1.0.0", nil},
+		{"failed: back to the last good", "1.x", version("1.1.0", policy, listing(v1.ClusterRolloutFailed)), "1.0.0", []string{"1.1.0"}},
+		{"rolled back, pinned to it", "1.1.0", version("1.1.0", policy, listing(v1.ClusterRolloutRolledBack)), "1.0.0", []string{"1.1.0"}},
+		{"roll-out not started", "1.x", version("1.1.0", policy, nil), "1.0.0", nil},
+	}
+	for _, tc := range cases {
+		visible := []profile.Profile{version("1.0.0", nil, nil), tc.newest}
+		got, rejected := Gate(cluster(tc.follows), visible)
+		pinned := ""
+		if len(got) == 1 {
+			pinned = got[0].Version
+		}
+		if pinned != tc.want || !slices.Equal(rejected["web"], tc.rejected) {
+			t.Errorf("%s: pinned %q rejected %v, want %q %v", tc.name, pinned, rejected["web"], tc.want, tc.rejected)
+		}
+	}
+	// A first install waits for its wave: nothing to hold on to.
+	c := cluster("1.x")
+	c.Status.Profiles = nil
+	if got, _ := Gate(c, []profile.Profile{version("1.1.0", policy, listing(v1.ClusterRolloutPending))}); len(got) != 0 {
+		t.Errorf("a first install before its wave: %+v, want the attachment left out", got)
+	}
+	// No such version: left to the resolver, which says so.
+	if got, _ := Gate(cluster("2.x"), []profile.Profile{version("1.0.0", nil, nil)}); len(got) != 1 || got[0].Version != "2.x" {
+		t.Errorf("an unknown version: %+v", got)
 	}
 }
