@@ -73,6 +73,9 @@ type ClusterReconciler struct {
 	Local *local.Provider
 
 	conns *connections
+	// renders is shared by every cluster's engine: a layer many clusters
+	// run with the same inputs is rendered once.
+	renders *engine.RenderCache
 	// statuses holds the status last written for each cluster.
 	statuses *writtenStatuses
 	// wake queues reconciles from outside the API: drift seen by a watch
@@ -578,6 +581,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.APIReader = mgr.GetAPIReader()
 	}
 	r.conns = newConnections()
+	r.renders = engine.NewRenderCache(0)
 	r.statuses = &writtenStatuses{byCluster: map[types.UID]*v1.ClusterStatus{}}
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(context.Background(), &v1.Cluster{}, profileIndex, indexProfiles); err != nil {

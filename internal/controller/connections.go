@@ -106,8 +106,9 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 		conn = &connection{key: cacheKey}
 		e, err := engine.New(engine.Options{
 			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
-			Events: func(ev engine.Event) { conn.events(ev) },
-			Charts: chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace), ZarfDir: r.zarfDir()}),
+			Events:  func(ev engine.Event) { conn.events(ev) },
+			Charts:  chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace), ZarfDir: r.zarfDir()}),
+			Renders: r.renders,
 		})
 		if err != nil {
 			return nil, "", err

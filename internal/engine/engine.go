@@ -52,6 +52,9 @@ type Options struct {
 	// Zarf fetches Zarf packages published to registries; Charts, when it
 	// can (a chartsource.Fetcher does), when nil.
 	Zarf render.ZarfFetcher
+	// Renders, when set, shares rendered layers between the engines of many
+	// clusters (see RenderCache); without it each plan renders every layer.
+	Renders *RenderCache
 	// ReportDrift reports drift in unchanged layers (phase Drifted) instead
 	// of repairing it.
 	ReportDrift bool

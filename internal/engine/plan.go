@@ -180,7 +180,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 			plan.Layers = append(plan.Layers, lp)
 			continue
 		}
-		manifest, err := render.Chart(ch, values, l.ReleaseName, l.Namespace, caps)
+		manifest, err := e.renderChart(ch, values, l.ReleaseName, l.Namespace, caps)
 		if err != nil {
 			lp.Action, lp.Reason = ActionRefuse, fmt.Sprintf("does not render: %v", err)
 			plan.Layers = append(plan.Layers, lp)

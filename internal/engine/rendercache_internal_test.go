@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
+)
+
+func testChart(template string, files ...*common.File) *chartv2.Chart {
+	return &chartv2.Chart{
+		Metadata:  &chartv2.Metadata{Name: "web", Version: "1.0.0", APIVersion: "v2"},
+		Templates: []*common.File{{Name: "templates/a.yaml", Data: []byte(template)}},
+		Files:     files,
+	}
+}
+
+// The key changes with every input rendering reads, and is empty for what
+// must be rendered each time.
+func TestRenderKey(t *testing.T) {
+	caps := common.DefaultCapabilities.Copy()
+	base := renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", caps)
+	if base == "" {
+		t.Fatal("a plain chart has no key")
+	}
+	other := caps.Copy()
+	other.APIVersions = append(other.APIVersions, "monitoring.coreos.com/v1")
+	for name, key := range map[string]string{
+		"values":    renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 2}, "web", "shop", caps),
+		"template":  renderKey(testChart("b: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", caps),
+		"release":   renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web2", "shop", caps),
+		"namespace": renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop2", caps),
+		"apis":      renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", other),
+		"file":      renderKey(testChart("a: {{ .Values.x }}", &common.File{Name: "f", Data: []byte("x")}), map[string]any{"x": 1}, "web", "shop", caps),
+	} {
+		if key == base || key == "" {
+			t.Errorf("another %s: key %q, want a different one", name, key)
+		}
+	}
+	if again := renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", caps); again != base {
+		t.Error("the same inputs give another key")
+	}
+	for name, ch := range map[string]*chartv2.Chart{
+		"random in a template":   testChart(`p: {{ randAlphaNum 8 }}`),
+		"a generated CA":         testChart(`{{ $ca := genCA "x" 365 }}`),
+		"lookup":                 testChart(`{{ lookup "v1" "Secret" "a" "b" }}`),
+		"random in a tpl'd file": testChart(`{{ tpl (.Files.Get "f") . }}`, &common.File{Name: "f", Data: []byte("{{ uuidv4 }}")}),
+	} {
+		if key := renderKey(ch, nil, "web", "shop", caps); key != "" {
+			t.Errorf("%s: shared", name)
+		}
+	}
+	if key := renderKey(testChart(`{{ tpl .Values.t . }}`), map[string]any{"t": "{{ now }}"}, "web", "shop", caps); key != "" {
+		t.Error("values rendered by tpl that read the clock: shared")
+	}
+}
+
+// Concurrent renders of one key compute it once; the cache keeps no more
+// than its size.
+func TestRenderCacheOnceAndBounded(t *testing.T) {
+	c := NewRenderCache(100)
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			m, err := c.render("k", func() (string, error) { calls.Add(1); return "manifest", nil })
+			if err != nil || m != "manifest" {
+				t.Errorf("%q %v", m, err)
+			}
+		})
+	}
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Errorf("rendered %d times, want once", calls.Load())
+	}
+	for i := range 20 {
+		_, _ = c.render(fmt.Sprint(i), func() (string, error) { return "0123456789", nil })
+	}
+	if c.bytes > 100 || len(c.entries) > 10 {
+		t.Errorf("%d bytes in %d entries, want at most 100", c.bytes, len(c.entries))
+	}
+	if _, err := c.render("bad", func() (string, error) { return "", fmt.Errorf("does not render") }); err == nil {
+		t.Error("an error was lost")
+	}
+	if _, ok := c.entries["bad"]; ok {
+		t.Error("a failed render was kept")
+	}
+}
