@@ -97,7 +97,7 @@ func (r *RolloutReconciler) members(ctx context.Context, p *v1.ClusterProfile) (
 		m := rollout.Member{Namespace: c.Namespace, Name: c.Name, Labels: c.Labels, AwaitingApproval: c.Status.PendingPlan != nil}
 		for _, s := range c.Status.Profiles {
 			if s.Name == p.Spec.Name {
-				m.Running, m.LastGood = s.Version, s.LastGood
+				m.Running, m.LastGood, m.Rejected = s.Version, s.LastGood, slices.Contains(s.Rejected, p.Spec.Version)
 			}
 		}
 		m.Ready = c.Status.Phase == v1.ClusterReady && c.Status.ObservedGeneration == c.Generation && c.Status.PendingPlan == nil

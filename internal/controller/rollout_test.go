@@ -71,8 +71,10 @@ func runsVersion(t *testing.T, c client.Client, cluster *v1.Cluster) (string, bo
 // times show. A bad version (a Deployment no node can run) fails the
 // canary's deadline: the roll-out halts, the canary goes back to the
 // version it ran healthy, and no other cluster gets a new release revision.
+//
+// Not parallel: its six clusters run before the package's parallel tests,
+// not on top of them (a 2-core machine then starves them all).
 func TestRolloutInWavesHaltsAndRollsBack(t *testing.T) {
-	t.Parallel()
 	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "edge")
 	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
 	must(t, err)
@@ -271,8 +273,9 @@ func layerNames(cl *v1.Cluster) []string {
 // that removes a layer and swaps another is rolled back on the canary —
 // the layer reinstalled, the swap undone — and a newer version published
 // while it is halted moves every cluster, the canary included.
+//
+// Not parallel, as the six-cluster test.
 func TestRolloutSurvivesARestartAndRollsBackRemovedAndSwappedLayers(t *testing.T) {
-	t.Parallel()
 	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "shop")
 	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
 	must(t, err)

@@ -58,6 +58,11 @@ type Member struct {
 	AwaitingApproval bool
 	// Problem says why it is not Ready, for a failure's message.
 	Problem string
+	// Rejected: the cluster reports this version as rejected, so what it
+	// reports running comes from a reconcile that acted on its failure (a
+	// status written before could still show the old version while the
+	// new one is being applied).
+	Rejected bool
 }
 
 func (m Member) key() string { return m.Namespace + "/" + m.Name }
@@ -252,7 +257,7 @@ func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Durat
 	if aborted && (c.State == v1.ClusterRolloutUpdating || c.State == v1.ClusterRolloutSoaking || c.State == v1.ClusterRolloutHealthy) {
 		set(v1.ClusterRolloutFailed, "the roll-out was aborted")
 	}
-	if c.State == v1.ClusterRolloutFailed && rollback && m.Running != version && (m.Ready || m.Running == "") {
+	if c.State == v1.ClusterRolloutFailed && rollback && m.Rejected && m.Running != version && (m.Ready || m.Running == "") {
 		set(v1.ClusterRolloutRolledBack, c.Message)
 	}
 }

@@ -151,8 +151,12 @@ func TestDeadlineHaltsAndRollsBack(t *testing.T) {
 	if !strings.Contains(f.status.Reason, "edge/c1: not healthy on 1.1.0 within 1m0s: layer web Failed") {
 		t.Errorf("reason %q", f.status.Reason)
 	}
-	// The cluster controller puts it back; the roll-out sees it Ready there.
+	// A status from before the failure still says 1.0.0 and Ready: not yet
+	// rolled back until the cluster reports the version rejected.
 	f.members["c1"].Running, f.members["c1"].Ready = "1.0.0", true
+	f.step()
+	f.expect(v1.RolloutHalted, "canary:c1=Failed rest:c2=Pending")
+	f.members["c1"].Rejected = true
 	f.step()
 	f.expect(v1.RolloutRolledBack, "canary:c1=RolledBack rest:c2=Pending")
 
@@ -186,12 +190,15 @@ func TestAbortReturnsEveryClusterThatMoved(t *testing.T) {
 	f.step()
 	f.converge("1.1.0")
 	f.step()
-	// c1 soaks, c2 started (it has not moved yet: nothing to take back).
+	// c1 soaks, c2 started (it has not moved yet).
 	f.expect(v1.RolloutProgressing, "all:c1=Soaking all:c2=Updating")
 	f.ann[AbortedAnnotation] = "true"
 	f.step()
+	f.expect(v1.RolloutHalted, "all:c1=Failed all:c2=Failed")
+	f.members["c2"].Rejected = true // it never left 1.0.0
+	f.step()
 	f.expect(v1.RolloutHalted, "all:c1=Failed all:c2=RolledBack")
-	f.members["c1"].Running = "1.0.0"
+	f.members["c1"].Running, f.members["c1"].Rejected = "1.0.0", true
 	f.step()
 	f.expect(v1.RolloutRolledBack, "all:c1=RolledBack all:c2=RolledBack")
 	if f.status.Reason != "aborted by a user" {
