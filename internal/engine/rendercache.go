@@ -144,8 +144,10 @@ func renderKey(ch *chartv2.Chart, values map[string]any, name, ns string, caps *
 	if !hashChart(h, ch) {
 		return ""
 	}
-	v, err := json.Marshal(values) // map keys sorted: equal values, equal bytes
-	if err != nil || unshareable.Match(v) { // values that tpl may render
+	// Map keys come out sorted: equal values, equal bytes. Values a tpl
+	// call renders must be deterministic too.
+	v, err := json.Marshal(values)
+	if err != nil || unshareable.Match(v) {
 		return ""
 	}
 	apis := slices.Clone([]string(caps.APIVersions))
