@@ -51,14 +51,18 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		Members: members, Annotations: p.Annotations, Now: time.Now(),
 	})
 	if before == nil || !equality.Semantic.DeepEqual(*before, st) {
-		r.record(p, before, &st)
-		observeRollout(p, &st)
 		p.Status.Rollout = &st
 		if err := r.Status().Update(ctx, p); apierrors.IsConflict(err) {
+			// Read from a cache behind our last write: step again on the
+			// stored status.
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		} else if err != nil {
 			return ctrl.Result{}, err
 		}
+		// Told once the step is stored, so a step redone after a conflict
+		// does not tell it twice.
+		r.record(p, before, &st)
+		observeRollout(p, &st)
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
