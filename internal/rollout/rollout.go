@@ -268,6 +268,9 @@ func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Durat
 func advance(st *v1.RolloutStatus, policy v1.RolloutPolicy, approved map[string]bool, paused bool, now metav1.Time) string {
 	for wi := range st.Waves {
 		w := &st.Waves[wi]
+		if len(w.Clusters) == 0 {
+			continue // nothing to soak: no wait for a wave no cluster is in
+		}
 		spec := waveSpec(policy, w.Name)
 		if hasState(*w, v1.ClusterRolloutPending) || hasState(*w, v1.ClusterRolloutUpdating) {
 			if paused {

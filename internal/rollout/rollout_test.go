@@ -112,6 +112,15 @@ func TestWavesSoakAndParallelism(t *testing.T) {
 	}
 }
 
+func TestAnEmptyWaveIsNoWait(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{
+		{Name: "canary", Selector: selector("canary"), Soak: &metav1.Duration{Duration: time.Hour}, Approval: true},
+		{Name: "all"},
+	}}, nil)
+	f.step()
+	f.expect(v1.RolloutProgressing, "all:c1=Updating")
+}
+
 func TestClustersNoWaveTakesGoLast(t *testing.T) {
 	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary", Selector: selector("canary")}}}, nil, ring("canary"))
 	f.step()
@@ -261,7 +270,8 @@ func TestSteer(t *testing.T) {
 	if ann := steer("resume"); ann[PausedAnnotation] != "" || ann[ApprovedAnnotation] != "prod" {
 		t.Errorf("resume: %v, want unpaused and the first wave waiting approved", ann)
 	}
-	p.Status.Rollout = &v1.RolloutStatus{Waves: []v1.WaveStatus{{Name: "canary"}, {Name: "prod", StartTime: &metav1.Time{Time: now}}, {Name: "late"}}}
+	one := []v1.RolloutCluster{{Namespace: "edge", Name: "c1", State: v1.ClusterRolloutPending}}
+	p.Status.Rollout = &v1.RolloutStatus{Waves: []v1.WaveStatus{{Name: "canary", Clusters: one}, {Name: "prod", StartTime: &metav1.Time{Time: now}, Clusters: one}, {Name: "late", Clusters: one}}}
 	if ann := steer("resume"); ann[ApprovedAnnotation] != "prod,late" {
 		t.Errorf("second resume: %v, want the next wave approved too", ann)
 	}

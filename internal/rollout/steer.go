@@ -89,14 +89,15 @@ func Steer(p *v1.ClusterProfile, action string, now time.Time) (map[string]strin
 // a resume lets go.
 func waitingWave(p *v1.ClusterProfile) string {
 	approved := approved(p.Annotations)
-	started := map[string]bool{}
+	started, empty := map[string]bool{}, map[string]bool{}
 	if st := p.Status.Rollout; st != nil {
 		for _, w := range st.Waves {
-			started[w.Name] = w.StartTime != nil
+			started[w.Name], empty[w.Name] = w.StartTime != nil, len(w.Clusters) == 0
 		}
 	}
 	for _, w := range p.Spec.Rollout.Waves {
-		if w.Approval && !approved[w.Name] && !started[w.Name] {
+		// A wave no cluster is in does not wait (see advance).
+		if w.Approval && !approved[w.Name] && !started[w.Name] && !empty[w.Name] {
 			return w.Name
 		}
 	}
