@@ -50,6 +50,23 @@ try {
   await page.goto(`${base}/clusters/${expect.approve}`);
   check((await page.locator("#plan").count()) === 1, "cluster page: no pending plan");
   await page.screenshot({ path: join(shots, "cluster-pending.png"), fullPage: true });
+  // The page that comes back after approving must converge even when the
+  // cluster does before its live stream opens: its /events request is held
+  // until the server's own page shows the cluster converged.
+  const clusterURL = `${base}/clusters/${expect.approve}`;
+  const converged = (async () => {
+    for (const deadline = Date.now() + 120000; Date.now() < deadline; ) {
+      const body = await (await page.request.get(clusterURL)).text();
+      const layers = body.match(/<tr data-layer=.*?<\/tr>/g) || [];
+      if (!body.includes('id="plan"') && layers.length > 0 && layers.every((l) => l.includes('class="badge Ready"'))) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`${clusterURL} did not converge within 2 minutes of approving`);
+  })();
+  await page.route("**/events*", async (route) => {
+    await converged;
+    await route.continue();
+  });
   await page.click("#approve"); // the form posts, and the page comes back
   await page.locator("#plan").waitFor({ state: "detached", timeout: 120000 });
   await page.locator('tr[data-layer] .badge.Ready').first().waitFor({ timeout: 120000 });

@@ -19,4 +19,9 @@
   }
   const es = new EventSource("/events" + location.search);
   es.addEventListener("changed", refresh);
+  // A change between serving this page and the stream opening (or while
+  // the stream was down and reconnecting) is told by nobody: the server
+  // opens the stream only once its watches run, so one refresh on each
+  // open closes that gap.
+  es.addEventListener("open", refresh);
 })();
