@@ -5,6 +5,7 @@ package deploy
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,9 +82,13 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 	bind("alice", "strata-viewer", "team-a")
 	bind("bob", "strata-editor", "team-a")
 	can := func(user, verb, resource, ns string) bool {
+		group := "strata.dev"
+		if resource == "rolebindings" {
+			group = rbacv1.GroupName
+		}
 		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{
 			User:               user,
-			ResourceAttributes: &authv1.ResourceAttributes{Group: "strata.dev", Resource: resource, Verb: verb, Namespace: ns},
+			ResourceAttributes: &authv1.ResourceAttributes{Group: group, Resource: resource, Verb: verb, Namespace: ns},
 		}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -103,11 +108,77 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 		{"system:serviceaccount:strata-system:strata-manager", "update", "clusters/status", "team-b", true},
 		{"system:serviceaccount:strata-system:strata-manager", "watch", "packregistries", "team-b", true},
 		{"system:serviceaccount:strata-system:strata-manager", "update", "packregistries/status", "team-b", true},
+		{"system:serviceaccount:strata-system:strata-manager", "create", "rolebindings", "strata-system", true},
 		{"alice", "list", "packregistries", "team-a", true},
 		{"bob", "create", "packregistries", "team-a", false},
 	} {
 		if got := can(tc.user, tc.verb, tc.resource, tc.ns); got != tc.want {
 			t.Errorf("%s %s %s in %s: allowed=%v, want %v", tc.user, tc.verb, tc.resource, tc.ns, got, tc.want)
 		}
+	}
+}
+
+// The agent's chart installs an agent started with the join token from the
+// values (in a Secret), acting as cluster-admin in its own cluster and
+// keeping its credentials in the release namespace; without a server it
+// says what is missing.
+func TestAgentChartInstalls(t *testing.T) {
+	t.Parallel()
+	p, problems := pack.Load("strata-agent")
+	if err := problems.Err(); err != nil {
+		t.Fatal(err)
+	}
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	e, err := engine.New(engine.Options{RESTConfig: cp.RESTConfig(), Timeout: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	install := func(values map[string]any) engine.LayerResult {
+		st := &stack.Stack{Cluster: "edge", Layers: []stack.Layer{{
+			Name: "strata-agent", Profile: "edge", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourcePack,
+			Package: p.Name, Version: p.Version, Namespace: "strata-system", ReleaseName: "strata-agent", Values: values, Pack: p,
+		}}}
+		plan, err := e.Plan(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Apply(ctx, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Layers[0]
+	}
+	if l := install(p.Values); l.Phase != engine.PhaseFailed || !strings.Contains(l.Message, "values: server: the management plane's API URL is required") {
+		t.Errorf("without a server: %s %q, want a failure naming values.server", l.Phase, l.Message)
+	}
+	values := pack.ChartValues(p.Values, p.Charts[0].Name, true)
+	values["server"], values["cluster"], values["joinToken"] = "https://mgmt.example.com:6443", "edge/site-1", "join-token-value"
+	if l := install(values); l.Phase != engine.PhaseReady {
+		t.Fatalf("chart: %s %s", l.Phase, l.Message)
+	}
+	cs, err := cp.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := cs.AppsV1().Deployments("strata-system").Get(ctx, "strata-agent", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
+	for _, want := range []string{"agent --server=https://mgmt.example.com:6443 --cluster=edge/site-1 --credentials-namespace=strata-system", "--token-file=/var/run/strata/join/token"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("agent args %q lack %q", args, want)
+		}
+	}
+	if s, err := cs.CoreV1().Secrets("strata-system").Get(ctx, "strata-agent-join", metav1.GetOptions{}); err != nil || string(s.Data["token"]) != "join-token-value" {
+		t.Errorf("join token Secret: %v", err)
+	}
+	r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{
+		User:               "system:serviceaccount:strata-system:strata-agent",
+		ResourceAttributes: &authv1.ResourceAttributes{Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions", Verb: "create"},
+	}}, metav1.CreateOptions{})
+	if err != nil || !r.Status.Allowed {
+		t.Errorf("the agent may not install CRDs in its cluster: %v", err)
 	}
 }

@@ -61,6 +61,20 @@ type NodePool struct {
 	DiskSize *resource.Quantity `json:"diskSize,omitempty"`
 }
 
+// ClusterMode says who applies a cluster's stack.
+// +kubebuilder:validation:Enum=push;agent
+type ClusterMode string
+
+// Cluster modes.
+const (
+	// ModePush: the manager connects to the cluster and applies its stack.
+	ModePush ClusterMode = "push"
+	// ModeAgent: `strata agent`, running in (or beside) the cluster, reads
+	// the cluster's desired state from the management plane, applies it and
+	// reports back; the manager never connects to the cluster.
+	ModeAgent ClusterMode = "agent"
+)
+
 // UpdatePolicy says when a cluster takes changes to its stack.
 // +kubebuilder:validation:Enum=Automatic;Manual
 type UpdatePolicy string
@@ -88,7 +102,16 @@ const (
 // ClusterSpec says which profiles a cluster follows and how it differs. An
 // imported cluster without kubeconfigSecretRef is reported Stalled rather
 // than refused, so clusters can be declared before their credentials exist.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'agent' && has(self.provider) && self.provider == 'local')",message="a local cluster is run by the manager: mode agent is for imported clusters"
 type ClusterSpec struct {
+	// Mode: push (the default) — the manager reaches the cluster through
+	// kubeconfigSecretRef; agent — `strata agent` in the cluster pulls its
+	// desired state and reports its status, for clusters the manager cannot
+	// reach (`strata cluster join-command` starts one).
+	// +kubebuilder:default=push
+	// +optional
+	Mode ClusterMode `json:"mode,omitempty"`
 	// Provider makes the cluster exist; imported (the default) reaches an
 	// existing cluster through kubeconfigSecretRef.
 	// +kubebuilder:default=imported
@@ -196,6 +219,9 @@ const (
 	// ConditionDrifted is True while objects changed by hand are reported
 	// and not repaired (drift policy Report).
 	ConditionDrifted = "Drifted"
+	// ConditionAgentConnected is True while an agent-mode cluster's agent
+	// sends its heartbeat.
+	ConditionAgentConnected = "AgentConnected"
 )
 
 // ClusterStatus is observed state of a cluster.
@@ -233,6 +259,27 @@ type ClusterStatus struct {
 	// as last checked.
 	// +optional
 	HealthChecks []HealthCheckResult `json:"healthChecks,omitempty"`
+	// Agent is what the agent of an agent-mode cluster last reported.
+	// +optional
+	Agent *AgentStatus `json:"agent,omitempty"`
+}
+
+// AgentStatus is an agent's own report.
+type AgentStatus struct {
+	// Version of strata the agent runs.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// LastHeartbeatTime is when the agent last reported; the cluster shows
+	// the agent disconnected after three missed heartbeats.
+	LastHeartbeatTime metav1.Time `json:"lastHeartbeatTime"`
+	// HeartbeatSeconds is how often the agent reports.
+	// +kubebuilder:validation:Minimum=1
+	HeartbeatSeconds int32 `json:"heartbeatSeconds"`
+	// LayersRemoved is set by the agent of a deleted cluster once its
+	// layers are gone (or left running, with strata.dev/orphan): the
+	// manager then lets the Cluster go.
+	// +optional
+	LayersRemoved bool `json:"layersRemoved,omitempty"`
 }
 
 // ProfileStatus is an attached profile as the cluster runs it.

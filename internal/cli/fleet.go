@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,6 +32,19 @@ func (f *mgmtFlags) register(cmd *cobra.Command) {
 }
 
 func (f *mgmtFlags) client() (client.Client, string, error) {
+	cfg, ns, err := f.config()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return nil, "", &exitError{code: ExitFail, err: err}
+	}
+	return c, ns, nil
+}
+
+// config is the management plane's client configuration and the project.
+func (f *mgmtFlags) config() (*rest.Config, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if f.kubeconfig != "" {
 		rules.ExplicitPath = f.kubeconfig
@@ -48,11 +62,7 @@ func (f *mgmtFlags) client() (client.Client, string, error) {
 			ns = "default"
 		}
 	}
-	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		return nil, "", &exitError{code: ExitFail, err: err}
-	}
-	return c, ns, nil
+	return cfg, ns, nil
 }
 
 // clusterJSON is the `strata get clusters -o json` contract.
@@ -242,7 +252,7 @@ func printProfiles(out io.Writer, items []v1.ClusterProfile, output string) erro
 
 func newClusterCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Work with one cluster of the management plane"}
-	cmd.AddCommand(newClusterPlanCommand(), newClusterApproveCommand(), newClusterKubeconfigCommand())
+	cmd.AddCommand(newClusterPlanCommand(), newClusterApproveCommand(), newClusterKubeconfigCommand(), newClusterJoinCommand())
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -17,6 +18,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -71,6 +73,13 @@ type ClusterReconciler struct {
 	Workers int
 	// Local runs the clusters of provider local; nil outside `strata up`.
 	Local *local.Provider
+	// Agent, when set, makes this the agent of one agent-mode Cluster: it
+	// applies the stack to the cluster it runs in (Workload) and writes the
+	// Cluster's status only. Unset, this is the manager's, which never
+	// connects to agent-mode clusters.
+	Agent *AgentRole
+	// Workload reaches the agent's own cluster; only with Agent.
+	Workload *rest.Config
 
 	conns *connections
 	// renders is shared by every cluster's engine: a layer many clusters
@@ -78,6 +87,9 @@ type ClusterReconciler struct {
 	renders *engine.RenderCache
 	// statuses holds the status last written for each cluster.
 	statuses *writtenStatuses
+	// agentAccess holds the agent-mode clusters whose agent's
+	// ServiceAccount and RBAC this manager has applied.
+	agentAccess sync.Map
 	// wake queues reconciles from outside the API: drift seen by a watch
 	// on a workload cluster, a local control plane that died.
 	wake chan event.GenericEvent
@@ -90,14 +102,25 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	switch {
+	case r.Agent == nil && c.Spec.Mode == v1.ModeAgent:
+		return r.reconcileAgentCluster(ctx, c)
+	case r.Agent != nil && c.Spec.Mode != v1.ModeAgent:
+		// Back in push mode: the manager has it.
+		return ctrl.Result{}, nil
+	}
 	if !c.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, c)
 	}
-	if controllerutil.AddFinalizer(c, Finalizer) {
+	// The manager keeps the finalizer; an agent may write only the status.
+	if r.Agent == nil && controllerutil.AddFinalizer(c, Finalizer) {
 		if err := r.Update(ctx, c); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
+	// An agent whose Cluster is not shown connected — it was away, or
+	// never reported — writes its status even when nothing else changed.
+	agentAway := r.Agent != nil && !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionAgentConnected)
 	// The cache may not have seen the status the last reconcile wrote: start
 	// from that one, or a change back to what the cache shows would look
 	// like no change and never be written.
@@ -108,8 +131,20 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	defer func() {
 		observe(c)
 		c.Status.ObservedGeneration = c.Generation
-		if !equalStatus(before, &c.Status) {
-			if perr := r.writeStatus(ctx, c); perr != nil && err == nil {
+		changed := !equalStatus(before, &c.Status) || agentAway
+		if changed && r.Agent != nil {
+			r.stampAgent(c, false)
+		}
+		if changed {
+			perr := r.writeStatus(ctx, c)
+			if perr != nil && r.Agent != nil {
+				// The management plane is away: the stack read last stays
+				// applied and repaired; the status is written when it is back.
+				log.FromContext(ctx).Info("status not written: management plane unreachable", "error", perr.Error())
+				result = ctrl.Result{RequeueAfter: min(r.retryAfterFailure(c), r.Resync)}
+				return
+			}
+			if perr != nil && err == nil {
 				err = perr
 			}
 		}
@@ -320,30 +355,16 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 	if !controllerutil.ContainsFinalizer(c, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	if r.Agent != nil {
+		return r.agentDelete(ctx, c)
+	}
 	if c.Spec.Provider == v1.ProviderLocal {
 		if err := r.deleteLocal(ctx, c); err != nil {
 			return ctrl.Result{}, err
 		}
 	} else if c.Annotations[OrphanAnnotation] != "true" {
-		e, _, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
-		if err != nil {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "ClusterUnreachable", "Delete", "%s", err.Error())
-			return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
-		}
-		plan, err := e.Plan(ctx, &stack.Stack{Cluster: c.Name})
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		res, err := e.Apply(ctx, plan)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if res.Failed() {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "RemoveFailed", "Delete", "%s", failedLayers(res))
-			return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
-		}
-		for _, l := range res.Layers {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "LayerRemoved", layerAction(engine.ActionRemove, l.Name), "layer %s removed", l.Name)
+		if retry, err := r.removeLayers(ctx, c); retry != nil || err != nil {
+			return *retry, err
 		}
 	}
 	controllerutil.RemoveFinalizer(c, Finalizer)
@@ -351,6 +372,51 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 	r.forgetConnection(c)
 	r.statuses.forget(c.UID)
 	return ctrl.Result{}, r.Update(ctx, c)
+}
+
+// removeLayers removes every layer Strata installed on the cluster; a
+// non-nil result says when to try again.
+func (r *ClusterReconciler) removeLayers(ctx context.Context, c *v1.Cluster) (*ctrl.Result, error) {
+	e, _, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
+	if err != nil {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "ClusterUnreachable", "Delete", "%s", err.Error())
+		return &ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
+	}
+	plan, err := e.Plan(ctx, &stack.Stack{Cluster: c.Name})
+	if err != nil {
+		return &ctrl.Result{}, err
+	}
+	res, err := e.Apply(ctx, plan)
+	if err != nil {
+		return &ctrl.Result{}, err
+	}
+	if res.Failed() {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "RemoveFailed", "Delete", "%s", failedLayers(res))
+		return &ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}, nil
+	}
+	for _, l := range res.Layers {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "LayerRemoved", layerAction(engine.ActionRemove, l.Name), "layer %s removed", l.Name)
+	}
+	return nil, nil
+}
+
+// agentDelete is the agent's part of a deleted Cluster: remove the layers
+// (or leave them, with strata.dev/orphan) and say so in the status, for
+// the manager to let the Cluster go.
+func (r *ClusterReconciler) agentDelete(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
+	if c.Status.Agent != nil && c.Status.Agent.LayersRemoved {
+		return ctrl.Result{}, nil
+	}
+	if c.Annotations[OrphanAnnotation] != "true" {
+		if retry, err := r.removeLayers(ctx, c); retry != nil || err != nil {
+			return *retry, err
+		}
+	}
+	c.Status.Phase = v1.ClusterDeleting
+	c.Status.Layers = nil
+	r.stampAgent(c, true)
+	r.forgetConnection(c)
+	return ctrl.Result{}, r.writeStatus(ctx, c)
 }
 
 // layerEvents turns the engine's progress into the cluster's events and
@@ -602,6 +668,24 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
+		// A status write, ours included, is no reason to reconcile again.
+		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		Named("cluster")
+	if r.Agent != nil {
+		// An agent reaches its own cluster, through no Secret, and reads
+		// the registries' objects only.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			r.heartbeat(ctx)
+			return nil
+		})); err != nil {
+			return err
+		}
+		return b.Complete(r)
+	}
 	if r.Local != nil {
 		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			r.Local.Supervise(ctx, 2*time.Second, r.localRestarted)
@@ -611,15 +695,9 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return err
 		}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		// A status write, ours included, is no reason to reconcile again.
-		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
+	return b.
 		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
-		Named("cluster").
 		Complete(r)
 }
 

@@ -58,6 +58,13 @@ func newConnections() *connections {
 // events going to events, and the cluster's Kubernetes version. The
 // kubeconfig stays in memory; it is never logged or written to status.
 func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events func(engine.Event)) (*engine.Engine, string, error) {
+	settings := fmt.Sprintf("%s/%s", c.Spec.DriftPolicy, r.LayerTimeout)
+	if r.Workload != nil {
+		// An agent reaches the cluster it runs in.
+		return r.connect(c, "agent/"+settings, func() (*rest.Config, string, error) {
+			return rest.CopyConfig(r.Workload), "agent/" + settings, nil
+		}, events)
+	}
 	ref := KubeconfigRef(c)
 	if ref == nil {
 		return nil, "", errors.New("spec.kubeconfigSecretRef is not set: an imported cluster is reached through a kubeconfig Secret")
@@ -78,20 +85,13 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 		return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
 	}
 	connKey := func(m metav1.Object) string {
-		return fmt.Sprintf("%s/%s/%s/%s/%s", m.GetUID(), m.GetResourceVersion(), key, c.Spec.DriftPolicy, r.LayerTimeout)
+		return fmt.Sprintf("%s/%s/%s/%s", m.GetUID(), m.GetResourceVersion(), key, settings)
 	}
-	cacheKey := connKey(meta)
-
-	r.conns.mu.Lock()
-	conn := r.conns.byCluster[c.UID]
-	r.conns.mu.Unlock()
-	if conn == nil || conn.key != cacheKey {
+	return r.connect(c, connKey(meta), func() (*rest.Config, string, error) {
 		secret := &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, name, secret); err != nil {
 			return nil, "", fmt.Errorf("kubeconfig Secret %s: %w", name, err)
 		}
-		// Keyed by the version read, which the cache may not have yet.
-		cacheKey = connKey(secret)
 		data, ok := secret.Data[key]
 		if !ok {
 			return nil, "", fmt.Errorf("kubeconfig Secret %s has no key %q", name, key)
@@ -101,9 +101,25 @@ func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events
 			// The parser's message may quote the file: it is not repeated.
 			return nil, "", fmt.Errorf("kubeconfig Secret %s key %q is not a usable kubeconfig", name, key)
 		}
+		// Keyed by the version read, which the cache may not have yet.
+		return cfg, connKey(secret), nil
+	}, events)
+}
+
+// connect returns the cluster's engine, made anew with load when none was
+// made for cacheKey, and the cluster's Kubernetes version.
+func (r *ClusterReconciler) connect(c *v1.Cluster, cacheKey string, load func() (*rest.Config, string, error), events func(engine.Event)) (*engine.Engine, string, error) {
+	r.conns.mu.Lock()
+	conn := r.conns.byCluster[c.UID]
+	r.conns.mu.Unlock()
+	if conn == nil || conn.key != cacheKey {
+		cfg, key, err := load()
+		if err != nil {
+			return nil, "", err
+		}
 		cfg.Timeout = requestTimeout
 		cfg.Wrap(countRequests)
-		conn = &connection{key: cacheKey}
+		conn = &connection{key: key}
 		e, err := engine.New(engine.Options{
 			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
 			Events:  func(ev engine.Event) { conn.events(ev) },

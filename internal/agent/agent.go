@@ -1,0 +1,161 @@
+// Package agent is `strata agent`: it runs beside an agent-mode cluster
+// that the management plane cannot reach, reads that cluster's desired
+// state from the management plane over outbound HTTPS, applies it with the
+// same engine and reconciler the manager uses in push mode, and reports
+// the cluster's status and a heartbeat back.
+//
+// The agent resolves and renders the stack itself, from the profiles it
+// reads and its own packs: the manager then does no work per agent
+// cluster, a cluster's Kubernetes version and APIs are read where they
+// are, and the last desired state stays in the agent's cache, applied and
+// repaired, while the management plane is away.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/stack"
+)
+
+// Options configure an agent.
+type Options struct {
+	// Cluster is the agent-mode Cluster the agent serves.
+	Cluster types.NamespacedName
+	// Join, when its Token is set, registers the agent; without it the
+	// agent uses the credentials it stored when it registered.
+	Join Join
+	// Workload reaches the cluster the agent manages.
+	Workload *rest.Config
+	// CredentialsNamespace of the managed cluster keeps the agent's
+	// credentials (Secret strata-agent); DefaultCredentialsNamespace when
+	// empty.
+	CredentialsNamespace string
+	// Packs the profiles' layers use.
+	Packs stack.Packs
+	// Heartbeat is how often the agent reports; 30 s when zero.
+	Heartbeat time.Duration
+	// Resync is how often the stack is checked for drift; 5 minutes when zero.
+	Resync time.Duration
+	// LayerTimeout bounds each layer's readiness wait.
+	LayerTimeout time.Duration
+	// TokenLifetime of the agent's own token, renewed at four fifths of
+	// it; 24 hours when zero.
+	TokenLifetime time.Duration
+	// Version of strata, reported in the status.
+	Version string
+	// Log receives the agent's diagnostics; discarded when nil.
+	Log *slog.Logger
+}
+
+// Run registers the agent if it must, then serves its cluster until ctx
+// ends.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Workload == nil {
+		return errors.New("agent: Options.Workload is required")
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 30 * time.Second
+	}
+	if opts.TokenLifetime == 0 {
+		opts.TokenLifetime = 24 * time.Hour
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	workload, err := kubernetes.NewForConfig(opts.Workload)
+	if err != nil {
+		return err
+	}
+	// Credentials kept from an earlier registration win over a join token:
+	// an agent restarted with the flags it was first started with (a
+	// Deployment's) goes on, instead of failing on its spent token. A join
+	// token serves when there are none, or they expired.
+	if opts.CredentialsNamespace == "" {
+		opts.CredentialsNamespace = DefaultCredentialsNamespace
+	}
+	kept := types.NamespacedName{Namespace: opts.CredentialsNamespace, Name: CredentialsSecret}
+	creds, err := loadCredentials(ctx, workload, opts.Cluster, kept)
+	switch {
+	case err != nil && !errors.Is(err, errNotRegistered):
+		return err
+	case err == nil && time.Now().Before(creds.expiry()):
+	case opts.Join.Token == "" && err == nil:
+		return fmt.Errorf("the agent's credentials expired at %s: start it with a new join token (`strata cluster join-command %s -n %s`)", creds.expiry().UTC().Format(time.RFC3339), opts.Cluster.Name, opts.Cluster.Namespace)
+	case opts.Join.Token == "":
+		return err
+	default:
+		opts.Join.Cluster = opts.Cluster
+		if creds, err = register(ctx, opts.Join, opts.TokenLifetime, kept); err != nil {
+			return err
+		}
+		if err := creds.store(ctx, workload); err != nil {
+			return fmt.Errorf("registered, but the credentials could not be kept in the cluster: %w", err)
+		}
+		log.Info("registered", "cluster", opts.Cluster.String(), "server", creds.server)
+	}
+	go creds.renew(ctx, workload, opts.TokenLifetime, func(err error) {
+		log.Warn("token not renewed; trying again in a minute", "error", err.Error())
+	})
+	mgr, err := newManager(creds.config(), opts, log)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// newManager is a controller manager on the management plane, as the
+// agent: its cache holds the agent's own Cluster and the profiles of its
+// project and the shared namespace — all its RBAC lets it read.
+func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager, error) {
+	ns := opts.Cluster.Namespace
+	namespaces := map[string]cache.Config{ns: {}, controller.SharedNamespace: {}}
+	// Controller names are checked unique per process for their metrics;
+	// an agent serves none, and several agents may share a process (tests,
+	// the hollow agents of a load test) or follow each other in it.
+	skipNameCheck := true
+	mgr, err := ctrl.NewManager(mgmt, ctrl.Options{
+		Scheme: controller.Scheme(),
+		Logger: logr.FromSlogHandler(log.Handler()),
+		Cache: cache.Options{
+			DefaultNamespaces: namespaces,
+			ByObject: map[client.Object]cache.ByObject{
+				&v1.Cluster{}: {Namespaces: map[string]cache.Config{ns: {FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.Cluster.Name)}}},
+			},
+		},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: &skipNameCheck},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &controller.ClusterReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Packs: opts.Packs,
+		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: 1,
+		Recorder: mgr.GetEventRecorder("strata-agent"),
+		Agent:    &controller.AgentRole{Cluster: opts.Cluster, Heartbeat: opts.Heartbeat, Version: opts.Version},
+		Workload: opts.Workload,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}

@@ -1,0 +1,253 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// An agent-mode cluster is served by two parties. The manager gives the
+// agent an identity — a ServiceAccount whose RBAC reaches its own Cluster,
+// its project's profiles and the shared ones, nothing else — keeps the
+// finalizer, and tells when the agent stops reporting. The agent, the same
+// ClusterReconciler run with Agent set, resolves, plans and applies the
+// stack on the cluster it runs in and writes the Cluster's status. The
+// manager never opens a connection to the cluster.
+
+// AgentServiceAccount names the ServiceAccount, in the cluster's namespace,
+// that an agent-mode cluster's agent acts as.
+func AgentServiceAccount(cluster string) string { return "strata-agent-" + cluster }
+
+// AgentJoinSecret names the Secret a join token is bound to: deleting it —
+// the agent does, once registered — makes the token worthless.
+func AgentJoinSecret(cluster string) string { return "strata-agent-join-" + cluster }
+
+// agentSharedRole lets agents read the shared namespace's profiles and
+// registries; each agent is bound to it by its own RoleBinding.
+const agentSharedRole = "strata-agent-shared"
+
+func agentSharedBinding(namespace, cluster string) string {
+	return "strata-agent." + namespace + "." + cluster
+}
+
+// AgentRole makes a ClusterReconciler the agent of the agent-mode Clusters
+// it sees (its cache holds only its own).
+type AgentRole struct {
+	// Cluster is the agent's own Cluster.
+	Cluster types.NamespacedName
+	// Heartbeat is how often the agent reports that it is alive.
+	Heartbeat time.Duration
+	// Version of strata the agent runs, reported in the status.
+	Version string
+}
+
+// heartbeatsMissed is how many heartbeats may go missing before the
+// manager shows an agent disconnected.
+const heartbeatsMissed = 3
+
+// reconcileAgentCluster is the manager's part of an agent-mode cluster.
+func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
+	if !c.DeletionTimestamp.IsZero() {
+		if !controllerutil.ContainsFinalizer(c, Finalizer) {
+			return ctrl.Result{}, nil
+		}
+		agent := c.Status.Agent
+		if agent != nil && !agent.LayersRemoved && c.Annotations[OrphanAnnotation] != "true" {
+			// The agent removes the layers and says so; until then the
+			// Cluster stays. Status writes wake nobody: look again.
+			return ctrl.Result{RequeueAfter: heartbeatOf(agent)}, nil
+		}
+		if err := r.removeAgentAccess(ctx, c); err != nil {
+			return ctrl.Result{}, err
+		}
+		controllerutil.RemoveFinalizer(c, Finalizer)
+		r.agentAccess.Delete(c.UID)
+		return ctrl.Result{}, r.Update(ctx, c)
+	}
+	if controllerutil.AddFinalizer(c, Finalizer) {
+		if err := r.Update(ctx, c); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	// The agent's access is written once per manager run: the manager
+	// reads none of it back, so a resync costs no request.
+	if _, done := r.agentAccess.Load(c.UID); !done {
+		if err := r.ensureAgentAccess(ctx, c); err != nil {
+			return ctrl.Result{}, fmt.Errorf("agent access of %s/%s: %w", c.Namespace, c.Name, err)
+		}
+		r.agentAccess.Store(c.UID, true)
+	}
+	status, reason, message, next := agentConnection(c, time.Now())
+	if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != status || cond.Reason != reason {
+		if err := r.setAgentConnected(ctx, c, status, reason, message); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// heartbeatOf is the agent's reporting interval.
+func heartbeatOf(a *v1.AgentStatus) time.Duration {
+	return time.Duration(max(a.HeartbeatSeconds, 1)) * time.Second
+}
+
+// agentConnection says whether the agent is heard from at now, and when to
+// look again.
+func agentConnection(c *v1.Cluster, now time.Time) (status metav1.ConditionStatus, reason, message string, next time.Duration) {
+	a := c.Status.Agent
+	if a == nil {
+		return metav1.ConditionFalse, "NotRegistered",
+			fmt.Sprintf("no agent has reported yet: start one where it can reach the cluster, with the command `strata cluster join-command %s -n %s` prints", c.Name, c.Namespace),
+			time.Minute
+	}
+	deadline := a.LastHeartbeatTime.Add(heartbeatsMissed * heartbeatOf(a))
+	if now.After(deadline) {
+		return metav1.ConditionFalse, "HeartbeatMissed",
+			fmt.Sprintf("no heartbeat since %s: the agent keeps the last desired state it read applied, and reports when it is back", a.LastHeartbeatTime.UTC().Format(time.RFC3339)),
+			heartbeatOf(a)
+	}
+	return metav1.ConditionTrue, "Heartbeat", "the agent reports", deadline.Sub(now) + time.Second
+}
+
+// setAgentConnected writes the AgentConnected condition onto the stored
+// Cluster: the rest of the status is the agent's.
+func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster, status metav1.ConditionStatus, reason, message string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		latest := &v1.Cluster{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), latest); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if latest.Status.Agent == nil && latest.Status.Phase == "" {
+			latest.Status.Phase = v1.ClusterPending
+		}
+		apimeta.SetStatusCondition(&latest.Status.Conditions, metav1.Condition{Type: v1.ConditionAgentConnected, Status: status, Reason: reason, Message: message, ObservedGeneration: latest.Generation})
+		return r.Status().Update(ctx, latest)
+	})
+}
+
+// agentRules are what an agent may do in its cluster's namespace: read and
+// report on its own Cluster, read the project's profiles and registries,
+// renew its own token and burn its join token.
+func agentRules(cluster string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters/status"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{AgentServiceAccount(cluster)}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{AgentJoinSecret(cluster)}, Verbs: []string{"get", "delete"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}
+}
+
+// sharedAgentRules let agents read the shared profiles and registries.
+var sharedAgentRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"}},
+}
+
+// ensureAgentAccess applies the agent's ServiceAccount, Role and
+// RoleBindings (server-side apply: repeated, it changes nothing).
+func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster) error {
+	sa := AgentServiceAccount(c.Name)
+	labels := map[string]string{"app.kubernetes.io/managed-by": "strata", "strata.dev/cluster": c.Name}
+	owned := func(name, namespace string) metav1.ObjectMeta {
+		m := metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels}
+		if namespace == c.Namespace {
+			m.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(c, v1.GroupVersion.WithKind("Cluster"))}
+		}
+		return m
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: c.Namespace}}
+	objects := []client.Object{
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: owned(sa, c.Namespace)},
+		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: owned(sa, c.Namespace), Rules: agentRules(c.Name)},
+		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(sa, c.Namespace), Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
+		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: metav1.ObjectMeta{Name: agentSharedRole, Namespace: SharedNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "strata"}}, Rules: sharedAgentRules},
+		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(agentSharedBinding(c.Namespace, c.Name), SharedNamespace), Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentSharedRole}},
+	}
+	for _, o := range objects {
+		//nolint:staticcheck // client.Apply with whole typed objects: the manager owns all of them.
+		if err := r.Patch(ctx, o, client.Apply, client.FieldOwner("strata"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("%s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func rbacTypeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: kind}
+}
+
+// removeAgentAccess deletes what ensureAgentAccess made (the shared Role
+// stays for the other agents); the agent's tokens stop working with its
+// ServiceAccount.
+func (r *ClusterReconciler) removeAgentAccess(ctx context.Context, c *v1.Cluster) error {
+	sa := AgentServiceAccount(c.Name)
+	for _, o := range []client.Object{
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: agentSharedBinding(c.Namespace, c.Name), Namespace: SharedNamespace}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: AgentJoinSecret(c.Name), Namespace: c.Namespace}},
+	} {
+		if err := r.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// stampAgent marks a status the agent writes: its version and heartbeat,
+// and AgentConnected — it is writing, so it is connected.
+func (r *ClusterReconciler) stampAgent(c *v1.Cluster, removed bool) {
+	c.Status.Agent = &v1.AgentStatus{
+		Version: r.Agent.Version, LastHeartbeatTime: metav1.Now(),
+		HeartbeatSeconds: int32(r.Agent.Heartbeat / time.Second), LayersRemoved: removed,
+	}
+	setCondition(c, v1.ConditionAgentConnected, metav1.ConditionTrue, "Heartbeat", "the agent reports")
+}
+
+// heartbeat reports the agent alive every r.Agent.Heartbeat until ctx ends:
+// a merge patch of status.agent alone, unless AgentConnected must be set
+// back to True (the manager set it False while the agent was away).
+func (r *ClusterReconciler) heartbeat(ctx context.Context) {
+	key := r.Agent.Cluster
+	tick := time.NewTicker(r.Agent.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c := &v1.Cluster{}
+		if err := r.Get(ctx, key, c); err != nil || c.Spec.Mode != v1.ModeAgent || !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != metav1.ConditionTrue {
+			// The full reconcile writes the condition with the status.
+			r.wakeUp(key)
+			continue
+		}
+		patch := client.MergeFrom(c.DeepCopy())
+		removed := c.Status.Agent != nil && c.Status.Agent.LayersRemoved
+		r.stampAgent(c, removed)
+		// An unreachable management plane is what the heartbeat finds
+		// out; the next tick tries again.
+		_ = r.Status().Patch(ctx, c, patch)
+	}
+}
