@@ -31,6 +31,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -62,12 +63,19 @@ type Options struct {
 	Version string
 	// Log receives the agent's diagnostics; discarded when nil.
 	Log *slog.Logger
+	// Hollow, for load tests, runs the agent without a cluster (Workload
+	// unset): it resolves, plans and reports as a real agent does, and
+	// applying records the plan in memory (engine.Hollow).
+	Hollow bool
 }
+
+// hollowKubernetesVersion is what a hollow agent's cluster reports.
+const hollowKubernetesVersion = "v1.37.2"
 
 // Run registers the agent if it must, then serves its cluster until ctx
 // ends.
 func Run(ctx context.Context, opts Options) error {
-	if opts.Workload == nil {
+	if opts.Workload == nil && !opts.Hollow {
 		return errors.New("agent: Options.Workload is required")
 	}
 	if opts.Heartbeat == 0 {
@@ -80,9 +88,13 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	workload, err := kubernetes.NewForConfig(opts.Workload)
-	if err != nil {
-		return err
+	var workload kubernetes.Interface
+	if !opts.Hollow {
+		cs, err := kubernetes.NewForConfig(opts.Workload)
+		if err != nil {
+			return err
+		}
+		workload = cs
 	}
 	// Credentials kept from an earlier registration win over a join token:
 	// an agent restarted with the flags it was first started with (a
@@ -153,6 +165,9 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager
 		Recorder: mgr.GetEventRecorder("strata-agent"),
 		Agent:    &controller.AgentRole{Cluster: opts.Cluster, Heartbeat: opts.Heartbeat, Version: opts.Version},
 		Workload: opts.Workload,
+	}
+	if opts.Hollow {
+		r.Hollow = engine.NewHollow(hollowKubernetesVersion)
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

@@ -202,6 +202,9 @@ func TestAgentModeEndToEnd(t *testing.T) {
 		cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected)
 		return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "HeartbeatMissed", fmt.Sprintf("%+v", cond)
 	})
+	if out := strataCLI(t, "get", "clusters", "-n", "edge", "--kubeconfig", kubeconfig); !strings.Contains(out, "Ready (agent disconnected)") {
+		t.Errorf("strata get clusters does not show the agent disconnected:\n%s", out)
+	}
 	scale(t, ws, 6)
 	waitFor(t, "drift repaired while disconnected", replicas(3))
 	// The manager stops too; the agent comes back to a management plane

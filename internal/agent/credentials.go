@@ -203,6 +203,10 @@ func register(ctx context.Context, join Join, lifetime time.Duration, kept types
 
 // store keeps the credentials in the managed cluster.
 func (c *credentials) store(ctx context.Context, workload kubernetes.Interface) error {
+	if workload == nil {
+		// A hollow agent has no cluster: it keeps them in memory.
+		return nil
+	}
 	token, expires := c.current()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.kept.Namespace}}
 	if _, err := workload.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
@@ -231,6 +235,9 @@ var errNotRegistered = errors.New("this cluster's agent has not registered: star
 
 // loadCredentials reads the credentials a registered agent kept.
 func loadCredentials(ctx context.Context, workload kubernetes.Interface, cluster, kept types.NamespacedName) (*credentials, error) {
+	if workload == nil {
+		return nil, errNotRegistered
+	}
 	s, err := workload.CoreV1().Secrets(kept.Namespace).Get(ctx, kept.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, errNotRegistered

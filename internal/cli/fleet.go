@@ -74,6 +74,9 @@ type clusterJSON struct {
 	UpdatesAvailable bool                    `json:"updatesAvailable"`
 	Drifted          bool                    `json:"drifted"`
 	Layers           []layerJSON             `json:"layers"`
+	// Agent is how an agent-mode cluster's agent stands: connected,
+	// disconnected or not registered; absent in push mode.
+	Agent string `json:"agent,omitempty"`
 }
 
 type layerJSON struct {
@@ -91,6 +94,7 @@ func toClusterJSON(c v1.Cluster) clusterJSON {
 	out := clusterJSON{
 		Name: c.Name, Namespace: c.Namespace, Phase: string(c.Status.Phase), Profiles: controller.AttachedProfiles(&c),
 		UpdatesAvailable: apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionUpdatesAvailable),
+		Agent:            controller.AgentState(&c),
 		Layers:           []layerJSON{},
 	}
 	for _, l := range c.Status.Layers {
@@ -225,7 +229,11 @@ func printClusters(out io.Writer, items []v1.Cluster, output string) error {
 		if c.Status.PendingPlan != nil {
 			updates = c.Status.PendingPlan.Summary
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d Ready\t%s\n", c.Namespace, c.Name, c.Status.Phase, strings.Join(profiles, ","), ready, len(c.Status.Layers), updates)
+		phase := string(c.Status.Phase)
+		if state := controller.AgentState(&c); state != "" && state != "connected" {
+			phase += " (agent " + state + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d Ready\t%s\n", c.Namespace, c.Name, phase, strings.Join(profiles, ","), ready, len(c.Status.Layers), updates)
 	}
 	return tw.Flush()
 }

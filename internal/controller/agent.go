@@ -54,6 +54,24 @@ type AgentRole struct {
 	Version string
 }
 
+// AgentState tells how an agent-mode cluster's agent stands, as the
+// AgentConnected condition says: "connected", "disconnected" or "not
+// registered"; empty for a push-mode cluster.
+func AgentState(c *v1.Cluster) string {
+	if c.Spec.Mode != v1.ModeAgent {
+		return ""
+	}
+	cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected)
+	switch {
+	case cond != nil && cond.Status == metav1.ConditionTrue:
+		return "connected"
+	case c.Status.Agent == nil:
+		return "not registered"
+	default:
+		return "disconnected"
+	}
+}
+
 // heartbeatsMissed is how many heartbeats may go missing before the
 // manager shows an agent disconnected.
 const heartbeatsMissed = 3
@@ -175,9 +193,13 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: owned(sa, c.Namespace), Rules: agentRules(c.Name)},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(sa, c.Namespace), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
-		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: metav1.ObjectMeta{Name: agentSharedRole, Namespace: SharedNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "strata"}}, Rules: sharedAgentRules},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(agentSharedBinding(c.Namespace, c.Name), SharedNamespace), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentSharedRole}},
+	}
+	if _, done := r.agentAccess.Load(agentSharedRole); !done {
+		// One Role for every agent; applied once per manager run.
+		objects = append(objects, &rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), Rules: sharedAgentRules,
+			ObjectMeta: metav1.ObjectMeta{Name: agentSharedRole, Namespace: SharedNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "strata"}}})
 	}
 	for _, o := range objects {
 		//nolint:staticcheck // client.Apply with whole typed objects: the manager owns all of them.
@@ -185,6 +207,7 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 			return fmt.Errorf("%s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
 		}
 	}
+	r.agentAccess.Store(agentSharedRole, true)
 	return nil
 }
 

@@ -80,6 +80,9 @@ type ClusterReconciler struct {
 	Agent *AgentRole
 	// Workload reaches the agent's own cluster; only with Agent.
 	Workload *rest.Config
+	// Hollow, instead of Workload, makes a hollow agent for load tests: the
+	// cluster is not there, and applying only records the plan.
+	Hollow *engine.Hollow
 
 	conns *connections
 	// renders is shared by every cluster's engine: a layer many clusters
@@ -87,8 +90,9 @@ type ClusterReconciler struct {
 	renders *engine.RenderCache
 	// statuses holds the status last written for each cluster.
 	statuses *writtenStatuses
-	// agentAccess holds the agent-mode clusters whose agent's
-	// ServiceAccount and RBAC this manager has applied.
+	// agentAccess holds the agent-mode clusters (by UID) whose agent's
+	// ServiceAccount and RBAC this manager has applied, and the shared
+	// agents' Role once applied (by its name).
 	agentAccess sync.Map
 	// wake queues reconciles from outside the API: drift seen by a watch
 	// on a workload cluster, a local control plane that died.
@@ -243,7 +247,7 @@ const healthRecheck = 5 * time.Second
 // checkHealth runs the health checks of the roll-outs this cluster is in
 // (updating or soaking the version it runs) into its status, and says
 // whether there were any.
-func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e *engine.Engine, resolved *resolution) bool {
+func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e stackEngine, resolved *resolution) bool {
 	var results []v1.HealthCheckResult
 	watched := false
 	for _, ps := range c.Status.Profiles {
@@ -299,7 +303,7 @@ func (r *ClusterReconciler) settle(c *v1.Cluster, st *stack.Stack, res *engine.R
 // awaitApproval holds a Manual cluster's changes: the plan waits in the
 // status, exactly as it will be applied, while the unchanged layers are
 // still checked and their drift repaired.
-func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e *engine.Engine, st *stack.Stack, plan *engine.Plan) (ctrl.Result, error) {
+func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e stackEngine, st *stack.Stack, plan *engine.Plan) (ctrl.Result, error) {
 	pending := pendingPlan(plan)
 	if c.Status.PendingPlan == nil || c.Status.PendingPlan.Digest != pending.Digest {
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "UpdatesAvailable", "Plan", "%s; approve with `strata cluster approve %s -n %s`", pending.Summary, c.Name, c.Namespace)

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -19,6 +20,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/stack"
 )
 
 // requestTimeout bounds each request to a workload cluster, so a cluster
@@ -57,7 +59,10 @@ func newConnections() *connections {
 // engineFor returns the engine of the cluster's workload cluster, with its
 // events going to events, and the cluster's Kubernetes version. The
 // kubeconfig stays in memory; it is never logged or written to status.
-func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events func(engine.Event)) (*engine.Engine, string, error) {
+func (r *ClusterReconciler) engineFor(ctx context.Context, c *v1.Cluster, events func(engine.Event)) (stackEngine, string, error) {
+	if r.Hollow != nil {
+		return r.Hollow, r.Hollow.KubernetesVersion(), nil
+	}
 	settings := fmt.Sprintf("%s/%s", c.Spec.DriftPolicy, r.LayerTimeout)
 	if r.Workload != nil {
 		// An agent reaches the cluster it runs in.
@@ -153,6 +158,14 @@ func (r *ClusterReconciler) connect(c *v1.Cluster, cacheKey string, load func() 
 		return nil, "", err
 	}
 	return conn.engine, kv, nil
+}
+
+// stackEngine plans and applies a cluster's stack: an *engine.Engine, or
+// the *engine.Hollow of a hollow agent.
+type stackEngine interface {
+	Plan(ctx context.Context, st *stack.Stack) (*engine.Plan, error)
+	Apply(ctx context.Context, plan *engine.Plan) (*engine.Result, error)
+	Object(ctx context.Context, apiVersion, kind, namespace, name string) (*unstructured.Unstructured, error)
 }
 
 // retryAfterFailure counts one more failed reconcile in a row and says

@@ -41,6 +41,11 @@ type ManagerOptions struct {
 	// Local runs the clusters of provider local (`strata up`); without it
 	// they are reported Stalled.
 	Local *local.Provider
+	// QPS and Burst bound the manager's requests to the management plane;
+	// 100 and 200 when zero (client-go's 5, or controller-runtime's 20, would
+	// make a thousand clusters' first reconciles queue for minutes).
+	QPS   float32
+	Burst int
 	// SeveralPerProcess allows more than one manager in a process (tests);
 	// controller-runtime otherwise refuses duplicate controller names.
 	SeveralPerProcess bool
@@ -64,6 +69,14 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	}
 	if opts.HealthAddr == "" {
 		opts.HealthAddr = "0"
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	if cfg.QPS == 0 {
+		cfg.QPS = 100
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = 2 * int(cfg.QPS)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),

@@ -26,6 +26,8 @@ import (
 // clusterRow is a cluster in the clusters table.
 type clusterRow struct {
 	Namespace, Name, Phase, Updates string
+	// Agent is how an agent-mode cluster's agent stands; empty in push mode.
+	Agent string
 	Profiles                        []controller.ProfileRef
 	Ready, Layers                   int
 	Drifted                         bool
@@ -82,7 +84,7 @@ func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
 }
 
 func toRow(cl *v1.Cluster) clusterRow {
-	row := clusterRow{Namespace: cl.Namespace, Name: cl.Name, Phase: string(cl.Status.Phase), Profiles: controller.AttachedProfiles(cl), Layers: len(cl.Status.Layers)}
+	row := clusterRow{Namespace: cl.Namespace, Name: cl.Name, Phase: string(cl.Status.Phase), Profiles: controller.AttachedProfiles(cl), Layers: len(cl.Status.Layers), Agent: controller.AgentState(cl)}
 	if row.Phase == "" {
 		row.Phase = "Pending"
 	}

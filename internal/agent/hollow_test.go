@@ -1,0 +1,140 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/agent"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/stack"
+	"strata.dev/strata/internal/testenv"
+)
+
+// hollowFleet is a management plane with agent-mode clusters served by
+// hollow agents: the real agent code, without clusters, many in this
+// process.
+type hollowFleet struct {
+	mgmt  *rest.Config
+	c     client.Client
+	packs stack.Packs
+	// names of the clusters, all in namespace "fleet".
+	names []string
+
+	mu   sync.Mutex
+	stop []context.CancelFunc
+}
+
+func newHollowFleet(tb testing.TB) *hollowFleet {
+	tb.Helper()
+	log.SetLogger(logr.Discard())
+	mgmt := testenv.Management(tb, "../../config/crd/bases")
+	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
+	must(tb, err)
+	for _, ns := range []string{controller.SharedNamespace, "fleet"} {
+		must(tb, c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	packs, err := pack.LoadCatalog(packDirs...)
+	must(tb, err)
+	f := &hollowFleet{mgmt: mgmt, c: c, packs: packs}
+	tb.Cleanup(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, stop := range f.stop {
+			stop()
+		}
+	})
+	return f
+}
+
+// grow adds agent-mode clusters following hello 1.x until there are n,
+// each joined by a hollow agent, eight at a time.
+func (f *hollowFleet) grow(tb testing.TB, n int, heartbeat time.Duration) {
+	tb.Helper()
+	ctx := context.Background()
+	from := len(f.names)
+	for i := from; i < n; i++ {
+		name := fmt.Sprintf("site-%04d", i)
+		must(tb, f.c.Create(ctx, &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "fleet"}, Spec: v1.ClusterSpec{
+			Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}},
+		}}))
+		f.names = append(f.names, name)
+	}
+	work := make(chan string)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				key := types.NamespacedName{Namespace: "fleet", Name: name}
+				join, err := agent.NewJoin(ctx, f.mgmt, key, "", time.Hour)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				agentCtx, cancel := context.WithCancel(ctx)
+				f.mu.Lock()
+				f.stop = append(f.stop, cancel)
+				f.mu.Unlock()
+				go func() {
+					if err := agent.Run(agentCtx, agent.Options{Cluster: key, Join: join, Hollow: true, Packs: f.packs, Heartbeat: heartbeat}); err != nil && agentCtx.Err() == nil {
+						errs <- fmt.Errorf("hollow agent %s: %w", name, err)
+					}
+				}()
+			}
+		}()
+	}
+	for _, name := range f.names[from:] {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		tb.Fatal(err)
+	default:
+	}
+}
+
+// allOn says how many clusters report every layer Ready on that version
+// of hello.
+func (f *hollowFleet) allOn(tb testing.TB, version string) func() (bool, string) {
+	return func() (bool, string) {
+		var list v1.ClusterList
+		must(tb, f.c.List(context.Background(), &list, client.InNamespace("fleet")))
+		done := 0
+		for _, cl := range list.Items {
+			if cl.Status.Phase == v1.ClusterReady && len(cl.Status.Profiles) == 1 && cl.Status.Profiles[0].Version == version && len(cl.Status.Layers) == 1 {
+				done++
+			}
+		}
+		return done == len(f.names), fmt.Sprintf("%d of %d clusters Ready on %s", done, len(f.names), version)
+	}
+}
+
+// Fifty hollow agents register, converge, and all follow a new profile
+// version: the agent code and the manager's side of agent mode at a
+// scale one machine's real clusters cannot reach.
+func TestHollowAgentsFollowAProfile(t *testing.T) {
+	f := newHollowFleet(t)
+	startManager(t, f.mgmt, controller.ManagerOptions{Packs: f.packs})
+	must(t, f.c.Create(context.Background(), helloProfile("1.0.0", "1")))
+	f.grow(t, 50, 30*time.Second)
+	waitFor(t, "every hollow cluster Ready on 1.0.0", f.allOn(t, "1.0.0"))
+	must(t, f.c.Create(context.Background(), helloProfile("1.1.0", "2")))
+	waitFor(t, "every hollow cluster Ready on 1.1.0", f.allOn(t, "1.1.0"))
+}
