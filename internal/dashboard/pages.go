@@ -27,10 +27,10 @@ import (
 type clusterRow struct {
 	Namespace, Name, Phase, Updates string
 	// Agent is how an agent-mode cluster's agent stands; empty in push mode.
-	Agent string
-	Profiles                        []controller.ProfileRef
-	Ready, Layers                   int
-	Drifted                         bool
+	Agent         string
+	Profiles      []controller.ProfileRef
+	Ready, Layers int
+	Drifted       bool
 }
 
 type clusterFilter struct {
