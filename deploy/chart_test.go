@@ -35,6 +35,7 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 	// An example registry from the values becomes a PackRegistry object.
 	chartValues := pack.ChartValues(p.Values, p.Charts[0].Name, true)
 	chartValues["registries"] = []any{map[string]any{"name": "platform", "endpoint": "registry.example.com", "baseContentPath": "platform", "priority": 10}}
+	chartValues["shards"] = []any{map[string]any{"name": "eu", "replicas": 2}}
 	st := &stack.Stack{Cluster: "mgmt", Layers: []stack.Layer{{
 		Name: "strata", Profile: "mgmt", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourcePack,
 		Package: p.Name, Version: p.Version, Namespace: "strata-system", ReleaseName: "strata", Values: p.Values, Pack: p,
@@ -58,6 +59,17 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 	}
 	if _, err := cs.RESTClient().Get().AbsPath("/apis/strata.dev/v1alpha1/namespaces/strata-system/packregistries/platform").DoRaw(ctx); err != nil {
 		t.Errorf("the PackRegistry of the values: %v", err)
+	}
+	for name, want := range map[string]string{"strata-manager": "", "strata-manager-eu": "--shard=eu"} {
+		dep, err := cs.AppsV1().Deployments("strata-system").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("Deployment %s: %v", name, err)
+			continue
+		}
+		args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
+		if hasShard := strings.Contains(args, "--shard="); hasShard != (want != "") || !strings.Contains(args, want) {
+			t.Errorf("Deployment %s args %q, want shard flag %q", name, args, want)
+		}
 	}
 	for _, crd := range []string{"clusters.strata.dev", "clusterprofiles.strata.dev", "packregistries.strata.dev"} {
 		if _, err := cs.RESTClient().Get().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd).DoRaw(ctx); err != nil {

@@ -32,6 +32,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -48,8 +49,12 @@ type Options struct {
 	// credentials (Secret strata-agent); DefaultCredentialsNamespace when
 	// empty.
 	CredentialsNamespace string
-	// Packs the profiles' layers use.
+	// Packs the profiles' layers use: folders.
 	Packs stack.Packs
+	// PackCacheDir turns the PackRegistry objects of the cluster's project
+	// and the shared namespace on, as in the manager: packs pulled from
+	// them are kept there. Empty: folders only.
+	PackCacheDir string
 	// Heartbeat is how often the agent reports; 30 s when zero.
 	Heartbeat time.Duration
 	// Resync is how often the stack is checked for drift; 5 minutes when zero.
@@ -168,6 +173,20 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager
 	}
 	if opts.Hollow {
 		r.Hollow = engine.NewHollow(hollowKubernetesVersion)
+	}
+	if opts.PackCacheDir != "" {
+		cache, err := registry.OpenCache(opts.PackCacheDir, 0)
+		if err != nil {
+			return nil, err
+		}
+		r.Registries = &registry.Set{Cache: cache, Shared: controller.SharedNamespace, Folders: opts.Packs}
+		// The agent reads the registries as the manager does, reports
+		// nothing on them, and resolves again once one has synced.
+		rr := &controller.PackRegistryReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata-agent"), Set: r.Registries,
+			ReadOnly: true, SecretsUnwatched: true, Synced: r.WakeAgent}
+		if err := rr.SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

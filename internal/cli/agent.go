@@ -103,6 +103,7 @@ in-cluster configuration when empty.`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to manage (in-cluster configuration when empty)")
 	f.StringVar(&opts.CredentialsNamespace, "credentials-namespace", agent.DefaultCredentialsNamespace, "namespace of the managed cluster where the agent keeps its credentials (Secret strata-agent)")
 	f.StringArrayVar(&packs, "packs", nil, "folder of packs the profiles use; repeatable")
+	f.StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from the PackRegistry objects are kept (turns PackRegistry on)")
 	f.DurationVar(&opts.Heartbeat, "heartbeat", 30*time.Second, "how often the agent reports that it is alive")
 	f.DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often the stack is checked for drift")
 	f.DurationVar(&opts.LayerTimeout, "layer-timeout", 5*time.Minute, "how long each layer may take to become Ready")

@@ -68,6 +68,8 @@ empty.`,
 	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "127.0.0.1:8081", "address of /healthz and /readyz; 0 turns them off")
 	cmd.Flags().StringVar(&dashboardAddr, "dashboard-addr", "0", "address of the dashboard, where each user signs in with a token and acts as themselves; 0 turns it off")
 	cmd.Flags().BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader, so several replicas can run")
+	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-elect-namespace", "", "namespace of the leader election Lease (the manager's own when in a cluster)")
+	cmd.Flags().StringVar(&opts.Shard, "shard", "", "reconcile only the Clusters labelled strata.dev/shard=SHARD (one leader per shard); empty: the unlabelled ones, and profiles, roll-outs and registries")
 	cmd.Flags().DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often a Ready cluster is checked for drift")
 	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are reconciled at once")
 	cmd.Flags().StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from PackRegistry objects are kept (turns PackRegistry on); e.g. a volume")

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -72,6 +73,14 @@ func AgentState(c *v1.Cluster) string {
 	}
 }
 
+// WakeAgent queues a reconcile of the agent's own Cluster: a registry it
+// reads (and does not report on) has synced.
+func (r *ClusterReconciler) WakeAgent() {
+	if r.Agent != nil {
+		r.wakeUp(r.Agent.Cluster)
+	}
+}
+
 // heartbeatsMissed is how many heartbeats may go missing before the
 // manager shows an agent disconnected.
 const heartbeatsMissed = 3
@@ -100,13 +109,11 @@ func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Clu
 			return ctrl.Result{}, err
 		}
 	}
-	// The agent's access is written once per manager run: the manager
-	// reads none of it back, so a resync costs no request.
-	if _, done := r.agentAccess.Load(c.UID); !done {
-		if err := r.ensureAgentAccess(ctx, c); err != nil {
-			return ctrl.Result{}, fmt.Errorf("agent access of %s/%s: %w", c.Namespace, c.Name, err)
-		}
-		r.agentAccess.Store(c.UID, true)
+	// The agent's access is written once per manager run, and again when
+	// the registries' Secrets change: the manager reads none of it back, so
+	// a resync costs no request.
+	if err := r.ensureAgentAccess(ctx, c); err != nil {
+		return ctrl.Result{}, fmt.Errorf("agent access of %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	status, reason, message, next := agentConnection(c, time.Now())
 	if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != status || cond.Reason != reason {
@@ -159,25 +166,70 @@ func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster
 // agentRules are what an agent may do in its cluster's namespace: read and
 // report on its own Cluster, read the project's profiles and registries,
 // renew its own token and burn its join token.
-func agentRules(cluster string) []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
+func agentRules(cluster string, registrySecrets []string) []rbacv1.PolicyRule {
+	return append(readSecrets(registrySecrets), []rbacv1.PolicyRule{
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters/status"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "update", "patch"}},
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{AgentServiceAccount(cluster)}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{AgentJoinSecret(cluster)}, Verbs: []string{"get", "delete"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}
+	}...)
 }
 
-// sharedAgentRules let agents read the shared profiles and registries.
-var sharedAgentRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"}},
+// sharedAgentRules let agents read the shared profiles and registries, and
+// the Secrets those registries name.
+func sharedAgentRules(registrySecrets []string) []rbacv1.PolicyRule {
+	return append(readSecrets(registrySecrets), rbacv1.PolicyRule{
+		APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"},
+	})
+}
+
+// readSecrets lets an agent read the named Secrets: the credentials and
+// CAs of the pack registries it pulls from, and no other.
+func readSecrets(names []string) []rbacv1.PolicyRule {
+	if len(names) == 0 {
+		return nil
+	}
+	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: names, Verbs: []string{"get"}}}
+}
+
+// registrySecrets names the Secrets the namespace's PackRegistries take
+// credentials and CAs from, sorted.
+func (r *ClusterReconciler) registrySecrets(ctx context.Context, namespace string) ([]string, error) {
+	var list v1.PackRegistryList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, pr := range list.Items {
+		for _, ref := range []*v1.LocalObjectRef{pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef} {
+			if ref != nil && !slices.Contains(names, ref.Name) {
+				names = append(names, ref.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // ensureAgentAccess applies the agent's ServiceAccount, Role and
 // RoleBindings (server-side apply: repeated, it changes nothing).
 func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster) error {
+	own, err := r.registrySecrets(ctx, c.Namespace)
+	if err != nil {
+		return err
+	}
+	shared, err := r.registrySecrets(ctx, SharedNamespace)
+	if err != nil {
+		return err
+	}
+	ownKey, sharedKey := fmt.Sprint(own), fmt.Sprint(shared)
+	if done, _ := r.agentAccess.Load(c.UID); done == ownKey {
+		if done, _ := r.agentAccess.Load(agentSharedRole); done == sharedKey {
+			return nil
+		}
+	}
 	sa := AgentServiceAccount(c.Name)
 	labels := map[string]string{"app.kubernetes.io/managed-by": "strata", "strata.dev/cluster": c.Name}
 	owned := func(name, namespace string) metav1.ObjectMeta {
@@ -190,15 +242,16 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: c.Namespace}}
 	objects := []client.Object{
 		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: owned(sa, c.Namespace)},
-		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: owned(sa, c.Namespace), Rules: agentRules(c.Name)},
+		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: owned(sa, c.Namespace), Rules: agentRules(c.Name, own)},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(sa, c.Namespace), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(agentSharedBinding(c.Namespace, c.Name), SharedNamespace), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentSharedRole}},
 	}
-	if _, done := r.agentAccess.Load(agentSharedRole); !done {
-		// One Role for every agent; applied once per manager run.
-		objects = append(objects, &rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), Rules: sharedAgentRules,
+	if done, _ := r.agentAccess.Load(agentSharedRole); done != sharedKey {
+		// One Role for every agent; applied once per manager run, and
+		// when the shared registries' Secrets change.
+		objects = append(objects, &rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), Rules: sharedAgentRules(shared),
 			ObjectMeta: metav1.ObjectMeta{Name: agentSharedRole, Namespace: SharedNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "strata"}}})
 	}
 	for _, o := range objects {
@@ -207,7 +260,8 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 			return fmt.Errorf("%s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
 		}
 	}
-	r.agentAccess.Store(agentSharedRole, true)
+	r.agentAccess.Store(agentSharedRole, sharedKey)
+	r.agentAccess.Store(c.UID, ownKey)
 	return nil
 }
 

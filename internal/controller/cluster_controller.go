@@ -51,6 +51,10 @@ const Finalizer = "strata.dev/layers"
 // on the workload cluster when the Cluster is deleted.
 const OrphanAnnotation = "strata.dev/orphan"
 
+// ShardLabel on a Cluster names the shard whose manager reconciles it;
+// Clusters without it are the unsharded manager's.
+const ShardLabel = "strata.dev/shard"
+
 // SharedNamespace holds profiles that serve every project.
 const SharedNamespace = "strata-system"
 
@@ -73,6 +77,9 @@ type ClusterReconciler struct {
 	Workers int
 	// Local runs the clusters of provider local; nil outside `strata up`.
 	Local *local.Provider
+	// Shard is the value of ShardLabel of the Clusters this reconciler
+	// serves; empty serves those without the label.
+	Shard string
 	// Agent, when set, makes this the agent of one agent-mode Cluster: it
 	// applies the stack to the cluster it runs in (Workload) and writes the
 	// Cluster's status only. Unset, this is the manager's, which never
@@ -105,6 +112,12 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	c := &v1.Cluster{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.Agent == nil && c.Labels[ShardLabel] != r.Shard {
+		// Another shard's: let go of it if it just moved there.
+		r.forgetConnection(c)
+		r.statuses.forget(c.UID)
+		return ctrl.Result{}, nil
 	}
 	switch {
 	case r.Agent == nil && c.Spec.Mode == v1.ModeAgent:
@@ -677,11 +690,11 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A status write, ours included, is no reason to reconcile again.
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
+		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Named("cluster")
 	if r.Agent != nil {
-		// An agent reaches its own cluster, through no Secret, and reads
-		// the registries' objects only.
+		// An agent reaches its own cluster, through no Secret.
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			r.heartbeat(ctx)
 			return nil
@@ -700,7 +713,6 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 	}
 	return b.
-		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
 		Complete(r)
 }

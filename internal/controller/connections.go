@@ -125,23 +125,27 @@ func (r *ClusterReconciler) connect(c *v1.Cluster, cacheKey string, load func() 
 		cfg.Timeout = requestTimeout
 		cfg.Wrap(countRequests)
 		conn = &connection{key: key}
-		e, err := engine.New(engine.Options{
-			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
-			Events:  func(ev engine.Event) { conn.events(ev) },
-			Charts:  chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace), ZarfDir: r.zarfDir()}),
-			Renders: r.renders,
-		})
-		if err != nil {
-			return nil, "", err
-		}
-		conn.engine = e
 		cluster := client.ObjectKeyFromObject(c)
 		// Watches last longer than any one request may.
 		watchCfg := rest.CopyConfig(cfg)
 		watchCfg.Timeout = 0
-		if conn.stopWatch, err = watchDrift(watchCfg, func() { r.wakeUp(cluster) }); err != nil {
+		watch, err := watchDrift(watchCfg, func() { r.wakeUp(cluster) })
+		if err != nil {
 			return nil, "", err
 		}
+		conn.stopWatch = watch.stop
+		e, err := engine.New(engine.Options{
+			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
+			Events:   func(ev engine.Event) { conn.events(ev) },
+			Charts:   chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace), ZarfDir: r.zarfDir()}),
+			Renders:  r.renders,
+			Versions: watch,
+		})
+		if err != nil {
+			watch.stop()
+			return nil, "", err
+		}
+		conn.engine = e
 		r.conns.mu.Lock()
 		if old := r.conns.byCluster[c.UID]; old != nil {
 			old.stopWatch()

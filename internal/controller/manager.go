@@ -3,10 +3,13 @@ package controller
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -30,8 +33,17 @@ type ManagerOptions struct {
 	MetricsAddr string
 	// HealthAddr serves /healthz and /readyz; "0" turns them off.
 	HealthAddr string
-	// LeaderElection lets several replicas run, one active.
+	// LeaderElection lets several replicas run, one active (per shard).
 	LeaderElection bool
+	// LeaderElectionNamespace holds the Lease; the manager's own namespace
+	// when it runs in a cluster.
+	LeaderElectionNamespace string
+	// Shard, when set, makes this manager reconcile only the Clusters
+	// labelled strata.dev/shard=<Shard>, under a Lease of its own, so a
+	// fleet can be spread over replicas; without it the manager takes the
+	// Clusters with no shard label and runs the profile, roll-out and
+	// registry reconcilers, which see the whole fleet.
+	Shard string
 	// LayerTimeout bounds each layer's readiness wait.
 	LayerTimeout time.Duration
 	// Resync is how often a Ready cluster is checked for drift.
@@ -78,13 +90,24 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	if cfg.Burst == 0 {
 		cfg.Burst = 2 * int(cfg.QPS)
 	}
+	leaseName := "strata-manager.strata.dev"
+	var cacheOpts cache.Options
+	if opts.Shard != "" {
+		leaseName = "strata-manager-" + opts.Shard + ".strata.dev"
+		// A shard's manager holds only its own Clusters.
+		cacheOpts.ByObject = map[client.Object]cache.ByObject{
+			&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{ShardLabel: opts.Shard})},
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress: opts.HealthAddr,
-		LeaderElection:         opts.LeaderElection,
-		LeaderElectionID:       "strata-manager.strata.dev",
-		Controller:             config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
+		Scheme:                  Scheme(),
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.HealthAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        leaseName,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		Controller:              config.Controller{SkipNameValidation: &opts.SeveralPerProcess},
 	})
 	if err != nil {
 		return nil, err
@@ -96,7 +119,9 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 			return nil, err
 		}
 		set = &registry.Set{Cache: cache, Shared: SharedNamespace, Folders: opts.Packs}
-		rr := &PackRegistryReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Set: set}
+		// Every manager keeps its set of registries; the unsharded one
+		// reports them.
+		rr := &PackRegistryReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Set: set, ReadOnly: opts.Shard != ""}
 		if err := rr.SetupWithManager(mgr); err != nil {
 			return nil, err
 		}
@@ -104,10 +129,13 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	r := &ClusterReconciler{
 		Client: mgr.GetClient(), Packs: opts.Packs, Registries: set,
 		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: opts.Workers, Local: opts.Local,
-		Recorder: mgr.GetEventRecorder("strata"),
+		Recorder: mgr.GetEventRecorder("strata"), Shard: opts.Shard,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
+	}
+	if opts.Shard != "" {
+		return mgr, nil
 	}
 	ro := &RolloutReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata")}
 	if err := ro.SetupWithManager(mgr); err != nil {

@@ -33,6 +33,16 @@ type PackRegistryReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Set      *registry.Set
+	// ReadOnly keeps the Set in step with the registries without writing
+	// their status or events: the manager of a shard, or an agent, where
+	// the unsharded manager reports them.
+	ReadOnly bool
+	// Synced, when set, is called after a registry was listed: a reader
+	// that writes no status tells those who resolve packs this way.
+	Synced func()
+	// SecretsUnwatched: the registries' Secrets are read when a registry
+	// syncs, not watched (an agent may read them by name only).
+	SecretsUnwatched bool
 	// APIReader reads the Secrets a registry names, so the manager does not
 	// cache every Secret of the management plane (it watches their
 	// metadata only, to sync a registry again when its Secret changes).
@@ -91,6 +101,12 @@ func (r *PackRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			status.LastSyncTime = &now
 		}
 	}
+	if r.ReadOnly {
+		if r.Synced != nil && cond.Status == metav1.ConditionTrue {
+			r.Synced()
+		}
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
 	before := apimeta.FindStatusCondition(pr.Status.Conditions, v1.ConditionReady)
 	if cond.Status == metav1.ConditionFalse && (before == nil || before.Message != cond.Message) {
 		r.Recorder.Eventf(pr, nil, corev1.EventTypeWarning, cond.Reason, "Sync", "%s", cond.Message)
@@ -146,10 +162,12 @@ func (r *PackRegistryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.PackRegistry{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.registriesNaming), builder.OnlyMetadata).
-		Complete(r)
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1.PackRegistry{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	if !r.SecretsUnwatched {
+		b = b.Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.registriesNaming), builder.OnlyMetadata)
+	}
+	return b.Complete(r)
 }
 
 // registriesNaming lists the registries of a Secret's namespace that take

@@ -30,17 +30,55 @@ var watchedKinds = []schema.GroupVersionResource{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
+	{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
+	{Group: "batch", Version: "v1", Resource: "jobs"},
+	{Group: "batch", Version: "v1", Resource: "cronjobs"},
+	{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"},
+	{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
+	{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"},
+	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"},
+	{Version: "v1", Resource: "persistentvolumeclaims"},
 }
 
 // layerObjects selects what layers apply: Helm's ownership label, which
 // Strata sets on every object of a layer.
 const layerObjects = "app.kubernetes.io/managed-by=Helm"
 
-// watchDrift watches, by metadata only, the layer objects of a workload
-// cluster, and calls changed when someone other than Strata changes or
+// driftWatch watches, by metadata only, the layer objects of a workload
+// cluster: it calls changed when someone other than Strata changes or
 // deletes one, so that drift is found at once rather than at the next
-// resync. It runs until the returned stop is called.
-func watchDrift(cfg *rest.Config, changed func()) (stop func(), err error) {
+// resync, and tells the engine each object's resourceVersion, so that a
+// resync checks only objects written since they were last checked.
+type driftWatch struct {
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	stop      func()
+}
+
+// ResourceVersion is the object's resourceVersion as last seen, for the
+// kinds watched.
+func (w *driftWatch) ResourceVersion(gvr schema.GroupVersionResource, namespace, name string) (string, bool) {
+	inf, ok := w.informers[gvr]
+	if !ok || !inf.HasSynced() {
+		return "", false
+	}
+	key := name
+	if namespace != "" {
+		key = namespace + "/" + name
+	}
+	obj, exists, err := inf.GetIndexer().GetByKey(key)
+	if err != nil || !exists {
+		return "", false
+	}
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return "", false
+	}
+	return m.ResourceVersion, true
+}
+
+// watchDrift starts a driftWatch; it runs until its stop is called.
+func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 	client, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -56,17 +94,21 @@ func watchDrift(cfg *rest.Config, changed func()) (stop func(), err error) {
 		},
 		DeleteFunc: func(any) { changed() },
 	}
+	w := &driftWatch{informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}}
 	for _, gvr := range watchedKinds {
-		if _, err := factory.ForResource(gvr).Informer().AddEventHandler(handler); err != nil {
+		inf := factory.ForResource(gvr).Informer()
+		if _, err := inf.AddEventHandler(handler); err != nil {
 			return nil, err
 		}
+		w.informers[gvr] = inf
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
-	return func() {
+	w.stop = func() {
 		cancel()
 		factory.Shutdown()
-	}, nil
+	}
+	return w, nil
 }
 
 // changedByHand tells an edit worth a drift check from the noise: Strata's

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"strata.dev/strata/internal/stack"
 )
@@ -22,6 +23,7 @@ type Drift struct {
 	Fields  []string `json:"fields,omitempty"`
 
 	obj object
+	key string
 }
 
 func (d Drift) String() string {
@@ -34,15 +36,24 @@ func (d Drift) String() string {
 // drift compares each object of a layer with what a server-side apply of
 // it would produce (a dry run, so nothing changes). Fields Strata does not
 // set are not its business; fields it sets that someone changed are drift.
+//
+// With Options.Versions, an object nobody wrote since it was last found
+// as applied — its resourceVersion, as a watch last saw it, unchanged — is
+// not checked again: a resync of a stack nobody touched makes no request
+// for drift.
 func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
 	var out []Drift
 	for _, o := range lp.objects {
 		if o.hook {
 			continue
 		}
-		ri, _, err := e.resource(o, lp.layer.Namespace)
+		ri, ns, err := e.resource(o, lp.layer.Namespace)
 		if err != nil {
 			return nil, err
+		}
+		key, unchanged := e.unchangedSinceChecked(o, ns, lp.digest)
+		if unchanged {
+			continue
 		}
 		live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -57,10 +68,55 @@ func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
 			return nil, err
 		}
 		if fields := differingFields(live, want); len(fields) > 0 {
-			out = append(out, Drift{Object: o.String(), Fields: fields, obj: o})
+			out = append(out, Drift{Object: o.String(), Fields: fields, obj: o, key: key})
+			continue
 		}
+		e.markChecked(key, live.GetResourceVersion(), lp.digest)
 	}
 	return out, nil
+}
+
+// ObjectVersions tells the resourceVersion a watch on the cluster last saw
+// of an object; known is false for objects it does not watch.
+type ObjectVersions interface {
+	ResourceVersion(gvr schema.GroupVersionResource, namespace, name string) (rv string, known bool)
+}
+
+// checkedVersion is an object's resourceVersion when it was last found as
+// the layer of that digest applies it.
+type checkedVersion struct{ rv, digest string }
+
+// unchangedSinceChecked says whether the object is, by its watched
+// resourceVersion, as it was when last found without drift for a layer
+// of that digest; key names it for markChecked.
+func (e *Engine) unchangedSinceChecked(o object, ns, digest string) (key string, unchanged bool) {
+	if e.opts.Versions == nil {
+		return "", false
+	}
+	gvk := o.GroupVersionKind()
+	m, err := e.getter.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return "", false
+	}
+	key = m.Resource.String() + " " + ns + "/" + o.GetName()
+	rv, known := e.opts.Versions.ResourceVersion(m.Resource, ns, o.GetName())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	last, ok := e.checked[key]
+	return key, known && ok && last.rv == rv && last.digest == digest
+}
+
+// markChecked records an object found (or made) as its layer applies it.
+func (e *Engine) markChecked(key, rv, digest string) {
+	if key == "" {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.checked == nil {
+		e.checked = map[string]checkedVersion{}
+	}
+	e.checked[key] = checkedVersion{rv: rv, digest: digest}
 }
 
 // differingFields lists the paths (two levels deep) where two versions of an
@@ -115,9 +171,11 @@ func unionKeys(a, b map[string]any) []string {
 // repair re-applies only the drifted objects.
 func (e *Engine) repair(ctx context.Context, lp *LayerPlan, drifts []Drift) error {
 	for _, d := range drifts {
-		if err := e.applyObject(ctx, lp.owned(d.obj), lp.layer.Namespace, false); err != nil {
+		applied, err := e.applyObjectResult(ctx, lp.owned(d.obj), lp.layer.Namespace, false)
+		if err != nil {
 			return fmt.Errorf("repair %s: %w", d.Object, err)
 		}
+		e.markChecked(d.key, applied.GetResourceVersion(), lp.digest)
 		lp.repaired = append(lp.repaired, d.String())
 	}
 	return nil

@@ -58,6 +58,9 @@ type Options struct {
 	// ReportDrift reports drift in unchanged layers (phase Drifted) instead
 	// of repairing it.
 	ReportDrift bool
+	// Versions, when set, spares the drift check of objects a watch saw
+	// nobody write since they were last found as applied.
+	Versions ObjectVersions
 }
 
 // Event is one step of progress on a layer.
@@ -81,6 +84,9 @@ type Engine struct {
 	mu      sync.Mutex
 	helmCfg map[string]*action.Configuration // by namespace
 	caps    *common.Capabilities
+	// checked holds, by resource and name, the resourceVersion at which
+	// each object of an unchanged layer was last found as applied.
+	checked map[string]checkedVersion
 }
 
 // New connects an engine to a cluster. It makes no request yet.

@@ -1,0 +1,108 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/stack"
+	"strata.dev/strata/internal/testenv"
+)
+
+// A resync of layers nobody touched checks them by the resourceVersions
+// its watch saw — no dry-run apply, no read of the objects — and an object
+// changed by hand is still found and put back.
+func TestWatchedObjectsAreCheckedOnlyWhenWritten(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{})
+	ctx := context.Background()
+	watch, err := watchDrift(cp.RESTConfig(), func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(watch.stop)
+	e, err := engine.New(engine.Options{RESTConfig: cp.RESTConfig(), Timeout: time.Minute, Versions: watch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stack.Stack{Cluster: "watched", Layers: []stack.Layer{{
+		Name: "settings", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+		Namespace: "settings", ReleaseName: "settings", Values: map[string]any{},
+		Spec: v1.Layer{Name: "settings", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: strict}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: runner}
+`}},
+	}}}
+	apply := func() (engine.LayerResult, engine.Requests) {
+		t.Helper()
+		before := e.Requests()
+		plan, err := e.Plan(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Apply(ctx, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Layers[0], e.Requests().Sub(before)
+	}
+	if l, _ := apply(); l.Phase != engine.PhaseReady {
+		t.Fatalf("install: %s %s", l.Phase, l.Message)
+	}
+	// The first resync checks each object once, against the server.
+	if l, req := apply(); l.Phase != engine.PhaseReady || req.DryRuns != 2 {
+		t.Fatalf("first resync: %s, %d dry-runs, want 2 (one per object)", l.Phase, req.DryRuns)
+	}
+	configMapSeen := func(check func(rv string) bool) {
+		t.Helper()
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			rv, ok := watch.ResourceVersion(configMaps, "settings", "settings")
+			return ok && check(rv), nil
+		})
+		if err != nil {
+			t.Fatalf("the watch never saw the ConfigMap as expected: %v", err)
+		}
+	}
+	cs := kubernetes.NewForConfigOrDie(cp.RESTConfig())
+	cm, err := cs.CoreV1().ConfigMaps("settings").Get(ctx, "settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	configMapSeen(func(rv string) bool { return rv == cm.ResourceVersion })
+	if l, req := apply(); l.Phase != engine.PhaseReady || req.DryRuns != 0 || l.Writes != 0 {
+		t.Errorf("resync of untouched objects: %s, %d dry-runs, %d writes; want none", l.Phase, req.DryRuns, l.Writes)
+	}
+
+	cm.Data["mode"] = "lax"
+	edited, err := cs.CoreV1().ConfigMaps("settings").Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	configMapSeen(func(rv string) bool { return rv == edited.ResourceVersion })
+	l, req := apply()
+	if l.Phase != engine.PhaseReady || len(l.Repaired) != 1 || req.DryRuns != 1 {
+		t.Errorf("resync after a hand edit: %s, repaired %v, %d dry-runs; want the ConfigMap alone checked and repaired", l.Phase, l.Repaired, req.DryRuns)
+	}
+	got, err := cs.CoreV1().ConfigMaps("settings").Get(ctx, "settings", metav1.GetOptions{})
+	if err != nil || got.Data["mode"] != "strict" {
+		t.Errorf("ConfigMap after repair: %v %v", got.Data, err)
+	}
+	configMapSeen(func(rv string) bool { return rv == got.ResourceVersion })
+	if l, req := apply(); req.DryRuns != 0 || l.Writes != 0 {
+		t.Errorf("resync after the repair: %d dry-runs, %d writes; want none", req.DryRuns, l.Writes)
+	}
+}
+
+var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
