@@ -178,7 +178,7 @@ func TestAgentChartInstalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
-	for _, want := range []string{"agent --server=https://mgmt.example.com:6443 --cluster=edge/site-1 --credentials-namespace=strata-system", "--token-file=/var/run/strata/join/token"} {
+	for _, want := range []string{"agent --server=https://mgmt.example.com:6443 --cluster=edge/site-1 --credentials-namespace=strata-system", "--token-file=/var/run/strata/join/token", "--pack-cache=/var/cache/strata/packs"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("agent args %q lack %q", args, want)
 		}
