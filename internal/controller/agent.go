@@ -87,6 +87,8 @@ const heartbeatsMissed = 3
 
 // reconcileAgentCluster is the manager's part of an agent-mode cluster.
 func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
+	// A cluster just moved from push mode: the manager lets go of it.
+	r.dropEngine(c)
 	if !c.DeletionTimestamp.IsZero() {
 		if !controllerutil.ContainsFinalizer(c, Finalizer) {
 			return ctrl.Result{}, nil
