@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
@@ -68,12 +72,14 @@ spec:
 
 // BenchmarkFleetProfileChange publishes a new version of a 10-layer profile
 // that every cluster follows, and measures the time until all clusters run
-// it and are Ready, with 1 cluster (the baseline) and 20. It reports the
+// it and are Ready, with 1 cluster (the baseline), 10 and 20. It reports the
 // manager process's CPU seconds per change and peak RSS, and the API
 // requests a no-op resync makes per cluster — on the workload clusters and
-// on the management plane (writes there must be zero too).
+// on the management plane (writes there must be zero too). Last, with the
+// manager stopped, the same kind of change made by one `strata deploy`
+// process per cluster, all side by side: the floor this machine sets.
 func BenchmarkFleetProfileChange(b *testing.B) {
-	for _, n := range []int{1, 20} {
+	for _, n := range []int{1, 10, 20} {
 		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) { benchFleet(b, n) })
 	}
 }
@@ -92,13 +98,15 @@ func benchFleet(b *testing.B, n int) {
 			return next.RoundTrip(req)
 		})
 	})
-	startManager(b, managerCfg, 0)
+	stop := startManager(b, managerCfg, 0)
 	ctx := context.Background()
 	must(b, c.Create(ctx, fleetProfile(0)))
 	var clusters []*v1.Cluster
+	kubeconfigs := map[string]string{}
 	for i := range n {
 		name := fmt.Sprintf("site-%02d", i)
 		cp := testenv.WorkloadCluster(b, testenv.ClusterOptions{Name: name, Nodes: 1})
+		kubeconfigs[name] = cp.KubeconfigPath()
 		clusters = append(clusters, importCluster(b, c, "fleet", name, cp.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "fleet", Version: "1.x"}))
 	}
 	allOn := func(version string) func() (bool, string) {
@@ -149,6 +157,50 @@ func benchFleet(b *testing.B, n int) {
 	b.ReportMetric((writes-writes0)/per, "noop-writes/cluster")
 	b.ReportMetric(float64(mgmtWrites.Load()-mgmtWrites0)/per, "noop-mgmt-writes/cluster")
 	b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
+
+	stop()
+	b.ReportMetric(parallelDeploys(b, kubeconfigs, fleetProfile(b.N+1)).Seconds(), "s/change-by-parallel-deploys")
+}
+
+// parallelDeploys moves every cluster to profile p with one `strata
+// deploy` process each, all at once, and says how long the slowest took.
+func parallelDeploys(b *testing.B, kubeconfigs map[string]string, p *v1.ClusterProfile) time.Duration {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "strata")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/strata").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	p.TypeMeta = metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "ClusterProfile"}
+	profileFile := filepath.Join(dir, "profile.yaml")
+	data, err := yaml.Marshal(p)
+	must(b, err)
+	must(b, os.WriteFile(profileFile, data, 0o600))
+	var cmds []*exec.Cmd
+	for name, kubeconfig := range kubeconfigs {
+		cl := v1.Cluster{TypeMeta: metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "Cluster"}, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "fleet"},
+			Spec: v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: p.Spec.Name, Version: p.Spec.Version}}}}
+		data, err := yaml.Marshal(cl)
+		must(b, err)
+		clusterFile := filepath.Join(dir, name+".yaml")
+		must(b, os.WriteFile(clusterFile, data, 0o600))
+		cmds = append(cmds, exec.Command(bin, "deploy", "--kubeconfig", kubeconfig, "-f", profileFile, "--cluster", clusterFile,
+			"--packs", "../../../shared/testdata/pack-central", "--packs", "../../packs", "--timeout", "10m"))
+	}
+	started := time.Now()
+	errs := make(chan error, len(cmds))
+	for _, cmd := range cmds {
+		go func() {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("%v: %v\n%s", cmd.Args, err, out)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range cmds {
+		must(b, <-errs)
+	}
+	return time.Since(started)
 }
 
 type roundTrip func(*http.Request) (*http.Response, error)
