@@ -86,6 +86,8 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Heartbeat == 0 {
 		opts.Heartbeat = 30 * time.Second
 	}
+	// The status counts heartbeats in whole seconds.
+	opts.Heartbeat = max(opts.Heartbeat.Round(time.Second), time.Second)
 	if opts.TokenLifetime == 0 {
 		opts.TokenLifetime = 24 * time.Hour
 	}
@@ -101,13 +103,13 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		workload = cs
 	}
+	if opts.CredentialsNamespace == "" {
+		opts.CredentialsNamespace = DefaultCredentialsNamespace
+	}
 	// Credentials kept from an earlier registration win over a join token:
 	// an agent restarted with the flags it was first started with (a
 	// Deployment's) goes on, instead of failing on its spent token. A join
 	// token serves when there are none, or they expired.
-	if opts.CredentialsNamespace == "" {
-		opts.CredentialsNamespace = DefaultCredentialsNamespace
-	}
 	kept := types.NamespacedName{Namespace: opts.CredentialsNamespace, Name: CredentialsSecret}
 	creds, err := loadCredentials(ctx, workload, opts.Cluster, kept)
 	switch {

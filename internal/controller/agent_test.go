@@ -1,0 +1,35 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+)
+
+// The manager shows an agent disconnected only after three missed
+// heartbeats, and looks again just after the third would be late.
+func TestAgentConnection(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	c := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "store", Namespace: "retail"}}
+	if status, reason, _, _ := agentConnection(c, now); status != metav1.ConditionFalse || reason != "NotRegistered" {
+		t.Errorf("no agent yet: %s %s", status, reason)
+	}
+	for _, tc := range []struct {
+		since  time.Duration
+		status metav1.ConditionStatus
+		next   time.Duration
+	}{
+		{0, metav1.ConditionTrue, 91 * time.Second},
+		{89 * time.Second, metav1.ConditionTrue, 2 * time.Second},
+		{91 * time.Second, metav1.ConditionFalse, 30 * time.Second},
+	} {
+		c.Status.Agent = &v1.AgentStatus{HeartbeatSeconds: 30, LastHeartbeatTime: metav1.NewTime(now.Add(-tc.since))}
+		status, reason, _, next := agentConnection(c, now)
+		if status != tc.status || next != tc.next {
+			t.Errorf("heartbeat %s ago: %s %s, next look in %s; want %s in %s", tc.since, status, reason, next, tc.status, tc.next)
+		}
+	}
+}
