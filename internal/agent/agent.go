@@ -32,7 +32,6 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/engine"
-	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -177,16 +176,11 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager
 		r.Hollow = engine.NewHollow(hollowKubernetesVersion)
 	}
 	if opts.PackCacheDir != "" {
-		cache, err := registry.OpenCache(opts.PackCacheDir, 0)
-		if err != nil {
-			return nil, err
-		}
-		r.Registries = &registry.Set{Cache: cache, Shared: controller.SharedNamespace, Folders: opts.Packs}
 		// The agent reads the registries as the manager does, reports
 		// nothing on them, and resolves again once one has synced.
-		rr := &controller.PackRegistryReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata-agent"), Set: r.Registries,
-			ReadOnly: true, SecretsUnwatched: true, Synced: r.WakeAgent}
-		if err := rr.SetupWithManager(mgr); err != nil {
+		r.Registries, err = controller.FollowPackRegistries(mgr, opts.PackCacheDir, 0, opts.Packs,
+			controller.PackRegistryReconciler{Recorder: mgr.GetEventRecorder("strata-agent"), ReadOnly: true, SecretsUnwatched: true, Synced: r.WakeAgent})
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -114,15 +114,11 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	}
 	var set *registry.Set
 	if opts.PackCacheDir != "" {
-		cache, err := registry.OpenCache(opts.PackCacheDir, opts.PackCacheSize)
-		if err != nil {
-			return nil, err
-		}
-		set = &registry.Set{Cache: cache, Shared: SharedNamespace, Folders: opts.Packs}
 		// Every manager keeps its set of registries; the unsharded one
 		// reports them.
-		rr := &PackRegistryReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("strata"), Set: set, ReadOnly: opts.Shard != ""}
-		if err := rr.SetupWithManager(mgr); err != nil {
+		set, err = FollowPackRegistries(mgr, opts.PackCacheDir, opts.PackCacheSize, opts.Packs,
+			PackRegistryReconciler{Recorder: mgr.GetEventRecorder("strata"), ReadOnly: opts.Shard != ""})
+		if err != nil {
 			return nil, err
 		}
 	}

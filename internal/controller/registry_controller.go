@@ -49,6 +49,24 @@ type PackRegistryReconciler struct {
 	APIReader client.Reader
 }
 
+// FollowPackRegistries opens the pack cache in cacheDir (up to cacheSize
+// bytes; the cache's default when zero) and returns the set of registries
+// that rr keeps in step with the PackRegistry objects, packs found in
+// packs found in
+// folders coming after the registries'. rr's Client and Set are filled in.
+func FollowPackRegistries(mgr ctrl.Manager, cacheDir string, cacheSize int64, folders registry.Packs, rr PackRegistryReconciler) (*registry.Set, error) {
+	cache, err := registry.OpenCache(cacheDir, cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	rr.Client = mgr.GetClient()
+	rr.Set = &registry.Set{Cache: cache, Shared: SharedNamespace, Folders: folders}
+	if err := rr.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return rr.Set, nil
+}
+
 // maxStatusEntries bounds the pack versions written into a registry's
 // status, so the object stays well within the API's size limit.
 const maxStatusEntries = 5000

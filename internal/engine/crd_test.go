@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,5 +60,34 @@ spec:
 	}
 	if size, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); size != 3 {
 		t.Errorf("size = %d", size)
+	}
+}
+
+// A field the API does not know fails its layer with the field's name:
+// the API server validates strictly what Helm applies.
+func TestUnknownFieldFailsTheLayer(t *testing.T) {
+	t.Parallel()
+	_, e, cs := cluster(t)
+	inline := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicaz: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: registry.k8s.io/pause:3.10}]}
+`
+	st := &stack.Stack{Cluster: "typo", Layers: []stack.Layer{{
+		Name: "web", Profile: "typo", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+		Namespace: "web", ReleaseName: "web", Values: map[string]any{},
+		Spec: v1.Layer{Name: "web", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: inline}},
+	}}}
+	_, res := deploy(t, e, st)
+	if l := phases(res)["web"]; l.Phase != engine.PhaseFailed || !strings.Contains(l.Message, ".spec.replicaz: field not declared in schema") {
+		t.Fatalf("web: %s %q, want Failed naming spec.replicaz", l.Phase, l.Message)
+	}
+	if _, err := cs.AppsV1().Deployments("web").Get(t.Context(), "web", metav1.GetOptions{}); err == nil {
+		t.Error("the deployment with an unknown field was created")
 	}
 }

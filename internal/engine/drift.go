@@ -47,11 +47,11 @@ func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
 		if o.hook {
 			continue
 		}
-		ri, ns, err := e.resource(o, lp.layer.Namespace)
+		ri, gvr, ns, err := e.resourceOf(o, lp.layer.Namespace)
 		if err != nil {
 			return nil, err
 		}
-		key, unchanged := e.unchangedSinceChecked(o, ns, lp.digest)
+		key, unchanged := e.unchangedSinceChecked(gvr, ns, o.GetName(), lp.digest)
 		if unchanged {
 			continue
 		}
@@ -83,26 +83,28 @@ type ObjectVersions interface {
 }
 
 // checkedVersion is an object's resourceVersion when it was last found as
-// the layer of that digest applies it.
-type checkedVersion struct{ rv, digest string }
+// the layer of that digest applies it, and the Apply that last looked at it.
+type checkedVersion struct {
+	rv, digest string
+	pass       int
+}
 
 // unchangedSinceChecked says whether the object is, by its watched
 // resourceVersion, as it was when last found without drift for a layer
 // of that digest; key names it for markChecked.
-func (e *Engine) unchangedSinceChecked(o object, ns, digest string) (key string, unchanged bool) {
+func (e *Engine) unchangedSinceChecked(gvr schema.GroupVersionResource, ns, name, digest string) (key string, unchanged bool) {
 	if e.opts.Versions == nil {
 		return "", false
 	}
-	gvk := o.GroupVersionKind()
-	m, err := e.getter.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return "", false
-	}
-	key = m.Resource.String() + " " + ns + "/" + o.GetName()
-	rv, known := e.opts.Versions.ResourceVersion(m.Resource, ns, o.GetName())
+	key = gvr.String() + " " + ns + "/" + name
+	rv, known := e.opts.Versions.ResourceVersion(gvr, ns, name)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	last, ok := e.checked[key]
+	if ok {
+		last.pass = e.pass
+		e.checked[key] = last
+	}
 	return key, known && ok && last.rv == rv && last.digest == digest
 }
 
@@ -116,7 +118,25 @@ func (e *Engine) markChecked(key, rv, digest string) {
 	if e.checked == nil {
 		e.checked = map[string]checkedVersion{}
 	}
-	e.checked[key] = checkedVersion{rv: rv, digest: digest}
+	e.checked[key] = checkedVersion{rv: rv, digest: digest, pass: e.pass}
+}
+
+// startPass begins an Apply: objects it does not look at are forgotten
+// when it ends (forgetUnseen), so what removed layers held does not stay.
+func (e *Engine) startPass() {
+	e.mu.Lock()
+	e.pass++
+	e.mu.Unlock()
+}
+
+func (e *Engine) forgetUnseen() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key, c := range e.checked {
+		if c.pass != e.pass {
+			delete(e.checked, key)
+		}
+	}
 }
 
 // differingFields lists the paths (two levels deep) where two versions of an

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -78,15 +79,16 @@ type Engine struct {
 	getter    *restGetter
 	clientset kubernetes.Interface
 	dynamic   dynamic.Interface
+	metadata  metadata.Interface
 	log       *slog.Logger
 	counter   *requestCounter
 
-	mu      sync.Mutex
-	helmCfg map[string]*action.Configuration // by namespace
-	caps    *common.Capabilities
+	mu   sync.Mutex
+	caps *common.Capabilities
 	// checked holds, by resource and name, the resourceVersion at which
 	// each object of an unchanged layer was last found as applied.
 	checked map[string]checkedVersion
+	pass    int
 }
 
 // New connects an engine to a cluster. It makes no request yet.
@@ -126,9 +128,13 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	// Helm names its field manager after the program unless told.
 	kube.ManagedFieldsManager = FieldManager
-	return &Engine{opts: opts, getter: getter, clientset: cs, dynamic: dyn, log: log, counter: counter, helmCfg: map[string]*action.Configuration{}}, nil
+	return &Engine{opts: opts, getter: getter, clientset: cs, dynamic: dyn, metadata: meta, log: log, counter: counter}, nil
 }
 
 // Requests returns how many API requests the engine has made so far.
@@ -141,21 +147,19 @@ func (e *Engine) emit(ev Event) {
 	}
 }
 
-// helm returns the Helm configuration for releases installing into ns.
+// helm returns a Helm configuration for a change to a release installing
+// into ns. It is made for each change and not kept: an engine lives as long
+// as its cluster is managed, and what Helm holds (a client set per
+// configuration) would otherwise stay for every namespace of every
+// cluster. Discovery is the engine's, shared.
 // Release records live in InventoryNamespace, not in ns: a layer whose
 // chart holds its own namespace deletes that namespace on removal, and its
 // release record must not go with it before Helm is done.
 func (e *Engine) helm(ns string) (*action.Configuration, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if cfg, ok := e.helmCfg[ns]; ok {
-		return cfg, nil
-	}
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(e.log.Handler()))
 	if err := cfg.Init(e.getter.forNamespace(ns), InventoryNamespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm in namespace %s: %w", ns, err)
 	}
-	e.helmCfg[ns] = cfg
 	return cfg, nil
 }
 

@@ -1,15 +1,20 @@
 package engine_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/stack"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -229,5 +234,55 @@ func TestAFailingLayerBlocksOnlyItsDependents(t *testing.T) {
 	}
 	if got["hello"].Phase != engine.PhaseReady {
 		t.Errorf("hello: %s %s, want Ready despite the failure", got["hello"].Phase, got["hello"].Message)
+	}
+}
+
+// liveVersions reads an object's resourceVersion from the API server, as a
+// watch would have seen it.
+type liveVersions struct{ dyn dynamic.Interface }
+
+func (l liveVersions) ResourceVersion(gvr schema.GroupVersionResource, ns, name string) (string, bool) {
+	u, err := l.dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return "", false
+	}
+	return u.GetResourceVersion(), true
+}
+
+// What an engine remembers of the objects it found applied goes with the
+// layer that held them: a long-lived engine does not grow with history.
+func TestRemovedLayersAreForgotten(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	versions := liveVersions{dynamic.NewForConfigOrDie(cp.RESTConfig())}
+	newEngine := func() *engine.Engine {
+		e, err := engine.New(engine.Options{RESTConfig: cp.RESTConfig(), Timeout: 2 * time.Minute, Versions: versions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// Each stack is applied twice: the second time finds every object of
+	// its unchanged layers applied and remembers it.
+	settle := func(e *engine.Engine, st *stack.Stack) []string {
+		for range 2 {
+			if _, res := deploy(t, e, st); res.Failed() {
+				t.Fatalf("deploy: %+v", res.Layers)
+			}
+		}
+		return engine.CheckedObjects(e)
+	}
+	both := profileStack(t, "ops", "add-on", "hello addon hello-universe 1.2.0", "spegel addon spegel 0.0.30")
+	helloOnly := profileStack(t, "ops", "add-on", "hello addon hello-universe 1.2.0")
+
+	e := newEngine()
+	before := settle(e, both)
+	after := settle(e, helloOnly)
+	want := settle(newEngine(), helloOnly)
+	if len(after) == 0 || len(after) >= len(before) {
+		t.Fatalf("remembered %d objects with both layers, %d after spegel went", len(before), len(after))
+	}
+	if !slices.Equal(after, want) {
+		t.Errorf("after spegel's removal the engine remembers\n%v\nwant what an engine that never had it remembers\n%v", after, want)
 	}
 }

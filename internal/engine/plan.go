@@ -4,15 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	releasecommon "helm.sh/helm/v4/pkg/release/common"
-	releasev1 "helm.sh/helm/v4/pkg/release/v1"
-	"helm.sh/helm/v4/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"strata.dev/strata/internal/render"
@@ -165,6 +165,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 	}
 
+	var releases map[string]bool // read when a layer needs it
 	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts, Zarf: e.opts.Zarf}
 	for _, l := range st.Layers {
 		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version, ToDigest: l.PackDigest}
@@ -212,11 +213,12 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		case rec.Digest != lp.digest:
 			lp.Action, lp.Reason = ActionUpgrade, changeReason(rec, l)
 		default:
-			deployed, err := e.releaseDeployed(l.ReleaseName, l.Namespace)
-			if err != nil {
-				return nil, err
+			if releases == nil {
+				if releases, err = e.deployedReleases(ctx); err != nil {
+					return nil, err
+				}
 			}
-			if deployed {
+			if releases[l.ReleaseName] {
 				lp.Action = ActionUnchanged
 			} else {
 				lp.Action, lp.Reason = ActionUpgrade, "its Helm release is missing or not deployed"
@@ -299,22 +301,28 @@ func valuesText(v map[string]any) string {
 	return string(b)
 }
 
-// releaseDeployed reports whether the layer's Helm release exists and its
-// last revision is deployed.
-func (e *Engine) releaseDeployed(name, ns string) (bool, error) {
-	cfg, err := e.helm(ns)
+// deployedReleases tells which Helm releases have their last revision
+// deployed. It reads the release records' labels only (name, version and
+// status, which Helm keeps on each record), in one request: the records
+// themselves hold whole charts, compressed.
+func (e *Engine) deployedReleases(ctx context.Context) (map[string]bool, error) {
+	list, err := e.metadata.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(InventoryNamespace).
+		List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("Helm releases in %s: %w", InventoryNamespace, err)
 	}
-	last, err := cfg.Releases.Last(name)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return false, nil
+	last := map[string]int{}
+	deployed := map[string]bool{}
+	for _, r := range list.Items {
+		name := r.Labels["name"]
+		version, err := strconv.Atoi(r.Labels["version"])
+		if err != nil || name == "" || version <= last[name] {
+			continue
+		}
+		last[name] = version
+		deployed[name] = r.Labels["status"] == string(releasecommon.StatusDeployed)
 	}
-	if err != nil {
-		return false, fmt.Errorf("release %s/%s: %w", ns, name, err)
-	}
-	rel, ok := last.(*releasev1.Release)
-	return ok && rel.Info != nil && rel.Info.Status == releasecommon.StatusDeployed, nil
+	return deployed, nil
 }
 
 // shortDigest is the first 12 hex digits of a sha256 digest, as people read them.

@@ -20,19 +20,25 @@ import (
 // resource returns the client for an object, and its namespace as Helm
 // would set it (the layer's, for a namespaced object that names none).
 func (e *Engine) resource(o object, layerNS string) (dynamic.ResourceInterface, string, error) {
+	ri, _, ns, err := e.resourceOf(o, layerNS)
+	return ri, ns, err
+}
+
+// resourceOf is resource, with the object's API resource.
+func (e *Engine) resourceOf(o object, layerNS string) (dynamic.ResourceInterface, schema.GroupVersionResource, string, error) {
 	gvk := o.GroupVersionKind()
 	m, err := e.getter.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", o, err)
+		return nil, schema.GroupVersionResource{}, "", fmt.Errorf("%s: %w", o, err)
 	}
 	if m.Scope.Name() != meta.RESTScopeNameNamespace {
-		return e.dynamic.Resource(m.Resource), "", nil
+		return e.dynamic.Resource(m.Resource), m.Resource, "", nil
 	}
 	ns := o.GetNamespace()
 	if ns == "" {
 		ns = layerNS
 	}
-	return e.dynamic.Resource(m.Resource).Namespace(ns), ns, nil
+	return e.dynamic.Resource(m.Resource).Namespace(ns), m.Resource, ns, nil
 }
 
 // Readiness checks read each pending object; they start fast, since most
