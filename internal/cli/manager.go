@@ -71,7 +71,7 @@ empty.`,
 	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-elect-namespace", "", "namespace of the leader election Lease (the manager's own when in a cluster)")
 	cmd.Flags().StringVar(&opts.Shard, "shard", "", "reconcile only the Clusters labelled strata.dev/shard=SHARD (one leader per shard); empty: the unlabelled ones, and profiles, roll-outs and registries")
 	cmd.Flags().DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often a Ready cluster is checked for drift")
-	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are reconciled at once")
+	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are worked on at once (clusters waiting to become ready do not count)")
 	cmd.Flags().StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from PackRegistry objects are kept (turns PackRegistry on); e.g. a volume")
 	cmd.Flags().Int64Var(&opts.PackCacheSize, "pack-cache-size", 2<<30, "bound of the pack cache in bytes; least recently used packs go first")
 	cmd.Flags().Float32Var(&opts.QPS, "kube-api-qps", 100, "requests per second the manager may make to the management plane")

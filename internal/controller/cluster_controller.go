@@ -73,7 +73,8 @@ type ClusterReconciler struct {
 	// APIReader reads kubeconfig Secrets without caching every Secret of
 	// the management plane.
 	APIReader client.Reader
-	// Workers is how many clusters are reconciled at once; 4 when zero.
+	// Workers is how many clusters are worked on at once; 4 when zero.
+	// Clusters waiting for their objects to become ready do not count.
 	Workers int
 	// Local runs the clusters of provider local; nil outside `strata up`.
 	Local *local.Provider
@@ -92,6 +93,8 @@ type ClusterReconciler struct {
 	Hollow *engine.Hollow
 
 	conns *connections
+	// turns let Workers clusters be worked on at once.
+	turns engine.Turns
 	// renders is shared by every cluster's engine: a layer many clusters
 	// run with the same inputs is rendered once.
 	renders *engine.RenderCache
@@ -113,6 +116,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// A cluster is worked on in turn with others; its engine gives the turn
+	// up while it waits for the cluster.
+	r.turns.Take()
+	defer r.turns.Give()
 	if r.Agent == nil && c.Labels[ShardLabel] != r.Shard {
 		// Another shard's: let go of it if it just moved there.
 		r.forgetConnection(c)
@@ -650,6 +657,10 @@ func equalStatus(a, b *v1.ClusterStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
 
+// reconcilersPerTurn is how many reconciles may run per turn, most of them
+// waiting on their clusters: a goroutine each, cheap, where a turn is work.
+const reconcilersPerTurn = 16
+
 // SetupWithManager watches Clusters, the profiles they attach and the
 // kubeconfig Secrets they use — Secrets by metadata only, so the manager
 // never holds every Secret of the management plane in memory.
@@ -664,6 +675,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.APIReader = mgr.GetAPIReader()
 	}
 	r.conns = newConnections()
+	r.turns = engine.NewTurns(r.Workers)
 	r.renders = engine.NewRenderCache(0)
 	r.statuses = &writtenStatuses{byCluster: map[types.UID]*v1.ClusterStatus{}}
 	indexer := mgr.GetFieldIndexer()
@@ -691,7 +703,9 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile)).
 		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		// Reconciles waiting on their clusters hold no turn: many more
+		// run than the turns let work.
+		WithOptions(controller.Options{MaxConcurrentReconciles: reconcilersPerTurn * r.Workers}).
 		Named("cluster")
 	if r.Agent != nil {
 		// An agent reaches its own cluster, through no Secret.

@@ -45,8 +45,8 @@ type connections struct {
 type connection struct {
 	key    string
 	engine *engine.Engine
-	// stopWatch ends the drift watch on the workload cluster.
-	stopWatch func()
+	// watch is the drift watch on the workload cluster.
+	watch *driftWatch
 	// events receives the engine's progress for the reconcile being
 	// served; a cluster is reconciled by one worker at a time.
 	events func(engine.Event)
@@ -133,13 +133,14 @@ func (r *ClusterReconciler) connect(c *v1.Cluster, cacheKey string, load func() 
 		if err != nil {
 			return nil, "", err
 		}
-		conn.stopWatch = watch.stop
+		conn.watch = watch
 		e, err := engine.New(engine.Options{
 			RESTConfig: cfg, Timeout: r.LayerTimeout, ReportDrift: c.Spec.DriftPolicy == v1.DriftReport,
 			Events:   func(ev engine.Event) { conn.events(ev) },
 			Charts:   chartsource.New(chartsource.Options{Access: r.chartAccess(c.Namespace), ZarfDir: r.zarfDir()}),
 			Renders:  r.renders,
 			Versions: watch,
+			Turns:    r.turns,
 		})
 		if err != nil {
 			watch.stop()
@@ -148,15 +149,17 @@ func (r *ClusterReconciler) connect(c *v1.Cluster, cacheKey string, load func() 
 		conn.engine = e
 		r.conns.mu.Lock()
 		if old := r.conns.byCluster[c.UID]; old != nil {
-			old.stopWatch()
+			old.watch.stop()
 		}
 		r.conns.byCluster[c.UID] = conn
 		r.conns.mu.Unlock()
 	}
 	conn.events = events
-	// The cluster may have been upgraded or gained APIs since the last
-	// reconcile: read its version and APIs again.
-	conn.engine.Refresh()
+	// The cluster may have been upgraded or gained kinds since the last
+	// reconcile: the engine then reads its version and APIs again.
+	if conn.watch.APIsChanged() {
+		conn.engine.Refresh()
+	}
 	kv, err := conn.engine.KubernetesVersion()
 	if err != nil {
 		return nil, "", err
@@ -205,7 +208,7 @@ func (r *ClusterReconciler) dropEngine(c *v1.Cluster) {
 	r.conns.mu.Lock()
 	defer r.conns.mu.Unlock()
 	if conn := r.conns.byCluster[c.UID]; conn != nil {
-		conn.stopWatch()
+		conn.watch.stop()
 	}
 	delete(r.conns.byCluster, c.UID)
 }
@@ -223,7 +226,7 @@ func (cs *connections) stopAll() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for uid, conn := range cs.byCluster {
-		conn.stopWatch()
+		conn.watch.stop()
 		delete(cs.byCluster, uid)
 	}
 }

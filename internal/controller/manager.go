@@ -48,7 +48,8 @@ type ManagerOptions struct {
 	LayerTimeout time.Duration
 	// Resync is how often a Ready cluster is checked for drift.
 	Resync time.Duration
-	// Workers is how many clusters are reconciled at once; 4 when zero.
+	// Workers is how many clusters are worked on at once (those waiting
+	// for their objects to become ready do not count); 4 when zero.
 	Workers int
 	// Local runs the clusters of provider local (`strata up`); without it
 	// they are reported Stalled.

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +31,6 @@ var watchedKinds = []schema.GroupVersionResource{
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
-	{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
 	{Group: "batch", Version: "v1", Resource: "jobs"},
 	{Group: "batch", Version: "v1", Resource: "cronjobs"},
 	{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"},
@@ -39,6 +39,16 @@ var watchedKinds = []schema.GroupVersionResource{
 	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"},
 	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"},
 	{Version: "v1", Resource: "persistentvolumeclaims"},
+}
+
+// apiKinds define the kinds a cluster serves. They are watched whole, not
+// only those layers apply: any change to one may add or drop kinds, and the
+// engine then reads the cluster's APIs again. Layers' CRDs are among them
+// (Helm installs a chart's crds/ without its label), so they are checked
+// for drift from this watch too.
+var apiKinds = []schema.GroupVersionResource{
+	{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"},
+	{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"},
 }
 
 // layerObjects selects what layers apply: Helm's ownership label, which
@@ -53,7 +63,14 @@ const layerObjects = "app.kubernetes.io/managed-by=Helm"
 type driftWatch struct {
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
 	stop      func()
+	// apisChanged is set when a CRD or APIService changed, or a watch
+	// broke (the API server may have restarted on a new version).
+	apisChanged atomic.Bool
 }
+
+// APIsChanged says whether the cluster's APIs may have changed since it
+// was last asked.
+func (w *driftWatch) APIsChanged() bool { return w.apisChanged.Swap(false) }
 
 // ResourceVersion is the object's resourceVersion as last seen, for the
 // kinds watched.
@@ -95,18 +112,49 @@ func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 		DeleteFunc: func(any) { changed() },
 	}
 	w := &driftWatch{informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}}
-	for _, gvr := range watchedKinds {
-		inf := factory.ForResource(gvr).Informer()
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return nil, err
+	apis := cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(_ any, initial bool) {
+			if !initial {
+				w.apisChanged.Store(true)
+			}
+		},
+		UpdateFunc: func(old, obj any) {
+			w.apisChanged.Store(true)
+			handler.OnUpdate(old, obj)
+		},
+		DeleteFunc: func(obj any) {
+			w.apisChanged.Store(true)
+			handler.OnDelete(obj)
+		},
+	}
+	broken := func(ctx context.Context, r *cache.Reflector, err error) {
+		w.apisChanged.Store(true)
+		cache.DefaultWatchErrorHandler(ctx, r, err)
+	}
+	everything := metadatainformer.NewSharedInformerFactory(client, 0)
+	for _, f := range []struct {
+		factory metadatainformer.SharedInformerFactory
+		kinds   []schema.GroupVersionResource
+		handler cache.ResourceEventHandler
+	}{{factory, watchedKinds, handler}, {everything, apiKinds, apis}} {
+		for _, gvr := range f.kinds {
+			inf := f.factory.ForResource(gvr).Informer()
+			if _, err := inf.AddEventHandler(f.handler); err != nil {
+				return nil, err
+			}
+			if err := inf.SetWatchErrorHandlerWithContext(broken); err != nil {
+				return nil, err
+			}
+			w.informers[gvr] = inf
 		}
-		w.informers[gvr] = inf
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
+	everything.Start(ctx.Done())
 	w.stop = func() {
 		cancel()
 		factory.Shutdown()
+		everything.Shutdown()
 	}
 	return w, nil
 }

@@ -2,13 +2,20 @@ package controller
 
 import (
 	"context"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
@@ -106,3 +113,88 @@ metadata: {name: runner}
 }
 
 var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// A kept engine reads the cluster's APIs again only when its watch saw them
+// change: a resync costs no discovery, and a kind someone adds by hand (a
+// CRD) is served to the next plan without a restart.
+func TestClusterAPIsAreReadAgainWhenTheyChange(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{})
+	ctx := context.Background()
+	watch, err := watchDrift(cp.RESTConfig(), func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(watch.stop)
+	var discoveries atomic.Int64
+	cfg := rest.CopyConfig(cp.RESTConfig())
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if p := req.URL.Path; p == "/version" || p == "/api" || p == "/apis" {
+				discoveries.Add(1)
+			}
+			return next.RoundTrip(req)
+		})
+	})
+	e, err := engine.New(engine.Options{RESTConfig: cfg, Timeout: time.Minute, Versions: watch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inf := range watch.informers {
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			t.Fatal("watch never synced")
+		}
+	}
+	st := &stack.Stack{Cluster: "apis", Layers: []stack.Layer{{
+		Name: "widgets", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+		Namespace: "widgets", ReleaseName: "widgets", Values: map[string]any{},
+		Spec: v1.Layer{Name: "widgets", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: example.strata.dev/v1
+kind: Widget
+metadata: {name: first}
+spec: {size: 3}
+`}},
+	}}}
+	// What the manager does at each reconcile of a kept engine.
+	resync := func() (engine.Action, int64) {
+		t.Helper()
+		before := discoveries.Load()
+		if watch.APIsChanged() {
+			e.Refresh()
+		}
+		plan, err := e.Plan(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plan.Layers[0].Action, discoveries.Load() - before
+	}
+	if action, reads := resync(); action != engine.ActionRefuse || reads == 0 {
+		t.Fatalf("first plan: %s after %d discovery reads, want the unserved kind refused after reading the APIs", action, reads)
+	}
+	if action, reads := resync(); action != engine.ActionRefuse || reads != 0 {
+		t.Fatalf("resync: %s after %d discovery reads, want refused again with none", action, reads)
+	}
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.strata.dev}
+spec:
+  group: example.strata.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
+`), &crd.Object); err != nil {
+		t.Fatal(err)
+	}
+	crds := dynamic.NewForConfigOrDie(cp.RESTConfig()).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var action engine.Action
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		action, _ = resync()
+		return action == engine.ActionInstall, nil
+	})
+	if err != nil {
+		t.Fatalf("after a CRD was added by hand the layer is still %s", action)
+	}
+}

@@ -153,7 +153,9 @@ func (removeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	un := action.NewUninstall(cfg)
 	un.WaitStrategy, un.Timeout = kube.StatusWatcherStrategy, e.opts.Timeout
 	un.IgnoreNotFound = true
-	if _, err := un.Run(lp.recorded.ReleaseName); err != nil {
+	// Most of an uninstall is waiting for the objects to go.
+	e.waiting(func() { _, err = un.Run(lp.recorded.ReleaseName) })
+	if err != nil {
 		return err
 	}
 	return e.releaseNamespaces(ctx, lp.recorded.ReleaseName)

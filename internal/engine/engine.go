@@ -62,6 +62,46 @@ type Options struct {
 	// Versions, when set, spares the drift check of objects a watch saw
 	// nobody write since they were last found as applied.
 	Versions ObjectVersions
+	// Turns, when set, is shared by engines that take turns to work: the
+	// caller holds a turn while it plans and applies, and the engine gives
+	// it up while it waits for objects to become ready or go away.
+	Turns Turns
+}
+
+// Turns lets a few of many engines work at once. An engine waiting on a
+// cluster holds no turn, so clusters that are slow to become ready do not
+// keep others from being worked on.
+type Turns chan struct{}
+
+// NewTurns makes n turns.
+func NewTurns(n int) Turns { return make(Turns, n) }
+
+// Take waits for a turn.
+func (t Turns) Take() { t <- struct{}{} }
+
+// Give returns a turn taken.
+func (t Turns) Give() { <-t }
+
+// waiting runs wait without the engine's turn, when it has one.
+func (e *Engine) waiting(wait func()) {
+	if e.opts.Turns != nil {
+		e.opts.Turns.Give()
+		defer e.opts.Turns.Take()
+	}
+	wait()
+}
+
+// sleep waits d, or until ctx ends, without the engine's turn.
+func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
+	var err error
+	e.waiting(func() {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(d):
+		}
+	})
+	return err
 }
 
 // Event is one step of progress on a layer.

@@ -3,12 +3,17 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"strata.dev/strata/internal/stack"
 )
 
 // InventoryNamespace holds one inventory ConfigMap per stack.
@@ -104,4 +109,52 @@ func (e *Engine) writeInventory(ctx context.Context, before, after *Inventory) e
 		return fmt.Errorf("write inventory %s/%s: %w", InventoryNamespace, cm.Name, err)
 	}
 	return nil
+}
+
+// LastApplied plans the stack as it was last applied, from what the
+// cluster itself records — the inventory, and each layer's Helm release
+// with its rendered objects — every layer unchanged, so that Apply checks
+// its objects for drift and repairs them. It needs neither profiles nor
+// packs: an agent that cannot reach its management plane keeps its
+// cluster as the plane last had it. Objects Helm does not record (a
+// chart's crds/ folder) are not in it; nor is a layer whose release is
+// gone, which a plan from the profiles installs again.
+func (e *Engine) LastApplied(ctx context.Context, stackName string) (*Plan, error) {
+	inv, err := e.readInventory(ctx, stackName)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Stack: stackName}
+	for _, rec := range inv.Layers {
+		if rec.Digest == "failed" {
+			continue // half-applied: nothing known to keep
+		}
+		cfg, err := e.helm(rec.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		last, err := cfg.Releases.Deployed(rec.ReleaseName)
+		if errors.Is(err, driver.ErrNoDeployedReleases) || errors.Is(err, driver.ErrReleaseNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: release %s/%s: %w", rec.Name, rec.Namespace, rec.ReleaseName, err)
+		}
+		rel, ok := last.(*releasev1.Release)
+		if !ok {
+			continue
+		}
+		objs, err := parseObjects(rel.Manifest, rec.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: release %s/%s: %w", rec.Name, rec.Namespace, rec.ReleaseName, err)
+		}
+		e.defaultNamespaces(objs, rec.Namespace)
+		plan.Layers = append(plan.Layers, LayerPlan{
+			Name: rec.Name, Action: ActionUnchanged, FromVersion: rec.Version, ToVersion: rec.Version, Objects: len(objs),
+			layer: stack.Layer{Name: rec.Name, Profile: rec.Profile, ProfileVersion: rec.ProfileVersion, Package: rec.Package,
+				Version: rec.Version, ReleaseName: rec.ReleaseName, Namespace: rec.Namespace},
+			recorded: rec, objects: objs, digest: rec.Digest,
+		})
+	}
+	return plan, nil
 }

@@ -88,17 +88,15 @@ func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error)
 			return []string{fmt.Sprintf("%d APIServices not Available, as expected on simulated nodes whose pods serve no API: %s",
 				len(notes), strings.Join(sortedValues(notes), ", "))}, nil
 		}
-		select {
-		case <-ctx.Done():
+		if e.sleep(ctx, wait) != nil {
 			var why []string
 			for key := range pending {
 				why = append(why, key+": "+last[key])
 			}
 			sort.Strings(why)
 			return nil, fmt.Errorf("not Ready after %s: %s", e.opts.Timeout, strings.Join(why, "; "))
-		case <-time.After(wait):
-			wait = min(2*wait, maxPoll)
 		}
+		wait = min(2*wait, maxPoll)
 	}
 }
 
@@ -199,10 +197,8 @@ func (e *Engine) establishCRDs(ctx context.Context, lp *LayerPlan) error {
 			if ready {
 				break
 			}
-			select {
-			case <-ctx.Done():
+			if e.sleep(ctx, pollInterval) != nil {
 				return fmt.Errorf("%s not established: %s", crd, why)
-			case <-time.After(pollInterval):
 			}
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -86,8 +85,13 @@ type ChartFetcher interface {
 // spectroKey holds .Spectro's facts in a manifest chart's values.
 const spectroKey = "__spectro"
 
-// spectroRef finds .Spectro.x and $.Spectro.x in pack manifests.
-var spectroRef = regexp.MustCompile(`\$?\.Spectro\.`)
+// spectroRefs turns .Spectro.x and $.Spectro.x in pack manifests into
+// the values that carry them. Plain string search, not a regular
+// expression: manifests are rendered for every cluster at every plan, and
+// some are hundreds of kilobytes of CRDs.
+var spectroRefs = strings.NewReplacer("$.Spectro.", "$.Values."+spectroKey+".", ".Spectro.", "$.Values."+spectroKey+".")
+
+func usesSpectro(template string) bool { return strings.Contains(template, ".Spectro.") }
 
 func (o Options) spectro() map[string]any {
 	return map[string]any{"cluster": o.ClusterName, "apiServer": o.APIServer}
@@ -140,7 +144,10 @@ func emptyChart(name, version string) *chartv2.Chart {
 // object has no .Spectro, so references to it read the values instead.
 func manifestChart(name, version string, m pack.Manifest) *chartv2.Chart {
 	c := emptyChart(name, version)
-	tmpl := spectroRef.ReplaceAllString(m.Template, "$$.Values."+spectroKey+".")
+	tmpl := m.Template
+	if usesSpectro(tmpl) {
+		tmpl = spectroRefs.Replace(tmpl)
+	}
 	c.Templates = []*common.File{{Name: "templates/" + baseName(m.Path), Data: []byte(tmpl)}}
 	return c
 }
@@ -149,7 +156,7 @@ func manifestChart(name, version string, m pack.Manifest) *chartv2.Chart {
 // manifest uses them.
 func manifestValues(values map[string]any, m pack.Manifest, opts Options) map[string]any {
 	v := pack.ManifestValues(values, m.Name)
-	if spectroRef.MatchString(m.Template) {
+	if usesSpectro(m.Template) {
 		v = maps.Clone(v)
 		v[spectroKey] = opts.spectro()
 	}

@@ -178,3 +178,26 @@ func names(objs []map[string]any) []string {
 	}
 	return out
 }
+
+// A pack manifest reads its cluster's name and API server as .Spectro.x,
+// as Palette serves them (permission-manager adds the scheme itself).
+func TestPackManifestsReadTheirCluster(t *testing.T) {
+	p, problems := pack.Load(filepath.Join(packCentral, "permission-manager-1.0.0"))
+	if err := problems.Err(); err != nil {
+		t.Fatal(err)
+	}
+	l := stack.Layer{
+		Name: p.Name, Profile: "test", ProfileVersion: "1.0.0", Source: stack.SourcePack,
+		Package: p.Name, Version: p.Version, Namespace: "permission-manager", ReleaseName: p.Name,
+		Values: p.Values, Pack: p,
+	}
+	out, err := render.Manifests(l, render.Options{KubeVersion: "1.37.2", ClusterName: "edge-7", APIServer: "10.0.0.1:6443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"- name: CLUSTER_NAME\n              value: \"edge-7\"", "value: \"https://10.0.0.1:6443\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rendered manifests lack %q", want)
+		}
+	}
+}
