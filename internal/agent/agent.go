@@ -90,6 +90,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.TokenLifetime == 0 {
 		opts.TokenLifetime = 24 * time.Hour
 	}
+	if opts.Resync == 0 {
+		opts.Resync = 5 * time.Minute
+	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -132,6 +135,11 @@ func Run(ctx context.Context, opts Options) error {
 	go creds.renew(ctx, workload, opts.TokenLifetime, func(err error) {
 		log.Warn("token not renewed; trying again in a minute", "error", err.Error())
 	})
+	if !opts.Hollow {
+		if err := keepWhileAway(ctx, creds.config(), opts, log); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
 	mgr, err := newManager(creds.config(), opts, log)
 	if err != nil {
 		return err

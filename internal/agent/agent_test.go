@@ -51,7 +51,7 @@ func helloProfile(version, replicas string) *v1.ClusterProfile {
 // workload cluster that the manager never connects to: the agent registers
 // with a one-time token, installs, follows a profile change, holds a Manual
 // plan until it is approved, repairs drift — also while the management
-// plane is unreachable — reports again when it is back, restarts on its
+// plane is unreachable, and restarted then — reports again when it is back, restarts on its
 // stored credentials, can touch nothing of another cluster or project, and
 // removes the layers when the Cluster is deleted.
 func TestAgentModeEndToEnd(t *testing.T) {
@@ -207,6 +207,12 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	}
 	scale(t, ws, 6)
 	waitFor(t, "drift repaired while disconnected", replicas(3))
+	// Restarted while the plane is away, the agent keeps the cluster as the
+	// plane last had it, from what the cluster records of it.
+	stopAgent()
+	stopAgent = startAgent(t, append(args[2:], agentFlags...))
+	scale(t, ws, 7)
+	waitFor(t, "drift repaired by the agent restarted while disconnected", replicas(3))
 	// The manager stops too; the agent comes back to a management plane
 	// without it, and reports by itself.
 	stopManager()
