@@ -309,7 +309,7 @@ func (e *Engine) deployedReleases(ctx context.Context) (map[string]bool, error) 
 	list, err := e.metadata.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(InventoryNamespace).
 		List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
 	if err != nil {
-		return nil, fmt.Errorf("Helm releases in %s: %w", InventoryNamespace, err)
+		return nil, fmt.Errorf("release records in %s: %w", InventoryNamespace, err)
 	}
 	last := map[string]int{}
 	deployed := map[string]bool{}
