@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,4 +138,59 @@ func TestHollowAgentsFollowAProfile(t *testing.T) {
 	waitFor(t, "every hollow cluster Ready on 1.0.0", f.allOn(t, "1.0.0"))
 	must(t, f.c.Create(context.Background(), helloProfile("1.1.0", "2")))
 	waitFor(t, "every hollow cluster Ready on 1.1.0", f.allOn(t, "1.1.0"))
+}
+
+// A roll-out moves agent-mode clusters wave by wave as it does clusters in
+// push mode: the agents read which version their wave may take, and their
+// reports gate the next wave.
+func TestRolloutAcrossAgents(t *testing.T) {
+	f := newHollowFleet(t)
+	startManager(t, f.mgmt, controller.ManagerOptions{Packs: f.packs})
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, helloProfile("1.0.0", "1")))
+	f.grow(t, 4, 2*time.Second)
+	waitFor(t, "every agent Ready on 1.0.0", f.allOn(t, "1.0.0"))
+	canary := &v1.Cluster{}
+	must(t, f.c.Get(ctx, types.NamespacedName{Namespace: "fleet", Name: f.names[0]}, canary))
+	canary.Labels = map[string]string{"ring": "canary"}
+	must(t, f.c.Update(ctx, canary))
+
+	next := helloProfile("1.1.0", "2")
+	next.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{
+		{Name: "canary", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "canary"}}},
+		{Name: "everyone", Approval: true},
+	}}
+	must(t, f.c.Create(ctx, next))
+	rollout := func() *v1.RolloutStatus {
+		p := &v1.ClusterProfile{}
+		must(t, f.c.Get(ctx, types.NamespacedName{Namespace: controller.SharedNamespace, Name: "hello-1.1.0"}, p))
+		return p.Status.Rollout
+	}
+	waitFor(t, "the roll-out paused before wave everyone", func() (bool, string) {
+		st := rollout()
+		return st != nil && st.Phase == v1.RolloutPaused && strings.Contains(st.Reason, "wave everyone waits for approval"), fmt.Sprintf("%+v", st)
+	})
+	versions := map[string]string{}
+	var list v1.ClusterList
+	must(t, f.c.List(ctx, &list, client.InNamespace("fleet")))
+	for _, cl := range list.Items {
+		if len(cl.Status.Profiles) == 1 {
+			versions[cl.Name] = cl.Status.Profiles[0].Version
+		}
+	}
+	for i, name := range f.names {
+		want := "1.0.0"
+		if i == 0 {
+			want = "1.1.0"
+		}
+		if versions[name] != want {
+			t.Errorf("%s runs %q while wave everyone waits, want %s", name, versions[name], want)
+		}
+	}
+	strataCLI(t, "rollout", "resume", "hello", "1.1.0", "-n", controller.SharedNamespace, "--kubeconfig", testenv.Kubeconfig(t, f.mgmt))
+	waitFor(t, "every agent Ready on 1.1.0", f.allOn(t, "1.1.0"))
+	waitFor(t, "the roll-out Completed", func() (bool, string) {
+		st := rollout()
+		return st != nil && st.Phase == v1.RolloutCompleted, fmt.Sprintf("%+v", st)
+	})
 }
