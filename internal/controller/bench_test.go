@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -157,6 +159,12 @@ func benchFleet(b *testing.B, n int) {
 	b.ReportMetric((writes-writes0)/per, "noop-writes/cluster")
 	b.ReportMetric(float64(mgmtWrites.Load()-mgmtWrites0)/per, "noop-mgmt-writes/cluster")
 	b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
+	if f := os.Getenv("HEAPDUMP"); f != "" {
+		runtime.GC()
+		hf, _ := os.Create(f)
+		_ = pprof.WriteHeapProfile(hf)
+		hf.Close()
+	}
 
 	stop()
 	b.ReportMetric(parallelDeploys(b, kubeconfigs, fleetProfile(b.N+1)).Seconds(), "s/change-by-parallel-deploys")

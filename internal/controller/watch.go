@@ -58,7 +58,7 @@ const layerObjects = "app.kubernetes.io/managed-by=Helm"
 // driftWatch watches, by metadata only, the layer objects of a workload
 // cluster: it calls changed when someone other than Strata changes or
 // deletes one, so that drift is found at once rather than at the next
-// resync, and tells the engine each object's resourceVersion, so that a
+// resync, and tells the engine each object's written version, so that a
 // resync checks only objects written since they were last checked.
 type driftWatch struct {
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -72,9 +72,9 @@ type driftWatch struct {
 // was last asked.
 func (w *driftWatch) APIsChanged() bool { return w.apisChanged.Swap(false) }
 
-// ResourceVersion is the object's resourceVersion as last seen, for the
-// kinds watched.
-func (w *driftWatch) ResourceVersion(gvr schema.GroupVersionResource, namespace, name string) (string, bool) {
+// WrittenVersion is the object's engine.WrittenVersion as last seen, for
+// the kinds watched.
+func (w *driftWatch) WrittenVersion(gvr schema.GroupVersionResource, namespace, name string) (string, bool) {
 	inf, ok := w.informers[gvr]
 	if !ok || !inf.HasSynced() {
 		return "", false
@@ -91,7 +91,7 @@ func (w *driftWatch) ResourceVersion(gvr schema.GroupVersionResource, namespace,
 	if !ok {
 		return "", false
 	}
-	return m.ResourceVersion, true
+	return engine.WrittenVersion(m), true
 }
 
 // watchDrift starts a driftWatch; it runs until its stop is called.

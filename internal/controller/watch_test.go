@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -28,7 +29,7 @@ import (
 // changed by hand is still found and put back.
 func TestWatchedObjectsAreCheckedOnlyWhenWritten(t *testing.T) {
 	t.Parallel()
-	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{})
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
 	ctx := context.Background()
 	watch, err := watchDrift(cp.RESTConfig(), func() {})
 	if err != nil {
@@ -50,6 +51,16 @@ data: {mode: strict}
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: runner}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: idle}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: idle}}
+  template:
+    metadata: {labels: {app: idle}}
+    spec: {containers: [{name: idle, image: registry.k8s.io/pause:3.10}]}
 `}},
 	}}}
 	apply := func() (engine.LayerResult, engine.Requests) {
@@ -69,13 +80,13 @@ metadata: {name: runner}
 		t.Fatalf("install: %s %s", l.Phase, l.Message)
 	}
 	// The first resync checks each object once, against the server.
-	if l, req := apply(); l.Phase != engine.PhaseReady || req.DryRuns != 2 {
-		t.Fatalf("first resync: %s, %d dry-runs, want 2 (one per object)", l.Phase, req.DryRuns)
+	if l, req := apply(); l.Phase != engine.PhaseReady || req.DryRuns != 3 {
+		t.Fatalf("first resync: %s, %d dry-runs, want 3 (one per object)", l.Phase, req.DryRuns)
 	}
 	configMapSeen := func(check func(rv string) bool) {
 		t.Helper()
 		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			rv, ok := watch.ResourceVersion(configMaps, "settings", "settings")
+			rv, ok := watch.WrittenVersion(configMaps, "settings", "settings")
 			return ok && check(rv), nil
 		})
 		if err != nil {
@@ -90,6 +101,28 @@ metadata: {name: runner}
 	configMapSeen(func(rv string) bool { return rv == cm.ResourceVersion })
 	if l, req := apply(); l.Phase != engine.PhaseReady || req.DryRuns != 0 || l.Writes != 0 {
 		t.Errorf("resync of untouched objects: %s, %d dry-runs, %d writes; want none", l.Phase, req.DryRuns, l.Writes)
+	}
+
+	// A controller writing a Deployment's status changes nothing Strata
+	// applies: no check for it.
+	dep, err := cs.AppsV1().Deployments("settings").Get(ctx, "idle", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep.Status.CollisionCount = ptr.To[int32](1)
+	written, err := cs.AppsV1().Deployments("settings").UpdateStatus(ctx, dep, metav1.UpdateOptions{FieldManager: "some-controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		obj, ok, _ := watch.informers[deployments].GetIndexer().GetByKey("settings/idle")
+		return ok && obj.(*metav1.PartialObjectMetadata).ResourceVersion == written.ResourceVersion, nil
+	})
+	if err != nil {
+		t.Fatalf("the watch never saw the status write: %v", err)
+	}
+	if l, req := apply(); l.Phase != engine.PhaseReady || req.DryRuns != 0 || l.Writes != 0 {
+		t.Errorf("resync after a status write: %s, %d dry-runs, %d writes; want none", l.Phase, req.DryRuns, l.Writes)
 	}
 
 	cm.Data["mode"] = "lax"
@@ -112,7 +145,10 @@ metadata: {name: runner}
 	}
 }
 
-var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+var (
+	configMaps  = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+)
 
 // A kept engine reads the cluster's APIs again only when its watch saw them
 // change: a resync costs no discovery, and a kind someone adds by hand (a

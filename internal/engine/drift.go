@@ -3,7 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,7 +41,7 @@ func (d Drift) String() string {
 // set are not its business; fields it sets that someone changed are drift.
 //
 // With Options.Versions, an object nobody wrote since it was last found
-// as applied — its resourceVersion, as a watch last saw it, unchanged — is
+// as applied — its WrittenVersion, as a watch last saw it, unchanged — is
 // not checked again: a resync of a stack nobody touched makes no request
 // for drift.
 func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
@@ -71,18 +74,38 @@ func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
 			out = append(out, Drift{Object: o.String(), Fields: fields, obj: o, key: key})
 			continue
 		}
-		e.markChecked(key, live.GetResourceVersion(), lp.digest)
+		e.markChecked(key, WrittenVersion(live), lp.digest)
 	}
 	return out, nil
 }
 
-// ObjectVersions tells the resourceVersion a watch on the cluster last saw
-// of an object; known is false for objects it does not watch.
+// ObjectVersions tells an object's WrittenVersion as a watch last saw it;
+// known is false for objects it does not watch.
 type ObjectVersions interface {
-	ResourceVersion(gvr schema.GroupVersionResource, namespace, name string) (rv string, known bool)
+	WrittenVersion(gvr schema.GroupVersionResource, namespace, name string) (version string, known bool)
 }
 
-// checkedVersion is an object's resourceVersion when it was last found as
+// WrittenVersion identifies the last write to what an object is meant to
+// be. Where the API counts generations, it is the generation with the
+// labels and annotations: controllers writing status (a Deployment's,
+// every few seconds while it rolls) leave it as it is, so such objects
+// are not checked again for that. Elsewhere it is the resourceVersion.
+func WrittenVersion(o metav1.Object) string {
+	if o.GetGeneration() == 0 {
+		return o.GetResourceVersion()
+	}
+	h := fnv.New64a()
+	for _, m := range []map[string]string{o.GetLabels(), o.GetAnnotations()} {
+		keys := slices.Sorted(maps.Keys(m))
+		for _, k := range keys {
+			fmt.Fprintf(h, "%q=%q,", k, m[k])
+		}
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("g%d-%x", o.GetGeneration(), h.Sum64())
+}
+
+// checkedVersion is an object's WrittenVersion when it was last found as
 // the layer of that digest applies it, and the Apply that last looked at it.
 type checkedVersion struct {
 	rv, digest string
@@ -90,14 +113,14 @@ type checkedVersion struct {
 }
 
 // unchangedSinceChecked says whether the object is, by its watched
-// resourceVersion, as it was when last found without drift for a layer
+// written version, as it was when last found without drift for a layer
 // of that digest; key names it for markChecked.
 func (e *Engine) unchangedSinceChecked(gvr schema.GroupVersionResource, ns, name, digest string) (key string, unchanged bool) {
 	if e.opts.Versions == nil {
 		return "", false
 	}
 	key = gvr.String() + " " + ns + "/" + name
-	rv, known := e.opts.Versions.ResourceVersion(gvr, ns, name)
+	rv, known := e.opts.Versions.WrittenVersion(gvr, ns, name)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	last, ok := e.checked[key]
@@ -195,7 +218,7 @@ func (e *Engine) repair(ctx context.Context, lp *LayerPlan, drifts []Drift) erro
 		if err != nil {
 			return fmt.Errorf("repair %s: %w", d.Object, err)
 		}
-		e.markChecked(d.key, applied.GetResourceVersion(), lp.digest)
+		e.markChecked(d.key, WrittenVersion(applied), lp.digest)
 		lp.repaired = append(lp.repaired, d.String())
 	}
 	return nil

@@ -237,16 +237,16 @@ func TestAFailingLayerBlocksOnlyItsDependents(t *testing.T) {
 	}
 }
 
-// liveVersions reads an object's resourceVersion from the API server, as a
+// liveVersions reads an object's written version from the API server, as a
 // watch would have seen it.
 type liveVersions struct{ dyn dynamic.Interface }
 
-func (l liveVersions) ResourceVersion(gvr schema.GroupVersionResource, ns, name string) (string, bool) {
+func (l liveVersions) WrittenVersion(gvr schema.GroupVersionResource, ns, name string) (string, bool) {
 	u, err := l.dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		return "", false
 	}
-	return u.GetResourceVersion(), true
+	return engine.WrittenVersion(u), true
 }
 
 // What an engine remembers of the objects it found applied goes with the
