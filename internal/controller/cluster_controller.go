@@ -5,7 +5,9 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
@@ -367,12 +370,24 @@ func pendingPlan(plan *engine.Plan) *v1.PendingPlan {
 // that doubles up to the resync period. The cluster's own watches bring
 // it back sooner when its spec, profiles or kubeconfig Secret change.
 func (r *ClusterReconciler) stalled(c *v1.Cluster, reason string, err error) ctrl.Result {
+	if unreachable(err) {
+		// The engine keeps what it read of the cluster: whichever request
+		// comes first finds it gone.
+		reason = "ClusterUnreachable"
+	}
 	c.Status.Phase = v1.ClusterFailed
 	setCondition(c, v1.ConditionStalled, metav1.ConditionTrue, reason, err.Error())
 	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionFalse, reason, "waiting for a change or the next retry")
 	r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", err.Error())
 	return ctrl.Result{RequeueAfter: r.retryAfterFailure(c)}
+}
+
+// unreachable tells errors of a cluster that cannot be reached — no
+// connection, or none in time — from those it answered with.
+func unreachable(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err)
 }
 
 func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
