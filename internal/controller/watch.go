@@ -39,6 +39,7 @@ var watchedKinds = []schema.GroupVersionResource{
 	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"},
 	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"},
 	{Version: "v1", Resource: "persistentvolumeclaims"},
+	{Version: "v1", Resource: "namespaces"},
 }
 
 // apiKinds define the kinds a cluster serves. They are watched whole, not

@@ -125,10 +125,11 @@ type Engine struct {
 
 	mu   sync.Mutex
 	caps *common.Capabilities
-	// checked holds, by resource and name, the resourceVersion at which
+	// checked holds, by resource and name, the WrittenVersion at which
 	// each object of an unchanged layer was last found as applied.
 	checked map[string]checkedVersion
-	pass    int
+	// pass counts Applies; what the last one did not look at is forgotten.
+	pass int
 }
 
 // New connects an engine to a cluster. It makes no request yet.
@@ -363,9 +364,9 @@ func parseLabels(s string) map[string]string {
 }
 
 // Refresh forgets what the engine read about the cluster — its version and
-// the APIs it serves — so the next plan reads them again. An engine kept
-// across reconciles calls it first: the cluster may have been upgraded or
-// gained kinds since.
+// the APIs it serves — so the next plan reads them again. The keeper of a
+// long-lived engine calls it when those may have changed: the cluster was
+// upgraded, or gained or lost kinds.
 func (e *Engine) Refresh() {
 	e.mu.Lock()
 	e.caps = nil
