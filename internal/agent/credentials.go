@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -179,11 +180,34 @@ func requestToken(ctx context.Context, cfg *rest.Config, cluster types.Namespace
 
 // register trades a join token for the agent's own token and burns the
 // join token.
+// rbacSettles bounds the wait for the agent's Roles to take effect.
+const rbacSettles = 30 * time.Second
+
+func ignoreForbidden(err error) error {
+	if apierrors.IsForbidden(err) {
+		return nil
+	}
+	return err
+}
+
 func register(ctx context.Context, join Join, lifetime time.Duration, kept types.NamespacedName) (*credentials, error) {
 	creds := &credentials{server: join.Server, caData: join.CAData, cluster: join.Cluster, kept: kept}
 	creds.set(join.Token, time.Time{})
 	cfg := creds.config()
-	token, expires, err := requestToken(ctx, cfg, join.Cluster, lifetime)
+	// The manager applies the agent's Roles with its ServiceAccount: a join
+	// token made at once may be refused for a moment, until the API
+	// server's authorizer sees them.
+	var token string
+	var expires time.Time
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, rbacSettles, true, func(ctx context.Context) (bool, error) {
+		var err error
+		token, expires, err = requestToken(ctx, cfg, join.Cluster, lifetime)
+		return err == nil, ignoreForbidden(err)
+	})
+	if wait.Interrupted(err) {
+		// Still forbidden: say so, with the server's words.
+		_, _, err = requestToken(ctx, cfg, join.Cluster, lifetime)
+	}
 	if err != nil {
 		if apierrors.IsUnauthorized(err) {
 			return nil, fmt.Errorf("join token refused by %s: it was used already, expired, or a newer join-command replaced it: run `strata cluster join-command %s -n %s` again", join.Server, join.Cluster.Name, join.Cluster.Namespace)

@@ -18,6 +18,15 @@ function check(ok, what) {
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // Screenshots are for people to look at, not part of what is checked: a
+  // browser that cannot capture one (it happens under load) is noted.
+  const shot = async (name) => {
+    try {
+      await page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
+    } catch (err) {
+      console.warn(`screenshot ${name} not taken: ${err.message.split("\n")[0]}`);
+    }
+  };
 
   // Clusters: one row per cluster, with its phase and badges.
   await page.goto(base + "/");
@@ -30,26 +39,26 @@ try {
     check(updates === c.updates, `clusters page: ${c.key} updates badge ${updates}, want ${c.updates}`);
   }
   check((await page.locator("tr[data-cluster]").count()) === expect.clusters.length, "clusters page: extra rows");
-  await page.screenshot({ path: join(shots, "clusters.png"), fullPage: true });
+  await shot("clusters");
 
   // Profiles and inventory.
   await page.goto(base + "/profiles");
   for (const p of expect.profiles) {
     check((await page.locator(`section[data-profile="${p}"]`).count()) === 1, `profiles page: no ${p}`);
   }
-  await page.screenshot({ path: join(shots, "profiles.png"), fullPage: true });
+  await shot("profiles");
   await page.goto(base + "/inventory");
   for (const [pkg, count] of Object.entries(expect.inventory)) {
     const cell = page.locator(`tr[data-package="${pkg}"] a`);
     check((await cell.textContent()).trim() === `${count} clusters`, `inventory: ${pkg} not on ${count} clusters`);
   }
-  await page.screenshot({ path: join(shots, "inventory.png"), fullPage: true });
+  await shot("inventory");
 
   // The pending plan, side by side; approve it and watch the page converge
   // by itself (server-sent events), without a reload.
   await page.goto(`${base}/clusters/${expect.approve}`);
   check((await page.locator("#plan").count()) === 1, "cluster page: no pending plan");
-  await page.screenshot({ path: join(shots, "cluster-pending.png"), fullPage: true });
+  await shot("cluster-pending");
   // The page that comes back after approving must converge even when the
   // cluster does before its live stream opens: its /events request is held
   // until the server's own page shows the cluster converged.
@@ -72,7 +81,7 @@ try {
   await page.locator('tr[data-layer] .badge.Ready').first().waitFor({ timeout: 120000 });
   const phases = await page.locator("tr[data-layer] .badge").allTextContents();
   check(phases.length > 0 && phases.every((p) => p.trim() === "Ready"), `after approval, layers ${phases}`);
-  await page.screenshot({ path: join(shots, "cluster-converged.png"), fullPage: true });
+  await shot("cluster-converged");
   console.log(`checked ${expect.clusters.length} clusters, ${expect.profiles.length} profiles, approved ${expect.approve}`);
 } finally {
   await browser.close();
