@@ -52,7 +52,6 @@ type PackRegistryReconciler struct {
 // FollowPackRegistries opens the pack cache in cacheDir (up to cacheSize
 // bytes; the cache's default when zero) and returns the set of registries
 // that rr keeps in step with the PackRegistry objects, packs found in
-// packs found in
 // folders coming after the registries'. rr's Client and Set are filled in.
 func FollowPackRegistries(mgr ctrl.Manager, cacheDir string, cacheSize int64, folders registry.Packs, rr PackRegistryReconciler) (*registry.Set, error) {
 	cache, err := registry.OpenCache(cacheDir, cacheSize)

@@ -144,11 +144,11 @@ func (e *Engine) LastApplied(ctx context.Context, stackName string) (*Plan, erro
 		if !ok {
 			continue
 		}
-		objs, err := parseObjects(rel.Manifest, rec.Namespace)
+		objs, err := parseObjects(rel.Manifest)
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: release %s/%s: %w", rec.Name, rec.Namespace, rec.ReleaseName, err)
 		}
-		e.defaultNamespaces(objs, rec.Namespace)
+		objs = e.defaultNamespaces(objs, rec.Namespace)
 		plan.Layers = append(plan.Layers, LayerPlan{
 			Name: rec.Name, Action: ActionUnchanged, FromVersion: rec.Version, ToVersion: rec.Version, Objects: len(objs),
 			layer: stack.Layer{Name: rec.Name, Profile: rec.Profile, ProfileVersion: rec.ProfileVersion, Package: rec.Package,

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,7 +30,7 @@ func (o object) String() string {
 }
 
 // parseObjects splits a rendered manifest into objects.
-func parseObjects(manifest, defaultNamespace string) ([]object, error) {
+func parseObjects(manifest string) ([]object, error) {
 	var out []object
 	for _, doc := range strings.Split(manifest, "\n---") {
 		if strings.TrimSpace(stripYAMLComments(doc)) == "" {
@@ -70,18 +71,24 @@ func stripYAMLComments(doc string) string {
 }
 
 // defaultNamespaces puts namespaced objects that name no namespace in the
-// layer's, as Helm does when it applies them.
-func (e *Engine) defaultNamespaces(objs []object, ns string) {
-	for _, o := range objs {
+// layer's, as Helm does when it applies them. objs are left as they are
+// (other clusters may share them): those it changes are copies, in a new
+// slice.
+func (e *Engine) defaultNamespaces(objs []object, ns string) []object {
+	out := slices.Clone(objs)
+	for i, o := range out {
 		if o.GetNamespace() != "" {
 			continue
 		}
 		gvk := o.GroupVersionKind()
 		m, err := e.getter.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err == nil && m.Scope.Name() == meta.RESTScopeNameNamespace {
+			o.Unstructured = o.DeepCopy()
 			o.SetNamespace(ns)
+			out[i] = o
 		}
 	}
+	return out
 }
 
 // removedAPIs says when Kubernetes stopped serving the APIs real packs still

@@ -181,21 +181,15 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 			plan.Layers = append(plan.Layers, lp)
 			continue
 		}
-		manifest, err := e.renderChart(ch, values, l.ReleaseName, l.Namespace, caps)
+		r, err := e.renderLayer(ch, values, l.ReleaseName, l.Namespace, caps)
 		if err != nil {
-			lp.Action, lp.Reason = ActionRefuse, fmt.Sprintf("does not render: %v", err)
+			lp.Action, lp.Reason = ActionRefuse, err.Error()
 			plan.Layers = append(plan.Layers, lp)
 			continue
 		}
-		objs, err := parseObjects(manifest, l.Namespace)
-		if err != nil {
-			lp.Action, lp.Reason = ActionRefuse, fmt.Sprintf("rendered objects do not parse: %v", err)
-			plan.Layers = append(plan.Layers, lp)
-			continue
-		}
-		e.defaultNamespaces(objs, l.Namespace)
+		objs := e.defaultNamespaces(r.objects, l.Namespace)
 		lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
-		lp.digest = digest(ch, manifest, l.PackDigest)
+		lp.digest = digest(ch, r.manifest, l.PackDigest)
 
 		if refusals := e.unservedAPIs(objs); len(refusals) > 0 {
 			lp.Action = ActionRefuse

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,7 +28,8 @@ import (
 // clusters share a render only when it cannot differ between them. Charts
 // whose templates draw random values, generate keys or read the clock or
 // the cluster are rendered each time: a cluster must not get another's
-// generated secret.
+// generated secret. It keeps each layer's objects as parsed too: parsing
+// the YAML cost as much as rendering it.
 type RenderCache struct {
 	maxBytes int
 
@@ -43,14 +45,25 @@ type RenderCache struct {
 }
 
 type renderEntry struct {
-	key      string
-	manifest string
+	key string
+	rendered
 }
 
-type renderCall struct {
-	done     chan struct{}
+// rendered is a layer's manifest and its objects as parsed. Shared between
+// clusters: the objects are read, never changed.
+type rendered struct {
 	manifest string
-	err      error
+	objects  []object
+}
+
+// size is what an entry is charged: the manifest, and its objects, which
+// take about twice its bytes (measured with argo-rollouts' CRDs).
+func (r rendered) size() int { return 3 * len(r.manifest) }
+
+type renderCall struct {
+	done chan struct{}
+	rendered
+	err error
 }
 
 // DefaultRenderCacheBytes bounds a render cache when no size is given.
@@ -73,9 +86,9 @@ func (c *RenderCache) Stats() (hits, misses int64) {
 	return c.hits, c.misses
 }
 
-// render returns the manifest for key, computing it with fn once however
+// render returns what key renders to, computing it with fn once however
 // many callers ask at the same time. An empty key is never cached.
-func (c *RenderCache) render(key string, fn func() (string, error)) (string, error) {
+func (c *RenderCache) render(key string, fn func() (rendered, error)) (rendered, error) {
 	if c == nil || key == "" {
 		return fn()
 	}
@@ -83,45 +96,56 @@ func (c *RenderCache) render(key string, fn func() (string, error)) (string, err
 	if el, ok := c.entries[key]; ok {
 		c.lru.MoveToFront(el)
 		c.hits++
-		m := el.Value.(*renderEntry).manifest
+		r := el.Value.(*renderEntry).rendered
 		c.mu.Unlock()
-		return m, nil
+		return r, nil
 	}
 	if call, ok := c.rendering[key]; ok {
 		c.hits++
 		c.mu.Unlock()
 		<-call.done
-		return call.manifest, call.err
+		return call.rendered, call.err
 	}
 	call := &renderCall{done: make(chan struct{})}
 	c.rendering[key] = call
 	c.misses++
 	c.mu.Unlock()
 
-	call.manifest, call.err = fn()
+	call.rendered, call.err = fn()
 	close(call.done)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.rendering, key)
-	if call.err == nil && len(call.manifest) <= c.maxBytes {
-		c.entries[key] = c.lru.PushFront(&renderEntry{key: key, manifest: call.manifest})
-		c.bytes += len(call.manifest)
+	if call.err == nil && call.size() <= c.maxBytes {
+		c.entries[key] = c.lru.PushFront(&renderEntry{key: key, rendered: call.rendered})
+		c.bytes += call.size()
 		for c.bytes > c.maxBytes {
 			last := c.lru.Back()
 			e := last.Value.(*renderEntry)
 			c.lru.Remove(last)
 			delete(c.entries, e.key)
-			c.bytes -= len(e.manifest)
+			c.bytes -= e.size()
 		}
 	}
-	return call.manifest, call.err
+	return call.rendered, call.err
 }
 
-// renderChart renders a layer's chart, through the shared cache when the
-// engine has one.
-func (e *Engine) renderChart(ch *chartv2.Chart, values map[string]any, name, ns string, caps *common.Capabilities) (string, error) {
-	fn := func() (string, error) { return render.Chart(ch, values, name, ns, caps) }
+// renderLayer renders a layer's chart and parses its objects, through the
+// shared cache when the engine has one. The objects may be another
+// cluster's too: they are not to be changed.
+func (e *Engine) renderLayer(ch *chartv2.Chart, values map[string]any, name, ns string, caps *common.Capabilities) (rendered, error) {
+	fn := func() (rendered, error) {
+		manifest, err := render.Chart(ch, values, name, ns, caps)
+		if err != nil {
+			return rendered{}, fmt.Errorf("does not render: %w", err)
+		}
+		objs, err := parseObjects(manifest)
+		if err != nil {
+			return rendered{}, fmt.Errorf("rendered objects do not parse: %w", err)
+		}
+		return rendered{manifest: manifest, objects: objs}, nil
+	}
 	if e.opts.Renders == nil {
 		return fn()
 	}
@@ -129,25 +153,67 @@ func (e *Engine) renderChart(ch *chartv2.Chart, values map[string]any, name, ns 
 }
 
 // unshareable finds template functions whose output differs between two
-// renders of the same input, or depends on the cluster.
+// renders of the same input, or depends on the cluster. It is matched
+// against template actions only: text outside {{ }} is printed as it is,
+// and CRDs are full of "type: date" and "format: date-time".
 var unshareable = regexp.MustCompile(`\b(rand[A-Za-z]*|uuidv4|genCA|genCAWithKey|genPrivateKey|genSelfSignedCert|genSelfSignedCertWithKey|genSignedCert|genSignedCertWithKey|derivePassword|now|date|dateInZone|unixEpoch|lookup|htpasswd|bcrypt)\b`)
 
 // tplCall finds templates that render other text (files, values) as
 // templates.
 var tplCall = regexp.MustCompile(`\btpl\b`)
 
+// templateActions returns the text inside a template's actions ({{ … }}),
+// one per line, string literals included (tpl may render them). A "}}"
+// inside a quoted string does not end an action.
+func templateActions(text []byte) []byte {
+	var out []byte
+	for {
+		start := bytes.Index(text, []byte("{{"))
+		if start < 0 {
+			return out
+		}
+		text = text[start+2:]
+		end := actionEnd(text)
+		out = append(append(out, text[:end]...), '\n')
+		text = text[min(end+2, len(text)):]
+	}
+}
+
+// actionEnd is where the action text begins closes: the index of its
+// "}}", or len(text) when it is never closed.
+func actionEnd(text []byte) int {
+	var quote byte
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case quote == '"' && c == '\\':
+			i++ // an escaped character, perhaps a quote
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '`':
+			quote = c
+		case c == '}' && i+1 < len(text) && text[i+1] == '}':
+			return i
+		}
+	}
+	return len(text)
+}
+
 // renderKey is the digest of what rendering ch with values as release name
 // in ns on a cluster of caps reads (its Kubernetes version and the APIs it
 // serves); empty when the chart must be rendered each time.
 func renderKey(ch *chartv2.Chart, values map[string]any, name, ns string, caps *common.Capabilities) string {
 	h := sha256.New()
-	if !hashChart(h, ch) {
+	var tpl bool
+	if !hashChart(h, ch, &tpl) {
 		return ""
 	}
-	// Map keys come out sorted: equal values, equal bytes. Values a tpl
-	// call renders must be deterministic too.
+	// Map keys come out sorted: equal values, equal bytes. Values that a
+	// tpl call renders must be deterministic too.
 	v, err := json.Marshal(values)
-	if err != nil || unshareable.Match(v) {
+	if err != nil || tpl && unshareable.Match(templateActions(v)) {
 		return ""
 	}
 	apis := slices.Clone([]string(caps.APIVersions))
@@ -157,8 +223,8 @@ func renderKey(ch *chartv2.Chart, values map[string]any, name, ns string, caps *
 }
 
 // hashChart writes a chart and its subcharts into h, and says whether it
-// may be shared.
-func hashChart(h hash.Hash, ch *chartv2.Chart) bool {
+// may be shared; tpl is set when one of its templates calls tpl.
+func hashChart(h hash.Hash, ch *chartv2.Chart, tpl *bool) bool {
 	if ch == nil || ch.Metadata == nil {
 		return false
 	}
@@ -171,17 +237,19 @@ func hashChart(h hash.Hash, ch *chartv2.Chart) bool {
 	sort.Slice(templates, func(i, j int) bool { return templates[i].Name < templates[j].Name })
 	renderFiles := false // a template that tpl's renders text it reads
 	for _, t := range templates {
-		if unshareable.Match(t.Data) {
+		actions := templateActions(t.Data)
+		if unshareable.Match(actions) {
 			return false
 		}
-		renderFiles = renderFiles || tplCall.Match(t.Data)
+		renderFiles = renderFiles || tplCall.Match(actions)
 		fmt.Fprintf(h, "template %s %d\n", t.Name, len(t.Data))
 		h.Write(t.Data)
 	}
+	*tpl = *tpl || renderFiles
 	files := append(ch.Files[:0:0], ch.Files...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	for _, f := range files {
-		if renderFiles && unshareable.Match(f.Data) {
+		if renderFiles && unshareable.Match(templateActions(f.Data)) {
 			return false
 		}
 		fmt.Fprintf(h, "file %s %d\n", f.Name, len(f.Data))
@@ -199,7 +267,7 @@ func hashChart(h hash.Hash, ch *chartv2.Chart) bool {
 	deps := ch.Dependencies()
 	fmt.Fprintf(h, "dependencies %d\n", len(deps))
 	for _, d := range deps {
-		if !hashChart(h, d) {
+		if !hashChart(h, d, tpl) {
 			return false
 		}
 	}

@@ -44,10 +44,12 @@ func TestRenderKey(t *testing.T) {
 		t.Error("the same inputs give another key")
 	}
 	for name, ch := range map[string]*chartv2.Chart{
-		"random in a template":   testChart(`p: {{ randAlphaNum 8 }}`),
-		"a generated CA":         testChart(`{{ $ca := genCA "x" 365 }}`),
-		"lookup":                 testChart(`{{ lookup "v1" "Secret" "a" "b" }}`),
-		"random in a tpl'd file": testChart(`{{ tpl (.Files.Get "f") . }}`, &common.File{Name: "f", Data: []byte("{{ uuidv4 }}")}),
+		"random in a template":             testChart(`p: {{ randAlphaNum 8 }}`),
+		"a generated CA":                   testChart(`{{ $ca := genCA "x" 365 }}`),
+		"lookup":                           testChart(`{{ lookup "v1" "Secret" "a" "b" }}`),
+		"random in a tpl'd file":           testChart(`{{ tpl (.Files.Get "f") . }}`, &common.File{Name: "f", Data: []byte("{{ uuidv4 }}")}),
+		"the clock after a }} in a string": testChart(`{{ list "}}" now }}`),
+		"an action left open":              testChart(`a: {{ now`),
 	} {
 		if key := renderKey(ch, nil, "web", "shop", caps); key != "" {
 			t.Errorf("%s: shared", name)
@@ -55,6 +57,16 @@ func TestRenderKey(t *testing.T) {
 	}
 	if key := renderKey(testChart(`{{ tpl .Values.t . }}`), map[string]any{"t": "{{ now }}"}, "web", "shop", caps); key != "" {
 		t.Error("values rendered by tpl that read the clock: shared")
+	}
+	// Words outside actions are printed as they are: a CRD's "type: date",
+	// a value nothing renders as a template.
+	for name, key := range map[string]string{
+		"a CRD schema":              renderKey(testChart("type: date\nformat: date-time # now\nx: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", caps),
+		"a value that is not a tpl": renderKey(testChart("a: {{ .Values.t }}"), map[string]any{"t": "{{ now }}"}, "web", "shop", caps),
+	} {
+		if key == "" {
+			t.Errorf("%s: rendered each time", name)
+		}
 	}
 }
 
@@ -66,9 +78,9 @@ func TestRenderCacheOnceAndBounded(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			m, err := c.render("k", func() (string, error) { calls.Add(1); return "manifest", nil })
-			if err != nil || m != "manifest" {
-				t.Errorf("%q %v", m, err)
+			r, err := c.render("k", func() (rendered, error) { calls.Add(1); return rendered{manifest: "manifest"}, nil })
+			if err != nil || r.manifest != "manifest" {
+				t.Errorf("%q %v", r.manifest, err)
 			}
 		})
 	}
@@ -77,12 +89,12 @@ func TestRenderCacheOnceAndBounded(t *testing.T) {
 		t.Errorf("rendered %d times, want once", calls.Load())
 	}
 	for i := range 20 {
-		_, _ = c.render(fmt.Sprint(i), func() (string, error) { return "0123456789", nil })
+		_, _ = c.render(fmt.Sprint(i), func() (rendered, error) { return rendered{manifest: "0123456789"}, nil })
 	}
 	if c.bytes > 100 || len(c.entries) > 10 {
 		t.Errorf("%d bytes in %d entries, want at most 100", c.bytes, len(c.entries))
 	}
-	if _, err := c.render("bad", func() (string, error) { return "", fmt.Errorf("does not render") }); err == nil {
+	if _, err := c.render("bad", func() (rendered, error) { return rendered{}, fmt.Errorf("does not render") }); err == nil {
 		t.Error("an error was lost")
 	}
 	if _, ok := c.entries["bad"]; ok {

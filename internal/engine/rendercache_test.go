@@ -10,6 +10,8 @@ import (
 
 // Two clusters running the same stack share its renders: the second
 // cluster's plan renders nothing its twin rendered, and deploys Ready.
+// argo-rollouts' manifest is mostly CRDs, whose schemas say "type: date":
+// words that only matter inside template actions.
 func TestClustersShareRenders(t *testing.T) {
 	t.Parallel()
 	renders := engine.NewRenderCache(0)
@@ -22,7 +24,7 @@ func TestClustersShareRenders(t *testing.T) {
 		}
 		engines = append(engines, e)
 	}
-	st := profileStack(t, "fleet", "add-on", "hello addon hello-universe 1.2.0", "spegel addon spegel 0.0.30")
+	st := profileStack(t, "fleet", "add-on", "hello addon hello-universe 1.2.0", "spegel addon spegel 0.0.30", "rollouts addon argo-rollouts 1.2.1")
 	layers := int64(len(st.Layers))
 
 	deploy(t, engines[0], st)
