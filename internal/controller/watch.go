@@ -73,12 +73,11 @@ type driftWatch struct {
 // was last asked.
 func (w *driftWatch) APIsChanged() bool { return w.apisChanged.Swap(false) }
 
-// WrittenVersion is the object's engine.WrittenVersion as last seen, for
-// the kinds watched.
-func (w *driftWatch) WrittenVersion(gvr schema.GroupVersionResource, namespace, name string) (string, bool) {
+// Seen is what the watch last saw of the object, for the kinds watched.
+func (w *driftWatch) Seen(gvr schema.GroupVersionResource, namespace, name string) (engine.SeenObject, bool) {
 	inf, ok := w.informers[gvr]
 	if !ok || !inf.HasSynced() {
-		return "", false
+		return engine.SeenObject{}, false
 	}
 	key := name
 	if namespace != "" {
@@ -86,17 +85,21 @@ func (w *driftWatch) WrittenVersion(gvr schema.GroupVersionResource, namespace, 
 	}
 	obj, exists, err := inf.GetIndexer().GetByKey(key)
 	if err != nil || !exists {
-		return "", false
+		return engine.SeenObject{}, false
 	}
 	m, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
-		return "", false
+		return engine.SeenObject{}, false
 	}
-	return engine.WrittenVersion(m), true
+	return engine.Seeing(m), true
 }
 
 // watchDrift starts a driftWatch; it runs until its stop is called.
 func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
+	// Uncompressed: each compressed watch stream holds a decompressor of
+	// some 40 KiB, more than the metadata it carries.
+	cfg = rest.CopyConfig(cfg)
+	cfg.DisableCompression = true
 	client, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -146,6 +149,9 @@ func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 			if err := inf.SetWatchErrorHandlerWithContext(broken); err != nil {
 				return nil, err
 			}
+			if err := inf.SetTransform(withoutFieldSets); err != nil {
+				return nil, err
+			}
 			w.informers[gvr] = inf
 		}
 	}
@@ -158,6 +164,18 @@ func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 		everything.Shutdown()
 	}
 	return w, nil
+}
+
+// withoutFieldSets drops the field sets of an object's managed fields
+// before the watch keeps it: who wrote it and when is all it reads, and
+// the sets (a CRD's whole schema) are most of an object's metadata.
+func withoutFieldSets(obj any) (any, error) {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		for i := range m.ManagedFields {
+			m.ManagedFields[i].FieldsV1 = nil
+		}
+	}
+	return obj, nil
 }
 
 // changedByHand tells an edit worth a drift check from the noise: Strata's

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/resource"
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/kube"
@@ -90,7 +92,7 @@ func (installAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	if err := e.prepare(ctx, lp); err != nil {
 		return err
 	}
-	cfg, err := e.helm(lp.layer.Namespace)
+	cfg, err := e.layerHelm(lp)
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,7 @@ func (upgradeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	if err := e.prepare(ctx, lp); err != nil {
 		return err
 	}
-	cfg, err := e.helm(lp.layer.Namespace)
+	cfg, err := e.layerHelm(lp)
 	if err != nil {
 		return err
 	}
@@ -143,6 +145,62 @@ func (upgradeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 		return installAction{}.run(ctx, e, lp)
 	}
 	return err
+}
+
+// layerHelm is Helm's configuration for installing or upgrading a layer,
+// with a client that notes each object as Helm's apply left it: the
+// layer's next drift check then finds it as applied by its watched
+// version, with no request, unless someone wrote it since.
+func (e *Engine) layerHelm(lp *LayerPlan) (*action.Configuration, error) {
+	cfg, err := e.helm(lp.layer.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	kc, ok := cfg.KubeClient.(*kube.Client)
+	if !ok {
+		return cfg, nil
+	}
+	cfg.KubeClient = recordingKube{Client: kc, applied: func(info *resource.Info) {
+		o, err := meta.Accessor(info.Object)
+		if err != nil || info.Mapping == nil {
+			return
+		}
+		ns := info.Namespace
+		if info.Mapping.Scope.Name() != meta.RESTScopeNameNamespace {
+			ns = ""
+		}
+		e.markChecked(checkKey(info.Mapping.Resource, ns, info.Name), WrittenVersion(o), lp.digest)
+	}}
+	return cfg, nil
+}
+
+// recordingKube is Helm's client, telling what each create or update that
+// succeeded left on the cluster (Helm refreshes its objects from the
+// server's answers).
+type recordingKube struct {
+	*kube.Client
+	applied func(*resource.Info)
+}
+
+func (k recordingKube) Create(resources kube.ResourceList, options ...kube.ClientCreateOption) (*kube.Result, error) {
+	res, err := k.Client.Create(resources, options...)
+	k.record(res, err)
+	return res, err
+}
+
+func (k recordingKube) Update(original, target kube.ResourceList, options ...kube.ClientUpdateOption) (*kube.Result, error) {
+	res, err := k.Client.Update(original, target, options...)
+	k.record(res, err)
+	return res, err
+}
+
+func (k recordingKube) record(res *kube.Result, err error) {
+	if err != nil || res == nil {
+		return
+	}
+	for _, info := range slices.Concat(res.Created, res.Updated) {
+		k.applied(info)
+	}
 }
 
 func (removeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {

@@ -79,17 +79,32 @@ func (e *Engine) drift(ctx context.Context, lp *LayerPlan) ([]Drift, error) {
 	return out, nil
 }
 
-// ObjectVersions tells an object's WrittenVersion as a watch last saw it;
-// known is false for objects it does not watch.
+// ObjectVersions tells what a watch last saw of an object; known is false
+// for objects it does not watch or has not seen.
 type ObjectVersions interface {
-	WrittenVersion(gvr schema.GroupVersionResource, namespace, name string) (version string, known bool)
+	Seen(gvr schema.GroupVersionResource, namespace, name string) (seen SeenObject, known bool)
+}
+
+// SeenObject is what a metadata watch knows of an object.
+type SeenObject struct {
+	// Version is its WrittenVersion.
+	Version string
+	// Terminating says it is being deleted.
+	Terminating bool
+}
+
+// Seeing describes an object's metadata as a watch sees it.
+func Seeing(o metav1.Object) SeenObject {
+	return SeenObject{Version: WrittenVersion(o), Terminating: o.GetDeletionTimestamp() != nil}
 }
 
 // WrittenVersion identifies the last write to what an object is meant to
 // be. Where the API counts generations, it is the generation with the
 // labels and annotations: controllers writing status (a Deployment's,
 // every few seconds while it rolls) leave it as it is, so such objects
-// are not checked again for that. Elsewhere it is the resourceVersion.
+// are not checked again for that; nor for the revision the Deployment
+// controller notes after each change of the pod template. Elsewhere it is
+// the resourceVersion.
 func WrittenVersion(o metav1.Object) string {
 	if o.GetGeneration() == 0 {
 		return o.GetResourceVersion()
@@ -98,12 +113,19 @@ func WrittenVersion(o metav1.Object) string {
 	for _, m := range []map[string]string{o.GetLabels(), o.GetAnnotations()} {
 		keys := slices.Sorted(maps.Keys(m))
 		for _, k := range keys {
+			if k == deploymentRevision {
+				continue
+			}
 			fmt.Fprintf(h, "%q=%q,", k, m[k])
 		}
 		h.Write([]byte{0})
 	}
 	return fmt.Sprintf("g%d-%x", o.GetGeneration(), h.Sum64())
 }
+
+// deploymentRevision is the annotation in which the Deployment controller
+// counts a Deployment's ReplicaSets.
+const deploymentRevision = "deployment.kubernetes.io/revision"
 
 // checkedVersion is an object's WrittenVersion when it was last found as
 // the layer of that digest applies it, and the Apply that last looked at it.
@@ -113,14 +135,14 @@ type checkedVersion struct {
 }
 
 // unchangedSinceChecked says whether the object is, by its watched
-// written version, as it was when last found without drift for a layer
-// of that digest; key names it for markChecked.
+// written version, as it was when last found (or made) as a layer of that
+// digest applies it; key names it for markChecked.
 func (e *Engine) unchangedSinceChecked(gvr schema.GroupVersionResource, ns, name, digest string) (key string, unchanged bool) {
 	if e.opts.Versions == nil {
 		return "", false
 	}
-	key = gvr.String() + " " + ns + "/" + name
-	rv, known := e.opts.Versions.WrittenVersion(gvr, ns, name)
+	key = checkKey(gvr, ns, name)
+	seen, known := e.opts.Versions.Seen(gvr, ns, name)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	last, ok := e.checked[key]
@@ -128,7 +150,11 @@ func (e *Engine) unchangedSinceChecked(gvr schema.GroupVersionResource, ns, name
 		last.pass = e.pass
 		e.checked[key] = last
 	}
-	return key, known && ok && last.rv == rv && last.digest == digest
+	return key, known && ok && last.rv == seen.Version && last.digest == digest
+}
+
+func checkKey(gvr schema.GroupVersionResource, ns, name string) string {
+	return gvr.String() + " " + ns + "/" + name
 }
 
 // markChecked records an object found (or made) as its layer applies it.

@@ -241,12 +241,12 @@ func TestAFailingLayerBlocksOnlyItsDependents(t *testing.T) {
 // watch would have seen it.
 type liveVersions struct{ dyn dynamic.Interface }
 
-func (l liveVersions) WrittenVersion(gvr schema.GroupVersionResource, ns, name string) (string, bool) {
+func (l liveVersions) Seen(gvr schema.GroupVersionResource, ns, name string) (engine.SeenObject, bool) {
 	u, err := l.dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
-		return "", false
+		return engine.SeenObject{}, false
 	}
-	return engine.WrittenVersion(u), true
+	return engine.Seeing(u), true
 }
 
 // What an engine remembers of the objects it found applied goes with the

@@ -100,11 +100,29 @@ func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error)
 	}
 }
 
-// objectReady computes one object's readiness with kstatus.
+// readyOnceThere are kinds that have no status to wait for: kstatus finds
+// them Current as soon as they exist and are not being deleted (a
+// Service's cluster IP is given when it is created).
+var readyOnceThere = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}: true, {Kind: "Secret"}: true, {Kind: "ServiceAccount"}: true,
+	{Kind: "Service"}: true, {Kind: "Namespace"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}: true, {Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true, {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:   true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}: true,
+}
+
+// objectReady computes one object's readiness with kstatus. An object of a
+// kind without status that a watch sees is ready without a request.
 func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (ready bool, why, note string, err error) {
-	ri, _, err := e.resource(o, layerNS)
+	ri, gvr, ns, err := e.resourceOf(o, layerNS)
 	if err != nil {
 		return false, "", "", err
+	}
+	if e.opts.Versions != nil && readyOnceThere[o.GroupVersionKind().GroupKind()] {
+		if seen, known := e.opts.Versions.Seen(gvr, ns, o.GetName()); known && !seen.Terminating {
+			return true, "", "", nil
+		}
 	}
 	live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
