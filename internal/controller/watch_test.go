@@ -82,6 +82,28 @@ spec:
   template:
     metadata: {labels: {app: idle}}
     spec: {containers: [{name: idle, image: registry.k8s.io/pause:3.10}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: registry.k8s.io/pause:3.10}]}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.strata.dev}
+spec:
+  group: example.strata.dev
+  names: {kind: Gadget, plural: gadgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 `}},
 	}}}
 	apply := func() (engine.LayerResult, engine.Requests) {
@@ -102,8 +124,12 @@ spec:
 	}
 	seen := func(gvr schema.GroupVersionResource, name string, check func(version string) bool) {
 		t.Helper()
+		ns := "settings"
+		if gvr == crds {
+			ns = ""
+		}
 		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			got, ok := watch.Seen(gvr, "settings", name)
+			got, ok := watch.Seen(gvr, ns, name)
 			return ok && check(got.Version), nil
 		})
 		if err != nil {
@@ -119,6 +145,13 @@ spec:
 	}
 	configMapSeen(func(rv string) bool { return rv == cm.ResourceVersion })
 	seen(serviceAccounts, "runner", anyVersion)
+	seen(daemonSets, "agent", anyVersion)
+	seen(crds, "gadgets.example.strata.dev", anyVersion)
+	// The manager reads the cluster's APIs again when its watch saw a CRD
+	// come.
+	if watch.APIsChanged() {
+		e.Refresh()
+	}
 	// The Deployment controller notes its revision on the Deployment after
 	// the install: not a change to what Strata applies.
 	seen(deployments, "idle", func(string) bool {
@@ -126,8 +159,9 @@ spec:
 		return ok && obj.(*metav1.PartialObjectMetadata).Annotations["deployment.kubernetes.io/revision"] != ""
 	})
 	// What the install wrote is known as applied: once the watch has seen
-	// it, a resync checks nothing against the server, and reads only what
-	// has a status to be ready by: the Deployment.
+	// it, a resync checks nothing against the server (the DaemonSet's
+	// metadata as the watch sees it lacks an annotation the whole object
+	// has), and reads only what has a status to be ready by.
 	readMu.Lock()
 	start := len(read)
 	readMu.Unlock()
@@ -135,9 +169,10 @@ spec:
 		t.Errorf("resync after the install: %s, %d dry-runs, %d writes; want none", l.Phase, req.DryRuns, l.Writes)
 	}
 	paths := readSince(start)
-	for _, p := range []string{"/api/v1/namespaces/settings/configmaps/settings", "/api/v1/namespaces/settings/serviceaccounts/runner"} {
+	for _, p := range []string{"/api/v1/namespaces/settings/configmaps/settings", "/api/v1/namespaces/settings/serviceaccounts/runner",
+		"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.strata.dev"} {
 		if slices.Contains(paths, p) {
-			t.Errorf("the resync read %s, which the watch sees and which has no status; reads: %v", p, paths)
+			t.Errorf("the resync read %s, which the watch sees and which has no status to wait for (or is an established CRD); reads: %v", p, paths)
 		}
 	}
 	if !slices.Contains(paths, "/apis/apps/v1/namespaces/settings/deployments/idle") {
@@ -189,6 +224,8 @@ spec:
 var (
 	configMaps      = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 	serviceAccounts = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
+	daemonSets      = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}
+	crds            = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	deployments     = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 )
 

@@ -102,9 +102,11 @@ func Seeing(o metav1.Object) SeenObject {
 // be. Where the API counts generations, it is the generation with the
 // labels and annotations: controllers writing status (a Deployment's,
 // every few seconds while it rolls) leave it as it is, so such objects
-// are not checked again for that; nor for the revision the Deployment
-// controller notes after each change of the pod template. Elsewhere it is
-// the resourceVersion.
+// are not checked again for that; nor for the annotations that only count
+// pod template changes: the revision the Deployment controller notes after
+// each, and the DaemonSet's template generation, which the API server
+// adds when it serves a whole DaemonSet but not its metadata alone.
+// Elsewhere it is the resourceVersion.
 func WrittenVersion(o metav1.Object) string {
 	if o.GetGeneration() == 0 {
 		return o.GetResourceVersion()
@@ -113,7 +115,7 @@ func WrittenVersion(o metav1.Object) string {
 	for _, m := range []map[string]string{o.GetLabels(), o.GetAnnotations()} {
 		keys := slices.Sorted(maps.Keys(m))
 		for _, k := range keys {
-			if k == deploymentRevision {
+			if templateCounts[k] {
 				continue
 			}
 			fmt.Fprintf(h, "%q=%q,", k, m[k])
@@ -123,9 +125,12 @@ func WrittenVersion(o metav1.Object) string {
 	return fmt.Sprintf("g%d-%x", o.GetGeneration(), h.Sum64())
 }
 
-// deploymentRevision is the annotation in which the Deployment controller
-// counts a Deployment's ReplicaSets.
-const deploymentRevision = "deployment.kubernetes.io/revision"
+// templateCounts are annotations that count changes to a pod template,
+// which its object's generation counts too.
+var templateCounts = map[string]bool{
+	"deployment.kubernetes.io/revision":        true,
+	"deprecated.daemonset.template.generation": true,
+}
 
 // checkedVersion is an object's WrittenVersion when it was last found as
 // the layer of that digest applies it, and the Apply that last looked at it.

@@ -112,15 +112,21 @@ var readyOnceThere = map[schema.GroupKind]bool{
 	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}: true,
 }
 
-// objectReady computes one object's readiness with kstatus. An object of a
-// kind without status that a watch sees is ready without a request.
+var crdKind = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
+
+// objectReady computes one object's readiness with kstatus. An object that
+// a watch sees is ready without a request when its kind has no status, or
+// when it is a CRD whose kinds the cluster serves (it serves them once the
+// CRD is established): a CRD holds its whole schema, the largest read of
+// most stacks.
 func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (ready bool, why, note string, err error) {
 	ri, gvr, ns, err := e.resourceOf(o, layerNS)
 	if err != nil {
 		return false, "", "", err
 	}
-	if e.opts.Versions != nil && readyOnceThere[o.GroupVersionKind().GroupKind()] {
-		if seen, known := e.opts.Versions.Seen(gvr, ns, o.GetName()); known && !seen.Terminating {
+	if gk := o.GroupVersionKind().GroupKind(); e.opts.Versions != nil && (readyOnceThere[gk] || gk == crdKind) {
+		seen, known := e.opts.Versions.Seen(gvr, ns, o.GetName())
+		if known && !seen.Terminating && (gk != crdKind || e.servesKindsOf(o)) {
 			return true, "", "", nil
 		}
 	}
@@ -147,6 +153,33 @@ func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (rea
 		return false, "Failed: " + res.Message, "", nil
 	}
 	return false, string(res.Status) + ": " + res.Message, "", nil
+}
+
+// servesKindsOf says whether the cluster's APIs, as last read, include
+// the kind of a CRD at every version it serves.
+func (e *Engine) servesKindsOf(crd object) bool {
+	e.mu.Lock()
+	caps := e.caps
+	e.mu.Unlock()
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	if caps == nil || group == "" || kind == "" {
+		return false
+	}
+	served := 0
+	for _, v := range versions {
+		m, _ := v.(map[string]any)
+		name, _ := m["name"].(string)
+		if m["served"] != true {
+			continue
+		}
+		if !caps.APIVersions.Has(group + "/" + name + "/" + kind) {
+			return false
+		}
+		served++
+	}
+	return served > 0
 }
 
 // apiServiceReady wants an aggregated API Available. kstatus does not read
