@@ -35,6 +35,11 @@ var ErrNotLocal = fmt.Errorf("its content is fetched when the layer is deployed"
 //     the way Helm scopes subchart values;
 //   - inline manifests: a generated chart that emits them verbatim.
 func LayerChart(l stack.Layer, opts Options) (*chartv2.Chart, map[string]any, error) {
+	ch, values, err := layerChart(l, opts)
+	return ownCopy(ch), values, err
+}
+
+func layerChart(l stack.Layer, opts Options) (*chartv2.Chart, map[string]any, error) {
 	switch {
 	case l.Source == stack.SourceManifests && l.Spec.Manifests != nil && l.Spec.Manifests.Inline != "":
 		return inlineChart(l), map[string]any{}, nil
@@ -53,6 +58,39 @@ func LayerChart(l stack.Layer, opts Options) (*chartv2.Chart, map[string]any, er
 	default:
 		return nil, nil, fmt.Errorf("layer %q (%s %s): %w", l.Name, l.Source, l.Package, ErrNotLocal)
 	}
+}
+
+// ownCopy returns a chart tree of its own for one install or render:
+// Helm removes from the chart it is given the subcharts that its values
+// disable, and their Chart.yaml entries. Packs' and repositories' charts
+// are loaded once and shared by every cluster, so without a copy a
+// subchart one cluster disables would be gone for all. Templates, files
+// and default values, which Helm only reads, stay shared.
+func ownCopy(ch *chartv2.Chart) *chartv2.Chart {
+	if ch == nil {
+		return nil
+	}
+	c := *ch
+	if ch.Metadata != nil {
+		md := *ch.Metadata
+		if ch.Metadata.Dependencies != nil {
+			md.Dependencies = make([]*chartv2.Dependency, len(ch.Metadata.Dependencies))
+			for i, d := range ch.Metadata.Dependencies {
+				if d != nil {
+					dc := *d
+					md.Dependencies[i] = &dc
+				}
+			}
+		}
+		c.Metadata = &md
+	}
+	deps := ch.Dependencies()
+	subcharts := make([]*chartv2.Chart, len(deps))
+	for i, d := range deps {
+		subcharts[i] = ownCopy(d)
+	}
+	c.SetDependencies(subcharts...)
+	return &c
 }
 
 // Options carry facts about the target cluster into rendering.
@@ -113,6 +151,11 @@ func packChart(l stack.Layer, p *pack.Pack, opts Options) (*chartv2.Chart, map[s
 		return emptyChart(l.Name, p.Version), map[string]any{}, nil
 	}
 	parent := emptyChart(l.Name, p.Version)
+	// Helm processes each subchart's own conditions and tags only below a
+	// parent whose Chart.yaml lists dependencies. Listing none, but not
+	// nil, keeps every part and has Helm go on into each, as it does into
+	// charts installed alone.
+	parent.Metadata.Dependencies = []*chartv2.Dependency{}
 	values := map[string]any{}
 	for _, c := range charts {
 		parent.AddDependency(c.Chart)

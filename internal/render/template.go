@@ -55,7 +55,7 @@ func Chart(ch *chartv2.Chart, values map[string]any, name, ns string, caps *comm
 	install.IncludeCRDs = true
 	install.KubeVersion = &caps.KubeVersion
 	install.APIVersions = caps.APIVersions
-	res, err := install.Run(ch, values)
+	res, err := install.Run(ownCopy(ch), values)
 	if err != nil {
 		return "", fmt.Errorf("render chart %s: %w", ch.Metadata.Name, err)
 	}
