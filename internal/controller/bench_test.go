@@ -8,7 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -129,13 +132,34 @@ func benchFleet(b *testing.B, n int) {
 	waitUntil(b, "every cluster Ready on 1.0.0", 20*time.Minute, allOn("1.0.0"))
 
 	// CHANGE_CPUPROFILE profiles the changes alone, without the clusters'
-	// first roll-out.
+	// first roll-out; CHANGE_HEAPPROFILE writes heap profiles before
+	// (FILE.before) and after them, for pprof -base.
 	if f := os.Getenv("CHANGE_CPUPROFILE"); f != "" {
 		pf, err := os.Create(f)
 		must(b, err)
 		must(b, pprof.StartCPUProfile(pf))
 		defer pf.Close()
 	}
+	heapProfile := func(f string) {
+		if f == "" {
+			return
+		}
+		hf, err := os.Create(f)
+		must(b, err)
+		defer hf.Close()
+		must(b, pprof.WriteHeapProfile(hf))
+	}
+	if f := os.Getenv("CHANGE_HEAPPROFILE"); f != "" {
+		heapProfile(f + ".before")
+	}
+	// The change's own peak: from what the manager holds once the first
+	// roll-out's garbage is collected and returned to the system, as in a
+	// manager that has run a while.
+	firstPeak := peakRSSMiB()
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS(b)
+	rss0 := residentMiB(b)
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for i := 1; i <= b.N; i++ {
@@ -144,7 +168,10 @@ func benchFleet(b *testing.B, n int) {
 	}
 	b.StopTimer()
 	pprof.StopCPUProfile()
+	heapProfile(os.Getenv("CHANGE_HEAPPROFILE"))
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/change")
+	b.ReportMetric(rss0, "rss-before-change-MiB")
+	b.ReportMetric(peakResidentMiB(b), "peak-rss-in-change-MiB")
 
 	// A no-op resync of every cluster, once the manager is idle: the
 	// annotation wakes each once.
@@ -170,12 +197,11 @@ func benchFleet(b *testing.B, n int) {
 	b.ReportMetric((dry-dry0)/per, "noop-dryruns/cluster")
 	b.ReportMetric((writes-writes0)/per, "noop-writes/cluster")
 	b.ReportMetric(float64(mgmtWrites.Load()-mgmtWrites0)/per, "noop-mgmt-writes/cluster")
-	b.ReportMetric(peakRSSMiB(), "peak-rss-MiB")
+	b.ReportMetric(max(firstPeak, peakRSSMiB()), "peak-rss-MiB")
+	// HEAPDUMP: what the manager holds once idle.
 	if f := os.Getenv("HEAPDUMP"); f != "" {
 		runtime.GC()
-		hf, _ := os.Create(f)
-		_ = pprof.WriteHeapProfile(hf)
-		hf.Close()
+		heapProfile(f)
 	}
 
 	stop()
@@ -239,6 +265,31 @@ func peakRSSMiB() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Maxrss) / 1024
+}
+
+// resetPeakRSS starts this process's peak resident set afresh from its
+// current one (Linux: clear_refs 5).
+func resetPeakRSS(tb testing.TB) {
+	must(tb, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0))
+}
+
+// residentMiB and peakResidentMiB read VmRSS and VmHWM, the peak since
+// the last resetPeakRSS.
+func residentMiB(tb testing.TB) float64     { return procStatusMiB(tb, "VmRSS:") }
+func peakResidentMiB(tb testing.TB) float64 { return procStatusMiB(tb, "VmHWM:") }
+
+func procStatusMiB(tb testing.TB, field string) float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	must(tb, err)
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			must(tb, err)
+			return kb / 1024
+		}
+	}
+	tb.Fatalf("/proc/self/status has no %s", field)
+	return 0
 }
 
 // workloadRequests reads strata_workload_requests_total as a scrape would.

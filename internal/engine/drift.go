@@ -89,13 +89,15 @@ type ObjectVersions interface {
 type SeenObject struct {
 	// Version is its WrittenVersion.
 	Version string
+	// ResourceVersion changes with any write, status too.
+	ResourceVersion string
 	// Terminating says it is being deleted.
 	Terminating bool
 }
 
 // Seeing describes an object's metadata as a watch sees it.
 func Seeing(o metav1.Object) SeenObject {
-	return SeenObject{Version: WrittenVersion(o), Terminating: o.GetDeletionTimestamp() != nil}
+	return SeenObject{Version: WrittenVersion(o), ResourceVersion: o.GetResourceVersion(), Terminating: o.GetDeletionTimestamp() != nil}
 }
 
 // WrittenVersion identifies the last write to what an object is meant to
@@ -137,6 +139,9 @@ var templateCounts = map[string]bool{
 type checkedVersion struct {
 	rv, digest string
 	pass       int
+	// readyAt is the resourceVersion at which the object was last found
+	// ready: while it has not changed, neither has its status.
+	readyAt string
 }
 
 // unchangedSinceChecked says whether the object is, by its watched
@@ -172,7 +177,33 @@ func (e *Engine) markChecked(key, rv, digest string) {
 	if e.checked == nil {
 		e.checked = map[string]checkedVersion{}
 	}
-	e.checked[key] = checkedVersion{rv: rv, digest: digest, pass: e.pass}
+	e.checked[key] = checkedVersion{rv: rv, digest: digest, pass: e.pass, readyAt: e.checked[key].readyAt}
+}
+
+// markReady records the resourceVersion at which an object was found ready.
+func (e *Engine) markReady(key, resourceVersion string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.checked == nil {
+		e.checked = map[string]checkedVersion{}
+	}
+	c := e.checked[key]
+	c.readyAt, c.pass = resourceVersion, e.pass
+	e.checked[key] = c
+}
+
+// readyAt is the resourceVersion at which the object was last found ready,
+// if it was.
+func (e *Engine) readyAt(key string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.checked[key]
+	if !ok {
+		return ""
+	}
+	c.pass = e.pass
+	e.checked[key] = c
+	return c.readyAt
 }
 
 // startPass begins an Apply: objects it does not look at are forgotten

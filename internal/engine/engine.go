@@ -201,6 +201,12 @@ func (e *Engine) helm(ns string) (*action.Configuration, error) {
 	if err := cfg.Init(e.getter.forNamespace(ns), InventoryNamespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm in namespace %s: %w", ns, err)
 	}
+	// The cluster's version and APIs as the engine last read them: Helm
+	// would otherwise build them again from discovery for every action.
+	// A copy, as Helm's options may change the one it is given.
+	if caps, err := e.capabilities(); err == nil {
+		cfg.Capabilities = caps.Copy()
+	}
 	return cfg, nil
 }
 

@@ -201,30 +201,56 @@ func actionEnd(text []byte) int {
 	return len(text)
 }
 
+// apisRead finds templates that may read which APIs the cluster serves:
+// .Capabilities.APIVersions, or the capabilities handed on whole. Only
+// those charts render differently on clusters with other CRDs; the others
+// are shared across a fleet whose clusters each serve a few of their own.
+var apisRead = regexp.MustCompile(`\bAPIVersions\b|\bCapabilities\b([^.]|$)`)
+
+// chartReads is what hashChart found a chart's templates read besides
+// its values.
+type chartReads struct {
+	// tpl: they render other text (files, values) as templates.
+	tpl bool
+	// apis: they may read the APIs the cluster serves.
+	apis bool
+}
+
 // renderKey is the digest of what rendering ch with values as release name
-// in ns on a cluster of caps reads (its Kubernetes version and the APIs it
-// serves); empty when the chart must be rendered each time.
+// in ns on a cluster of caps reads (its Kubernetes version, and the APIs
+// it serves if the chart asks); empty when the chart must be rendered
+// each time.
 func renderKey(ch *chartv2.Chart, values map[string]any, name, ns string, caps *common.Capabilities) string {
 	h := sha256.New()
-	var tpl bool
-	if !hashChart(h, ch, &tpl) {
+	var reads chartReads
+	if !hashChart(h, ch, &reads) {
 		return ""
 	}
 	// Map keys come out sorted: equal values, equal bytes. Values that a
 	// tpl call renders must be deterministic too.
 	v, err := json.Marshal(values)
-	if err != nil || tpl && unshareable.Match(templateActions(v)) {
+	if err != nil {
 		return ""
 	}
-	apis := slices.Clone([]string(caps.APIVersions))
-	slices.Sort(apis)
-	fmt.Fprintf(h, "values %d\n%s\nrelease %s %s kubernetes %s\napis %s\n", len(v), v, name, ns, caps.KubeVersion.Version, strings.Join(apis, ","))
+	if reads.tpl {
+		actions := templateActions(v)
+		if unshareable.Match(actions) {
+			return ""
+		}
+		reads.apis = reads.apis || apisRead.Match(actions)
+	}
+	fmt.Fprintf(h, "values %d\n%s\nrelease %s %s kubernetes %s\n", len(v), v, name, ns, caps.KubeVersion.Version)
+	if reads.apis {
+		apis := slices.Clone([]string(caps.APIVersions))
+		slices.Sort(apis)
+		fmt.Fprintf(h, "apis %s\n", strings.Join(apis, ","))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 // hashChart writes a chart and its subcharts into h, and says whether it
-// may be shared; tpl is set when one of its templates calls tpl.
-func hashChart(h hash.Hash, ch *chartv2.Chart, tpl *bool) bool {
+// may be shared; reads gathers what its templates read.
+func hashChart(h hash.Hash, ch *chartv2.Chart, reads *chartReads) bool {
 	if ch == nil || ch.Metadata == nil {
 		return false
 	}
@@ -242,15 +268,20 @@ func hashChart(h hash.Hash, ch *chartv2.Chart, tpl *bool) bool {
 			return false
 		}
 		renderFiles = renderFiles || tplCall.Match(actions)
+		reads.apis = reads.apis || apisRead.Match(actions)
 		fmt.Fprintf(h, "template %s %d\n", t.Name, len(t.Data))
 		h.Write(t.Data)
 	}
-	*tpl = *tpl || renderFiles
+	reads.tpl = reads.tpl || renderFiles
 	files := append(ch.Files[:0:0], ch.Files...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	for _, f := range files {
-		if renderFiles && unshareable.Match(templateActions(f.Data)) {
-			return false
+		if renderFiles {
+			actions := templateActions(f.Data)
+			if unshareable.Match(actions) {
+				return false
+			}
+			reads.apis = reads.apis || apisRead.Match(actions)
 		}
 		fmt.Fprintf(h, "file %s %d\n", f.Name, len(f.Data))
 		h.Write(f.Data)
@@ -267,7 +298,7 @@ func hashChart(h hash.Hash, ch *chartv2.Chart, tpl *bool) bool {
 	deps := ch.Dependencies()
 	fmt.Fprintf(h, "dependencies %d\n", len(deps))
 	for _, d := range deps {
-		if !hashChart(h, d, tpl) {
+		if !hashChart(h, d, reads) {
 			return false
 		}
 	}

@@ -33,7 +33,6 @@ func TestRenderKey(t *testing.T) {
 		"template":  renderKey(testChart("b: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", caps),
 		"release":   renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web2", "shop", caps),
 		"namespace": renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop2", caps),
-		"apis":      renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", other),
 		"file":      renderKey(testChart("a: {{ .Values.x }}", &common.File{Name: "f", Data: []byte("x")}), map[string]any{"x": 1}, "web", "shop", caps),
 	} {
 		if key == base || key == "" {
@@ -42,6 +41,31 @@ func TestRenderKey(t *testing.T) {
 	}
 	if again := renderKey(testChart("a: {{ .Values.x }}"), map[string]any{"x": 1}, "web", "shop", caps); again != base {
 		t.Error("the same inputs give another key")
+	}
+	// The APIs a cluster serves are in the key of charts that may read
+	// them, and only theirs.
+	for name, ch := range map[string]*chartv2.Chart{
+		"APIVersions.Has":            testChart(`{{ if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}a: 1{{ end }}`),
+		"the capabilities handed on": testChart(`{{ include "x" .Capabilities }}`),
+		"capabilities as YAML":       testChart(`{{ toYaml $.Capabilities }}`),
+		"a tpl'd file asking":        testChart(`{{ tpl (.Files.Get "f") . }}`, &common.File{Name: "f", Data: []byte("{{ .Capabilities.APIVersions }}")}),
+	} {
+		if a, b := renderKey(ch, nil, "web", "shop", caps), renderKey(ch, nil, "web", "shop", other); a == b || a == "" {
+			t.Errorf("%s: the same key on clusters serving other APIs", name)
+		}
+	}
+	if a, b := renderKey(testChart(`{{ tpl .Values.t . }}`), map[string]any{"t": "{{ .Capabilities.APIVersions }}"}, "web", "shop", caps),
+		renderKey(testChart(`{{ tpl .Values.t . }}`), map[string]any{"t": "{{ .Capabilities.APIVersions }}"}, "web", "shop", other); a == b {
+		t.Error("a tpl'd value asking for the APIs: the same key on clusters serving other APIs")
+	}
+	for name, ch := range map[string]*chartv2.Chart{
+		"values only":                   testChart("a: {{ .Values.x }}"),
+		"the Kubernetes version":        testChart(`v: {{ .Capabilities.KubeVersion.Version }}`),
+		"a CRD schema with apiVersions": testChart("apiVersions: [v1]\nx: {{ .Values.x }}"),
+	} {
+		if a, b := renderKey(ch, nil, "web", "shop", caps), renderKey(ch, nil, "web", "shop", other); a != b || a == "" {
+			t.Errorf("%s: another key on clusters serving other APIs", name)
+		}
 	}
 	for name, ch := range map[string]*chartv2.Chart{
 		"random in a template":             testChart(`p: {{ randAlphaNum 8 }}`),

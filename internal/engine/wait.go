@@ -115,19 +115,23 @@ var readyOnceThere = map[schema.GroupKind]bool{
 var crdKind = schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}
 
 // objectReady computes one object's readiness with kstatus. An object that
-// a watch sees is ready without a request when its kind has no status, or
+// a watch sees is ready without a request when its kind has no status,
 // when it is a CRD whose kinds the cluster serves (it serves them once the
-// CRD is established): a CRD holds its whole schema, the largest read of
-// most stacks.
+// CRD is established: a CRD holds its whole schema, the largest read of
+// most stacks), or when nothing about it changed since it was found ready.
 func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (ready bool, why, note string, err error) {
 	ri, gvr, ns, err := e.resourceOf(o, layerNS)
 	if err != nil {
 		return false, "", "", err
 	}
-	if gk := o.GroupVersionKind().GroupKind(); e.opts.Versions != nil && (readyOnceThere[gk] || gk == crdKind) {
+	key := checkKey(gvr, ns, o.GetName())
+	if e.opts.Versions != nil {
 		seen, known := e.opts.Versions.Seen(gvr, ns, o.GetName())
-		if known && !seen.Terminating && (gk != crdKind || e.servesKindsOf(o)) {
-			return true, "", "", nil
+		if known && !seen.Terminating {
+			gk := o.GroupVersionKind().GroupKind()
+			if readyOnceThere[gk] || gk == crdKind && e.servesKindsOf(o) || seen.ResourceVersion != "" && e.readyAt(key) == seen.ResourceVersion {
+				return true, "", "", nil
+			}
 		}
 	}
 	live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
@@ -148,6 +152,7 @@ func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (rea
 	}
 	switch res.Status {
 	case status.CurrentStatus:
+		e.markReady(key, live.GetResourceVersion())
 		return true, "", "", nil
 	case status.FailedStatus:
 		return false, "Failed: " + res.Message, "", nil
@@ -163,7 +168,9 @@ func (e *Engine) servesKindsOf(crd object) bool {
 	e.mu.Unlock()
 	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
 	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
-	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	// Not NestedSlice: that copies the versions, schemas and all.
+	field, _, _ := unstructured.NestedFieldNoCopy(crd.Object, "spec", "versions")
+	versions, _ := field.([]any)
 	if caps == nil || group == "" || kind == "" {
 		return false
 	}
@@ -253,8 +260,9 @@ func (e *Engine) establishCRDs(ctx context.Context, lp *LayerPlan) error {
 			}
 		}
 	}
-	// New kinds: forget what discovery said before.
-	e.getter.forget()
+	// New kinds: forget what discovery said before, so that Helm renders
+	// this layer knowing them.
+	e.Refresh()
 	return nil
 }
 
