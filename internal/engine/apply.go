@@ -169,7 +169,7 @@ func (e *Engine) layerHelm(lp *LayerPlan) (*action.Configuration, error) {
 		if info.Mapping.Scope.Name() != meta.RESTScopeNameNamespace {
 			ns = ""
 		}
-		e.markChecked(checkKey(info.Mapping.Resource, ns, info.Name), WrittenVersion(o), lp.digest)
+		e.markWritten(checkKey(info.Mapping.Resource, ns, info.Name), WrittenVersion(o), lp.digest)
 	}}
 	return cfg, nil
 }

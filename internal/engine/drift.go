@@ -167,8 +167,15 @@ func checkKey(gvr schema.GroupVersionResource, ns, name string) string {
 	return gvr.String() + " " + ns + "/" + name
 }
 
-// markChecked records an object found (or made) as its layer applies it.
-func (e *Engine) markChecked(key, rv, digest string) {
+// markChecked records an object found as its layer applies it, unchanged.
+func (e *Engine) markChecked(key, rv, digest string) { e.mark(key, rv, digest, false) }
+
+// markWritten records an object as Strata just wrote it for its layer.
+// Whether it is ready is to be found again: a watch may not have seen the
+// write yet, and would show the version at which it was last ready.
+func (e *Engine) markWritten(key, rv, digest string) { e.mark(key, rv, digest, true) }
+
+func (e *Engine) mark(key, rv, digest string, written bool) {
 	if key == "" {
 		return
 	}
@@ -177,7 +184,11 @@ func (e *Engine) markChecked(key, rv, digest string) {
 	if e.checked == nil {
 		e.checked = map[string]checkedVersion{}
 	}
-	e.checked[key] = checkedVersion{rv: rv, digest: digest, pass: e.pass, readyAt: e.checked[key].readyAt}
+	c := checkedVersion{rv: rv, digest: digest, pass: e.pass}
+	if !written {
+		c.readyAt = e.checked[key].readyAt
+	}
+	e.checked[key] = c
 }
 
 // markReady records the resourceVersion at which an object was found ready.
@@ -280,7 +291,7 @@ func (e *Engine) repair(ctx context.Context, lp *LayerPlan, drifts []Drift) erro
 		if err != nil {
 			return fmt.Errorf("repair %s: %w", d.Object, err)
 		}
-		e.markChecked(d.key, WrittenVersion(applied), lp.digest)
+		e.markWritten(d.key, WrittenVersion(applied), lp.digest)
 		lp.repaired = append(lp.repaired, d.String())
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/stack"
@@ -284,5 +286,81 @@ func TestRemovedLayersAreForgotten(t *testing.T) {
 	}
 	if !slices.Equal(after, want) {
 		t.Errorf("after spegel's removal the engine remembers\n%v\nwant what an engine that never had it remembers\n%v", after, want)
+	}
+}
+
+// staleVersions is a watch that can fall behind: once frozen, it shows
+// each object as it last saw it.
+type staleVersions struct {
+	live   liveVersions
+	mu     sync.Mutex
+	frozen bool
+	last   map[string]engine.SeenObject
+}
+
+func (s *staleVersions) Seen(gvr schema.GroupVersionResource, ns, name string) (engine.SeenObject, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := gvr.String() + ns + "/" + name
+	if seen, ok := s.last[key]; ok && s.frozen {
+		return seen, true
+	}
+	seen, ok := s.live.Seen(gvr, ns, name)
+	if ok {
+		s.last[key] = seen
+	}
+	return seen, ok
+}
+
+func (s *staleVersions) freeze() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frozen = true
+}
+
+// An object found ready is taken as ready while the watch shows it
+// unchanged — but not after Strata changed it, even when the watch has
+// not seen that write yet: an upgrade waits for its new pods.
+func TestAnUpgradeWaitsForWhatItChanged(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	versions := &staleVersions{live: liveVersions{dynamic.NewForConfigOrDie(cp.RESTConfig())}, last: map[string]engine.SeenObject{}}
+	e, err := engine.New(engine.Options{RESTConfig: cp.RESTConfig(), Timeout: 10 * time.Second, Versions: versions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := func(nodeSelector string) *stack.Stack {
+		return &stack.Stack{Cluster: "stale", Layers: []stack.Layer{{
+			Name: "web", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+			Namespace: "web", ReleaseName: "web", Values: map[string]any{},
+			Spec: v1.Layer{Name: "web", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: ` + nodeSelector + `
+      containers: [{name: web, image: registry.k8s.io/pause:3.10}]
+`}},
+		}}}
+	}
+	if _, res := deploy(t, e, layer("{}")); res.Failed() {
+		t.Fatalf("install: %+v", res.Layers)
+	}
+	// Found ready at the version the watch shows; then the watch falls
+	// behind.
+	for range 2 {
+		if _, res := deploy(t, e, layer("{}")); res.Failed() {
+			t.Fatalf("resync: %+v", res.Layers)
+		}
+	}
+	versions.freeze()
+	// New pods that no node takes: the Deployment cannot become ready.
+	_, res := deploy(t, e, layer("{pool: none}"))
+	if l := phases(res)["web"]; l.Phase != engine.PhaseFailed || !strings.Contains(l.Message, "not Ready") {
+		t.Errorf("upgrade to pods no node takes: %s %q; want it to wait and fail", l.Phase, l.Message)
 	}
 }
