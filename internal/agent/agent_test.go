@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -264,10 +265,10 @@ func setVersion(t *testing.T, c client.Client, cl *v1.Cluster, version string, p
 func scale(t *testing.T, ws kubernetes.Interface, n int32) {
 	t.Helper()
 	ctx := context.Background()
-	dep, err := ws.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{})
-	must(t, err)
-	dep.Spec.Replicas = &n
-	_, err = ws.AppsV1().Deployments("hello-universe").Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+	// A patch, as kubectl scale makes: a read-then-update would conflict
+	// with the Deployment controller writing status meanwhile.
+	patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n))
+	_, err := ws.AppsV1().Deployments("hello-universe").Patch(ctx, "hello-universe-deployment", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-edit"})
 	must(t, err)
 }
 
