@@ -9,9 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
-	"strata.dev/strata/internal/stack"
 )
 
 // A layer that holds a CRD and a custom resource of it applies: the CRD is
@@ -44,11 +42,7 @@ metadata:
 spec:
   size: 3
 `
-	st := &stack.Stack{Cluster: "crds", Layers: []stack.Layer{{
-		Name: "widgets", Profile: "crds", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
-		Namespace: "widgets", ReleaseName: "widgets", Values: map[string]any{},
-		Spec: v1.Layer{Name: "widgets", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: inline}},
-	}}}
+	st := inlineStack("crds", "widgets", inline)
 	_, res := deploy(t, e, st)
 	if l := phases(res)["widgets"]; l.Phase != engine.PhaseReady || l.Objects != 2 {
 		t.Fatalf("widgets: %s (%d objects) %s", l.Phase, l.Objects, l.Message)
@@ -78,11 +72,7 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: registry.k8s.io/pause:3.10}]}
 `
-	st := &stack.Stack{Cluster: "typo", Layers: []stack.Layer{{
-		Name: "web", Profile: "typo", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
-		Namespace: "web", ReleaseName: "web", Values: map[string]any{},
-		Spec: v1.Layer{Name: "web", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: inline}},
-	}}}
+	st := inlineStack("typo", "web", inline)
 	_, res := deploy(t, e, st)
 	if l := phases(res)["web"]; l.Phase != engine.PhaseFailed || !strings.Contains(l.Message, ".spec.replicaz: field not declared in schema") {
 		t.Fatalf("web: %s %q, want Failed naming spec.replicaz", l.Phase, l.Message)

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/profile"
@@ -63,6 +64,16 @@ func profileStack(t testing.TB, name, typ string, layers ...string) *stack.Stack
 		t.Fatal(err)
 	}
 	return st
+}
+
+// inlineStack is a stack of one layer of inline manifests, named like its
+// release and namespace, from a profile named like the cluster, 1.0.0.
+func inlineStack(cluster, name, inline string) *stack.Stack {
+	return &stack.Stack{Cluster: cluster, Layers: []stack.Layer{{
+		Name: name, Profile: cluster, ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+		Namespace: name, ReleaseName: name, Values: map[string]any{},
+		Spec: v1.Layer{Name: name, Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: inline}},
+	}}}
 }
 
 func deploy(t *testing.T, e *engine.Engine, st *stack.Stack) (*engine.Plan, *engine.Result) {

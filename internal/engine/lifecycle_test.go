@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/stack"
@@ -330,10 +329,7 @@ func TestAnUpgradeWaitsForWhatItChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	layer := func(nodeSelector string) *stack.Stack {
-		return &stack.Stack{Cluster: "stale", Layers: []stack.Layer{{
-			Name: "web", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
-			Namespace: "web", ReleaseName: "web", Values: map[string]any{},
-			Spec: v1.Layer{Name: "web", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: apps/v1
+		return inlineStack("stale", "web", `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -342,10 +338,9 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      nodeSelector: ` + nodeSelector + `
+      nodeSelector: `+nodeSelector+`
       containers: [{name: web, image: registry.k8s.io/pause:3.10}]
-`}},
-		}}}
+`)
 	}
 	if _, res := deploy(t, e, layer("{}")); res.Failed() {
 		t.Fatalf("install: %+v", res.Layers)
