@@ -124,7 +124,14 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 		{"alice", "list", "packregistries", "team-a", true},
 		{"bob", "create", "packregistries", "team-a", false},
 	} {
-		if got := can(tc.user, tc.verb, tc.resource, tc.ns); got != tc.want {
+		got := can(tc.user, tc.verb, tc.resource, tc.ns)
+		// The API server's authorizer learns new bindings from a watch: a
+		// grant may take a moment to be seen.
+		for deadline := time.Now().Add(10 * time.Second); tc.want && !got && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			got = can(tc.user, tc.verb, tc.resource, tc.ns)
+		}
+		if got != tc.want {
 			t.Errorf("%s %s %s in %s: allowed=%v, want %v", tc.user, tc.verb, tc.resource, tc.ns, got, tc.want)
 		}
 	}
