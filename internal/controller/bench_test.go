@@ -132,25 +132,24 @@ func benchFleet(b *testing.B, n int) {
 	waitUntil(b, "every cluster Ready on 1.0.0", 20*time.Minute, allOn("1.0.0"))
 
 	// CHANGE_CPUPROFILE profiles the changes alone, without the clusters'
-	// first roll-out; CHANGE_HEAPPROFILE writes heap profiles before
-	// (FILE.before) and after them, for pprof -base.
-	if f := os.Getenv("CHANGE_CPUPROFILE"); f != "" {
-		pf, err := os.Create(f)
-		must(b, err)
-		must(b, pprof.StartCPUProfile(pf))
-		defer pf.Close()
-	}
-	heapProfile := func(f string) {
+	// first roll-out; CHANGE_HEAPPROFILE writes heap and goroutine
+	// profiles before (FILE.before, FILE.before.goroutine) and after them,
+	// for pprof -base. The heap is collected first, so the profile shows
+	// what is held, not what the last collection found.
+	profile := func(f string) {
 		if f == "" {
 			return
 		}
-		hf, err := os.Create(f)
-		must(b, err)
-		defer hf.Close()
-		must(b, pprof.WriteHeapProfile(hf))
+		runtime.GC()
+		for name, file := range map[string]string{"heap": f, "goroutine": f + ".goroutine"} {
+			pf, err := os.Create(file)
+			must(b, err)
+			must(b, pprof.Lookup(name).WriteTo(pf, 0))
+			must(b, pf.Close())
+		}
 	}
 	if f := os.Getenv("CHANGE_HEAPPROFILE"); f != "" {
-		heapProfile(f + ".before")
+		profile(f + ".before")
 	}
 	// The change's own peak: from what the manager holds once the first
 	// roll-out's garbage is collected and returned to the system, as in a
@@ -160,6 +159,12 @@ func benchFleet(b *testing.B, n int) {
 	debug.FreeOSMemory()
 	resetPeakRSS(b)
 	rss0 := residentMiB(b)
+	if f := os.Getenv("CHANGE_CPUPROFILE"); f != "" {
+		pf, err := os.Create(f)
+		must(b, err)
+		must(b, pprof.StartCPUProfile(pf))
+		defer pf.Close()
+	}
 	cpu0 := cpuSeconds()
 	b.ResetTimer()
 	for i := 1; i <= b.N; i++ {
@@ -168,7 +173,7 @@ func benchFleet(b *testing.B, n int) {
 	}
 	b.StopTimer()
 	pprof.StopCPUProfile()
-	heapProfile(os.Getenv("CHANGE_HEAPPROFILE"))
+	profile(os.Getenv("CHANGE_HEAPPROFILE"))
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/change")
 	b.ReportMetric(rss0, "rss-before-change-MiB")
 	b.ReportMetric(peakResidentMiB(b), "peak-rss-in-change-MiB")
@@ -200,8 +205,7 @@ func benchFleet(b *testing.B, n int) {
 	b.ReportMetric(max(firstPeak, peakRSSMiB()), "peak-rss-MiB")
 	// HEAPDUMP: what the manager holds once idle.
 	if f := os.Getenv("HEAPDUMP"); f != "" {
-		runtime.GC()
-		heapProfile(f)
+		profile(f)
 	}
 
 	stop()

@@ -2,14 +2,17 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -61,9 +64,22 @@ const layerObjects = "app.kubernetes.io/managed-by=Helm"
 // deletes one, so that drift is found at once rather than at the next
 // resync, and tells the engine each object's written version, so that a
 // resync checks only objects written since they were last checked.
+//
+// A kind of watchedKinds is watched from the first time the engine asks
+// about an object of it: a cluster pays only for the kinds its layers use.
+// Each kind is a reflector filling a map, without the shared informers'
+// queue, event processor and listener buffers: per cluster and kind, that
+// machinery was about ten goroutines and 20 KiB held while idle, most of
+// a manager's memory per cluster.
 type driftWatch struct {
-	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
-	stop      func()
+	client  metadata.Interface
+	changed func()
+	ctx     context.Context
+	cancel  func()
+	running sync.WaitGroup
+
+	mu    sync.Mutex
+	kinds map[schema.GroupVersionResource]*kindWatch
 	// apisChanged is set when a CRD or APIService changed, or a watch
 	// broke (the API server may have restarted on a new version).
 	apisChanged atomic.Bool
@@ -74,24 +90,32 @@ type driftWatch struct {
 func (w *driftWatch) APIsChanged() bool { return w.apisChanged.Swap(false) }
 
 // Seen is what the watch last saw of the object, for the kinds watched.
+// Asking about a kind it may watch and does not yet starts its watch.
 func (w *driftWatch) Seen(gvr schema.GroupVersionResource, namespace, name string) (engine.SeenObject, bool) {
-	inf, ok := w.informers[gvr]
-	if !ok || !inf.HasSynced() {
+	m, ok := w.get(gvr, namespace, name)
+	if !ok {
 		return engine.SeenObject{}, false
+	}
+	return engine.Seeing(m), true
+}
+
+// get is the object's metadata as last seen, once its kind's watch has
+// listed it.
+func (w *driftWatch) get(gvr schema.GroupVersionResource, namespace, name string) (*metav1.PartialObjectMetadata, bool) {
+	w.mu.Lock()
+	k := w.kinds[gvr]
+	if k == nil && slices.Contains(watchedKinds, gvr) && w.ctx.Err() == nil {
+		k = w.start(gvr, layerObjects, w.layerEvents())
+	}
+	w.mu.Unlock()
+	if k == nil {
+		return nil, false
 	}
 	key := name
 	if namespace != "" {
 		key = namespace + "/" + name
 	}
-	obj, exists, err := inf.GetIndexer().GetByKey(key)
-	if err != nil || !exists {
-		return engine.SeenObject{}, false
-	}
-	m, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return engine.SeenObject{}, false
-	}
-	return engine.Seeing(m), true
+	return k.get(key)
 }
 
 // watchDrift starts a driftWatch; it runs until its stop is called.
@@ -104,78 +128,209 @@ func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	factory := metadatainformer.NewFilteredSharedInformerFactory(client, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
-		o.LabelSelector = layerObjects
-	})
-	handler := cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(old, obj any) {
-			if changedByHand(old, obj) {
-				changed()
-			}
-		},
-		DeleteFunc: func(any) { changed() },
-	}
-	w := &driftWatch{informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}}
-	apis := cache.ResourceEventHandlerDetailedFuncs{
-		AddFunc: func(_ any, initial bool) {
-			if !initial {
-				w.apisChanged.Store(true)
-			}
-		},
-		UpdateFunc: func(old, obj any) {
-			w.apisChanged.Store(true)
-			handler.OnUpdate(old, obj)
-		},
-		DeleteFunc: func(obj any) {
-			w.apisChanged.Store(true)
-			handler.OnDelete(obj)
-		},
-	}
-	broken := func(ctx context.Context, r *cache.Reflector, err error) {
-		w.apisChanged.Store(true)
-		cache.DefaultWatchErrorHandler(ctx, r, err)
-	}
-	everything := metadatainformer.NewSharedInformerFactory(client, 0)
-	for _, f := range []struct {
-		factory metadatainformer.SharedInformerFactory
-		kinds   []schema.GroupVersionResource
-		handler cache.ResourceEventHandler
-	}{{factory, watchedKinds, handler}, {everything, apiKinds, apis}} {
-		for _, gvr := range f.kinds {
-			inf := f.factory.ForResource(gvr).Informer()
-			if _, err := inf.AddEventHandler(f.handler); err != nil {
-				return nil, err
-			}
-			if err := inf.SetWatchErrorHandlerWithContext(broken); err != nil {
-				return nil, err
-			}
-			if err := inf.SetTransform(withoutFieldSets); err != nil {
-				return nil, err
-			}
-			w.informers[gvr] = inf
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	everything.Start(ctx.Done())
-	w.stop = func() {
-		cancel()
-		factory.Shutdown()
-		everything.Shutdown()
+	w := &driftWatch{client: client, changed: changed, ctx: ctx, cancel: cancel, kinds: map[schema.GroupVersionResource]*kindWatch{}}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, gvr := range apiKinds {
+		w.start(gvr, "", w.apiEvents())
 	}
 	return w, nil
+}
+
+// stop ends every watch and waits for them to end.
+func (w *driftWatch) stop() {
+	w.mu.Lock()
+	w.cancel()
+	w.mu.Unlock()
+	w.running.Wait()
+}
+
+// layerEvents wake the cluster up when someone else changed or deleted a
+// layer object.
+func (w *driftWatch) layerEvents() kindEvents {
+	return kindEvents{
+		updated: func(old, obj *metav1.PartialObjectMetadata) {
+			if changedByHand(old, obj) {
+				w.changed()
+			}
+		},
+		deleted: w.changed,
+	}
+}
+
+// apiEvents note that the cluster's kinds may have changed, and wake the
+// cluster up for a layer's CRD changed or deleted by someone else.
+func (w *driftWatch) apiEvents() kindEvents {
+	layers := w.layerEvents()
+	return kindEvents{
+		added: func() { w.apisChanged.Store(true) },
+		updated: func(old, obj *metav1.PartialObjectMetadata) {
+			w.apisChanged.Store(true)
+			layers.updated(old, obj)
+		},
+		deleted: func() {
+			w.apisChanged.Store(true)
+			layers.deleted()
+		},
+	}
+}
+
+// start runs a reflector for the kind until the watch stops; w.mu is held.
+func (w *driftWatch) start(gvr schema.GroupVersionResource, selector string, events kindEvents) *kindWatch {
+	k := &kindWatch{objects: map[string]*metav1.PartialObjectMetadata{}, events: events}
+	w.kinds[gvr] = k
+	resource := w.client.Resource(gvr)
+	options := func(o metav1.ListOptions) metav1.ListOptions {
+		o.LabelSelector = selector
+		return o
+	}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			// A list after the first follows a broken watch.
+			if k.listed.Load() {
+				w.apisChanged.Store(true)
+			}
+			return resource.List(ctx, options(o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			wi, err := resource.Watch(ctx, options(o))
+			if err != nil {
+				w.apisChanged.Store(true)
+			}
+			return wi, err
+		},
+	}
+	r := cache.NewReflectorWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, w.client), &metav1.PartialObjectMetadata{}, k,
+		cache.ReflectorOptions{Name: "drift watch of " + gvr.String(), TypeDescription: gvr.String()})
+	w.running.Go(func() { r.RunWithContext(w.ctx) })
+	return k
+}
+
+// kindEvents are what a kindWatch tells of changes after its first list;
+// any may be nil.
+type kindEvents struct {
+	added   func()
+	updated func(old, obj *metav1.PartialObjectMetadata)
+	deleted func()
+}
+
+// kindWatch is the store a kind's reflector fills: each object's metadata
+// by namespace/name, as last seen.
+type kindWatch struct {
+	mu      sync.RWMutex
+	objects map[string]*metav1.PartialObjectMetadata
+	listed  atomic.Bool
+	events  kindEvents
+}
+
+var _ cache.ReflectorStore = (*kindWatch)(nil)
+
+func (k *kindWatch) get(key string) (*metav1.PartialObjectMetadata, bool) {
+	if !k.listed.Load() {
+		return nil, false
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	m, ok := k.objects[key]
+	return m, ok
+}
+
+func (k *kindWatch) Add(obj any) error    { return k.put(obj) }
+func (k *kindWatch) Update(obj any) error { return k.put(obj) }
+
+func (k *kindWatch) put(obj any) error {
+	m, key, err := metadataOf(obj)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	old := k.objects[key]
+	k.objects[key] = m
+	k.mu.Unlock()
+	k.tell(old, m)
+	return nil
+}
+
+func (k *kindWatch) Delete(obj any) error {
+	_, key, err := metadataOf(obj)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	_, had := k.objects[key]
+	delete(k.objects, key)
+	k.mu.Unlock()
+	if had && k.events.deleted != nil {
+		k.events.deleted()
+	}
+	return nil
+}
+
+// Replace takes a full list: the first, or a new one after a watch broke,
+// which tells what changed while it was broken.
+func (k *kindWatch) Replace(list []any, _ string) error {
+	objects := make(map[string]*metav1.PartialObjectMetadata, len(list))
+	for _, obj := range list {
+		m, key, err := metadataOf(obj)
+		if err != nil {
+			return err
+		}
+		objects[key] = m
+	}
+	k.mu.Lock()
+	before := k.objects
+	k.objects = objects
+	k.mu.Unlock()
+	if !k.listed.Swap(true) {
+		return nil
+	}
+	for key, m := range objects {
+		k.tell(before[key], m)
+	}
+	for key := range before {
+		if _, ok := objects[key]; !ok && k.events.deleted != nil {
+			k.events.deleted()
+		}
+	}
+	return nil
+}
+
+func (k *kindWatch) Resync() error { return nil }
+
+// tell reports an object seen, after the first list: added when old is
+// nil, else updated if its resourceVersion moved.
+func (k *kindWatch) tell(old, obj *metav1.PartialObjectMetadata) {
+	switch {
+	case !k.listed.Load():
+	case old == nil:
+		if k.events.added != nil {
+			k.events.added()
+		}
+	case old.ResourceVersion != obj.ResourceVersion && k.events.updated != nil:
+		k.events.updated(old, obj)
+	}
+}
+
+// metadataOf is a watched object's metadata, without its managed fields'
+// field sets, and its namespace/name key.
+func metadataOf(obj any) (*metav1.PartialObjectMetadata, string, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return nil, "", fmt.Errorf("drift watch: unexpected %T", obj)
+	}
+	withoutFieldSets(m)
+	key, err := cache.MetaNamespaceKeyFunc(m)
+	return m, key, err
 }
 
 // withoutFieldSets drops the field sets of an object's managed fields
 // before the watch keeps it: who wrote it and when is all it reads, and
 // the sets (a CRD's whole schema) are most of an object's metadata.
-func withoutFieldSets(obj any) (any, error) {
-	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
-		for i := range m.ManagedFields {
-			m.ManagedFields[i].FieldsV1 = nil
-		}
+func withoutFieldSets(m *metav1.PartialObjectMetadata) {
+	for i := range m.ManagedFields {
+		m.ManagedFields[i].FieldsV1 = nil
 	}
-	return obj, nil
 }
 
 // changedByHand tells an edit worth a drift check from the noise: Strata's

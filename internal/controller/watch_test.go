@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -149,6 +148,18 @@ spec:
 	seen(serviceAccounts, "runner", anyVersion)
 	seen(daemonSets, "agent", anyVersion)
 	seen(crds, "gadgets.example.strata.dev", anyVersion)
+	// The watch holds a stream for the kinds the layer uses, and for the
+	// cluster's APIs: not for every kind it could watch.
+	watch.mu.Lock()
+	var kinds []string
+	for gvr := range watch.kinds {
+		kinds = append(kinds, gvr.Resource)
+	}
+	watch.mu.Unlock()
+	slices.Sort(kinds)
+	if want := []string{"apiservices", "configmaps", "customresourcedefinitions", "daemonsets", "deployments", "serviceaccounts"}; !slices.Equal(kinds, want) {
+		t.Errorf("the watch watches %v; want the layer's kinds and the API kinds: %v", kinds, want)
+	}
 	// The manager reads the cluster's APIs again when its watch saw a CRD
 	// come.
 	if watch.APIsChanged() {
@@ -157,8 +168,8 @@ spec:
 	// The Deployment controller notes its revision on the Deployment after
 	// the install: not a change to what Strata applies.
 	seen(deployments, "idle", func(string) bool {
-		obj, ok, _ := watch.informers[deployments].GetIndexer().GetByKey("settings/idle")
-		return ok && obj.(*metav1.PartialObjectMetadata).Annotations["deployment.kubernetes.io/revision"] != ""
+		obj, ok := watch.get(deployments, "settings", "idle")
+		return ok && obj.Annotations["deployment.kubernetes.io/revision"] != ""
 	})
 	// What the install wrote is known as applied: once the watch has seen
 	// it, a resync checks nothing against the server (the DaemonSet's
@@ -210,8 +221,8 @@ spec:
 		t.Fatal(err)
 	}
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		obj, ok, _ := watch.informers[deployments].GetIndexer().GetByKey("settings/idle")
-		return ok && obj.(*metav1.PartialObjectMetadata).ResourceVersion == written.ResourceVersion, nil
+		obj, ok := watch.get(deployments, "settings", "idle")
+		return ok && obj.ResourceVersion == written.ResourceVersion, nil
 	})
 	if err != nil {
 		t.Fatalf("the watch never saw the status write: %v", err)
@@ -245,6 +256,18 @@ spec:
 	if l, req := apply(); req.DryRuns != 0 || l.Writes != 0 {
 		t.Errorf("resync after the repair: %d dry-runs, %d writes; want none", req.DryRuns, l.Writes)
 	}
+}
+
+// listed says whether each kind watched has been listed.
+func (w *driftWatch) listed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range w.kinds {
+		if !k.listed.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -281,10 +304,10 @@ func TestClusterAPIsAreReadAgainWhenTheyChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, inf := range watch.informers {
-		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-			t.Fatal("watch never synced")
-		}
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return watch.listed(), nil
+	}); err != nil {
+		t.Fatalf("watch never listed its kinds: %v", err)
 	}
 	st := &stack.Stack{Cluster: "apis", Layers: []stack.Layer{{
 		Name: "widgets", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
@@ -337,5 +360,42 @@ spec:
 	})
 	if err != nil {
 		t.Fatalf("after a CRD was added by hand the layer is still %s", action)
+	}
+}
+
+// After a watch broke, the kind is listed again: what changed, came or went
+// while it was broken is told as if watched, and the first list tells
+// nothing.
+func TestAKindListedAgainTellsWhatChangedMeanwhile(t *testing.T) {
+	var told []string
+	k := &kindWatch{objects: map[string]*metav1.PartialObjectMetadata{}, events: kindEvents{
+		added:   func() { told = append(told, "added") },
+		updated: func(old, obj *metav1.PartialObjectMetadata) { told = append(told, "updated "+obj.Name) },
+		deleted: func() { told = append(told, "deleted") },
+	}}
+	object := func(name, rv string) any {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, ResourceVersion: rv}}
+	}
+	if _, ok := k.get("ns/a"); ok {
+		t.Error("an object was seen before the first list")
+	}
+	if err := k.Replace([]any{object("a", "1"), object("b", "1")}, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 0 {
+		t.Errorf("the first list told %v", told)
+	}
+	if m, ok := k.get("ns/a"); !ok || m.ResourceVersion != "1" {
+		t.Errorf("after the first list: %v %v", m, ok)
+	}
+	if err := k.Replace([]any{object("a", "5"), object("c", "4")}, "5"); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(told)
+	if want := []string{"added", "deleted", "updated a"}; !slices.Equal(told, want) {
+		t.Errorf("listed again: told %v, want %v", told, want)
+	}
+	if _, ok := k.get("ns/b"); ok {
+		t.Error("an object gone from the list is still seen")
 	}
 }
