@@ -28,6 +28,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/storage"
 
 	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/render"
@@ -201,6 +202,16 @@ func (e *Engine) helm(ns string) (*action.Configuration, error) {
 	if err := cfg.Init(e.getter.forNamespace(ns), InventoryNamespace, "secret"); err != nil {
 		return nil, fmt.Errorf("helm in namespace %s: %w", ns, err)
 	}
+	records := newReleaseSecrets(e.clientset.CoreV1().Secrets(InventoryNamespace))
+	records.SetLogger(cfg.Logger().Handler())
+	cfg.Releases = storage.Init(records)
+	// Helm's client would build a client set of its own, some sixty REST
+	// clients, for each action: it gets the engine's.
+	if kc, ok := cfg.KubeClient.(*kube.Client); ok {
+		if cs, ok := e.clientset.(*kubernetes.Clientset); ok {
+			kc.Factory = sharedClientSet{Factory: kc.Factory, clientset: cs}
+		}
+	}
 	// The cluster's version and APIs as the engine last read them: Helm
 	// would otherwise build them again from discovery for every action.
 	// A copy, as Helm's options may change the one it is given.
@@ -209,6 +220,15 @@ func (e *Engine) helm(ns string) (*action.Configuration, error) {
 	}
 	return cfg, nil
 }
+
+// sharedClientSet is Helm's client factory handing out the engine's
+// client set.
+type sharedClientSet struct {
+	kube.Factory
+	clientset *kubernetes.Clientset
+}
+
+func (f sharedClientSet) KubernetesClientSet() (*kubernetes.Clientset, error) { return f.clientset, nil }
 
 // capabilities describes the cluster for rendering: its version and the APIs
 // it serves, read once per engine.
