@@ -200,7 +200,7 @@ func loadManifest(path string) (Manifest, error) {
 	if _, err := parseManifestTemplate(name, string(data)); err != nil {
 		return Manifest{}, fmt.Errorf("invalid template: %w", err)
 	}
-	return Manifest{Name: name, Template: string(data)}, nil
+	return Manifest{Name: name, Template: data}, nil
 }
 
 // parseManifestTemplate parses a kubeManifest with the functions Helm

@@ -52,7 +52,8 @@ type Chart struct {
 type Manifest struct {
 	Name     string `json:"name"`
 	Path     string `json:"path"`
-	Template string `json:"-"`
+	// Template is the file as read: charts made of it share these bytes.
+	Template []byte `json:"-"`
 }
 
 // ID is "name-version", the way packs are named in registries.

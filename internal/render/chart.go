@@ -5,6 +5,7 @@
 package render
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -129,7 +130,7 @@ const spectroKey = "__spectro"
 // some are hundreds of kilobytes of CRDs.
 var spectroRefs = strings.NewReplacer("$.Spectro.", "$.Values."+spectroKey+".", ".Spectro.", "$.Values."+spectroKey+".")
 
-func usesSpectro(template string) bool { return strings.Contains(template, ".Spectro.") }
+func usesSpectro(template []byte) bool { return bytes.Contains(template, []byte(".Spectro.")) }
 
 func (o Options) spectro() map[string]any {
 	return map[string]any{"cluster": o.ClusterName, "apiServer": o.APIServer}
@@ -189,9 +190,9 @@ func manifestChart(name, version string, m pack.Manifest) *chartv2.Chart {
 	c := emptyChart(name, version)
 	tmpl := m.Template
 	if usesSpectro(tmpl) {
-		tmpl = spectroRefs.Replace(tmpl)
+		tmpl = []byte(spectroRefs.Replace(string(tmpl)))
 	}
-	c.Templates = []*common.File{{Name: "templates/" + baseName(m.Path), Data: []byte(tmpl)}}
+	c.Templates = []*common.File{{Name: "templates/" + baseName(m.Path), Data: tmpl}}
 	return c
 }
 
