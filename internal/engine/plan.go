@@ -1,10 +1,14 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -189,7 +193,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 		objs := e.defaultNamespaces(r.objects, l.Namespace)
 		lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
-		lp.digest = digest(ch, r.manifest, l.PackDigest)
+		lp.digest = r.digest(ch, l.PackDigest)
 
 		if refusals := e.unservedAPIs(objs); len(refusals) > 0 {
 			lp.Action = ActionRefuse
@@ -261,16 +265,32 @@ func changeReason(rec InventoryLayer, l stack.Layer) string {
 // that a tag pushed again with other content is a change to approve.
 func digest(ch *chartv2.Chart, manifest, packDigest string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n", ch.Metadata.Name, ch.Metadata.Version)
-	if packDigest != "" {
-		fmt.Fprintf(h, "pack %s\n", packDigest)
-	}
-	h.Write([]byte(manifest))
+	io.WriteString(h, digestPrefix(ch, packDigest))
+	io.WriteString(h, manifest)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// digestPrefix is what a layer's digest hashes before its manifest.
+func digestPrefix(ch *chartv2.Chart, packDigest string) string {
+	prefix := ch.Metadata.Name + "\n" + ch.Metadata.Version + "\n"
+	if packDigest != "" {
+		prefix += "pack " + packDigest + "\n"
+	}
+	return prefix
 }
 
 // valuesDiff is a unified diff of two value trees as YAML.
 func valuesDiff(from, to map[string]any) string {
+	// Most plans change no values: JSON, which prints numbers of any type
+	// alike, tells so for less than the YAML the diff is made of.
+	if len(from) == 0 && len(to) == 0 || reflect.DeepEqual(from, to) {
+		return ""
+	}
+	if ja, err := json.Marshal(from); err == nil {
+		if jb, err := json.Marshal(to); err == nil && bytes.Equal(ja, jb) {
+			return ""
+		}
+	}
 	a, b := valuesText(from), valuesText(to)
 	if a == b {
 		return ""

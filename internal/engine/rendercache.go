@@ -54,6 +54,24 @@ type renderEntry struct {
 type rendered struct {
 	manifest string
 	objects  []object
+	// digests are those of the layers this render is, which the
+	// clusters sharing it share: hashing a large manifest at every plan
+	// of every cluster was a tenth of a plan's work.
+	digests *sync.Map // digestPrefix -> digest
+}
+
+// digest is the layer's digest (see digest), computed once per render.
+func (r rendered) digest(ch *chartv2.Chart, packDigest string) string {
+	if r.digests == nil {
+		return digest(ch, r.manifest, packDigest)
+	}
+	prefix := digestPrefix(ch, packDigest)
+	if d, ok := r.digests.Load(prefix); ok {
+		return d.(string)
+	}
+	d := digest(ch, r.manifest, packDigest)
+	r.digests.Store(prefix, d)
+	return d
 }
 
 // size is what an entry is charged: the manifest, and its objects, which
@@ -144,7 +162,7 @@ func (e *Engine) renderLayer(ch *chartv2.Chart, values map[string]any, name, ns 
 		if err != nil {
 			return rendered{}, fmt.Errorf("rendered objects do not parse: %w", err)
 		}
-		return rendered{manifest: manifest, objects: objs}, nil
+		return rendered{manifest: manifest, objects: objs, digests: &sync.Map{}}, nil
 	}
 	if e.opts.Renders == nil {
 		return fn()
