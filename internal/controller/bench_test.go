@@ -136,13 +136,18 @@ func benchFleet(b *testing.B, n int) {
 	// profiles before (FILE.before, FILE.before.goroutine) and after them,
 	// for pprof -base. The heap is collected first, so the profile shows
 	// what is held, not what the last collection found.
-	profile := func(f string) {
-		if f == "" {
+	profile := func(file string) {
+		if file == "" {
 			return
 		}
 		runtime.GC()
-		for name, file := range map[string]string{"heap": f, "goroutine": f + ".goroutine"} {
-			pf, err := os.Create(file)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		mib := func(n uint64) float64 { return float64(n) / (1 << 20) }
+		b.Logf("%s: heap in use %.1f MiB (idle %.1f, released %.1f), stacks %.1f MiB, runtime %.1f MiB, %d goroutines", file,
+			mib(ms.HeapInuse), mib(ms.HeapIdle), mib(ms.HeapReleased), mib(ms.StackInuse), mib(ms.MSpanInuse+ms.MCacheInuse+ms.BuckHashSys+ms.GCSys+ms.OtherSys), runtime.NumGoroutine())
+		for name, f := range map[string]string{"heap": file, "goroutine": file + ".goroutine"} {
+			pf, err := os.Create(f)
 			must(b, err)
 			must(b, pprof.Lookup(name).WriteTo(pf, 0))
 			must(b, pf.Close())
