@@ -228,7 +228,9 @@ type sharedClientSet struct {
 	clientset *kubernetes.Clientset
 }
 
-func (f sharedClientSet) KubernetesClientSet() (*kubernetes.Clientset, error) { return f.clientset, nil }
+func (f sharedClientSet) KubernetesClientSet() (*kubernetes.Clientset, error) {
+	return f.clientset, nil
+}
 
 // capabilities describes the cluster for rendering: its version and the APIs
 // it serves, read once per engine.

@@ -50,8 +50,8 @@ type Chart struct {
 // Manifest is a templated Kubernetes manifest shipped in a pack; its
 // template sees .Values = manifests.<Name> of the layer's values.
 type Manifest struct {
-	Name     string `json:"name"`
-	Path     string `json:"path"`
+	Name string `json:"name"`
+	Path string `json:"path"`
 	// Template is the file as read: charts made of it share these bytes.
 	Template []byte `json:"-"`
 }
