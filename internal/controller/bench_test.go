@@ -90,6 +90,10 @@ func BenchmarkFleetProfileChange(b *testing.B) {
 }
 
 func benchFleet(b *testing.B, n int) {
+	if os.Getenv("CHANGE_HEAPPROFILE") != "" {
+		// Sampled finely enough to tell what each cluster holds.
+		runtime.MemProfileRate = 16 << 10
+	}
 	mgmt, c := emptyManagementPlane(b, controller.SharedNamespace, "fleet")
 	// The manager's own writes to the management plane, counted apart from
 	// the benchmark's.
