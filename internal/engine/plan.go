@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -265,8 +264,8 @@ func changeReason(rec InventoryLayer, l stack.Layer) string {
 // that a tag pushed again with other content is a change to approve.
 func digest(ch *chartv2.Chart, manifest, packDigest string) string {
 	h := sha256.New()
-	io.WriteString(h, digestPrefix(ch, packDigest))
-	io.WriteString(h, manifest)
+	h.Write([]byte(digestPrefix(ch, packDigest)))
+	h.Write([]byte(manifest))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -56,7 +56,7 @@ type rendered struct {
 	objects  []object
 	// digests are those of the layers this render is, which the
 	// clusters sharing it share: hashing a large manifest at every plan
-	// of every cluster was a tenth of a plan's work.
+	// of every cluster was over a quarter of a plan's CPU time.
 	digests *sync.Map // digestPrefix -> digest
 }
 
