@@ -62,9 +62,6 @@ type rendered struct {
 
 // digest is the layer's digest (see digest), computed once per render.
 func (r rendered) digest(ch *chartv2.Chart, packDigest string) string {
-	if r.digests == nil {
-		return digest(ch, r.manifest, packDigest)
-	}
 	prefix := digestPrefix(ch, packDigest)
 	if d, ok := r.digests.Load(prefix); ok {
 		return d.(string)
