@@ -118,7 +118,7 @@ type Event struct {
 type Engine struct {
 	opts      Options
 	getter    *restGetter
-	clientset kubernetes.Interface
+	clientset *kubernetes.Clientset
 	dynamic   dynamic.Interface
 	metadata  metadata.Interface
 	log       *slog.Logger
@@ -208,9 +208,7 @@ func (e *Engine) helm(ns string) (*action.Configuration, error) {
 	// Helm's client would build a client set of its own, some sixty REST
 	// clients, for each action: it gets the engine's.
 	if kc, ok := cfg.KubeClient.(*kube.Client); ok {
-		if cs, ok := e.clientset.(*kubernetes.Clientset); ok {
-			kc.Factory = sharedClientSet{Factory: kc.Factory, clientset: cs}
-		}
+		kc.Factory = sharedClientSet{Factory: kc.Factory, clientset: e.clientset}
 	}
 	// The cluster's version and APIs as the engine last read them: Helm
 	// would otherwise build them again from discovery for every action.
