@@ -152,7 +152,9 @@ func (e *Engine) objectReady(ctx context.Context, o object, layerNS string) (rea
 	}
 	switch res.Status {
 	case status.CurrentStatus:
-		e.markReady(key, live.GetResourceVersion())
+		if e.opts.Versions != nil {
+			e.markReady(key, live.GetResourceVersion())
+		}
 		return true, "", "", nil
 	case status.FailedStatus:
 		return false, "Failed: " + res.Message, "", nil
