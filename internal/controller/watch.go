@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -121,9 +122,11 @@ func (w *driftWatch) get(gvr schema.GroupVersionResource, namespace, name string
 // watchDrift starts a driftWatch; it runs until its stop is called.
 func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 	// Uncompressed: each compressed watch stream holds a decompressor of
-	// some 40 KiB, more than the metadata it carries.
+	// some 40 KiB, more than the metadata it carries. Asked per request
+	// rather than with DisableCompression, which would keep a transport,
+	// and so a connection, of its own beside the engine's.
 	cfg = rest.CopyConfig(cfg)
-	cfg.DisableCompression = true
+	cfg.Wrap(askUncompressed)
 	client, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -136,6 +139,17 @@ func watchDrift(cfg *rest.Config, changed func()) (*driftWatch, error) {
 		w.start(gvr, "", w.apiEvents())
 	}
 	return w, nil
+}
+
+// askUncompressed asks the server not to compress its answer; a request
+// that names its encoding is neither marked for gzip nor decompressed by
+// the Go transport.
+func askUncompressed(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		req = req.Clone(req.Context())
+		req.Header.Set("Accept-Encoding", "identity")
+		return next.RoundTrip(req)
+	})
 }
 
 // stop ends every watch and waits for them to end.

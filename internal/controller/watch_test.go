@@ -3,7 +3,10 @@ package controller
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -398,4 +401,115 @@ func TestAKindListedAgainTellsWhatChangedMeanwhile(t *testing.T) {
 	if _, ok := k.get("ns/b"); ok {
 		t.Error("an object gone from the list is still seen")
 	}
+}
+
+// A cluster's watches ride the engine's connection, and ask for answers
+// uncompressed: one connection per cluster, no decompressor per watch.
+func TestWatchesShareTheEngineConnectionUncompressed(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{})
+	ctx := context.Background()
+	var compressedWatches atomic.Int64
+	cfg := cp.RESTConfig()
+	// Connections are counted where they arrive: a dial function of the
+	// test's own would give every client a transport of its own.
+	connections := countConnections(t, cfg)
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := next.RoundTrip(req)
+			if err == nil && req.URL.Query().Get("watch") == "true" && (resp.Uncompressed || resp.Header.Get("Content-Encoding") != "") {
+				compressedWatches.Add(1)
+			}
+			return resp, err
+		})
+	})
+	watchCfg := rest.CopyConfig(cfg)
+	watchCfg.Timeout = 0
+	watch, err := watchDrift(watchCfg, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(watch.stop)
+	e, err := engine.New(engine.Options{RESTConfig: cfg, Timeout: time.Minute, Versions: watch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stack.Stack{Cluster: "shared", Layers: []stack.Layer{{
+		Name: "settings", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+		Namespace: "settings", ReleaseName: "settings", Values: map[string]any{},
+		Spec: v1.Layer{Name: "settings", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: strict}
+`}},
+	}}}
+	plan, err := e.Plan(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Apply(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	// A second plan reads the ConfigMap's version from its watch.
+	if _, err := e.Plan(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return watch.listed(), nil
+	}); err != nil {
+		t.Fatalf("watch never listed its kinds: %v", err)
+	}
+	// Clients that dialled at once before the first connection was up
+	// close the spare ones.
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return connections.Load() == 1, nil
+	}); err != nil {
+		t.Errorf("engine and watches hold %d connections to the cluster, want one", connections.Load())
+	}
+	if n := compressedWatches.Load(); n != 0 {
+		t.Errorf("%d watches were answered compressed", n)
+	}
+}
+
+// countConnections points cfg at a loopback relay to its server and counts
+// the connections open through it.
+func countConnections(t *testing.T, cfg *rest.Config) *atomic.Int64 {
+	t.Helper()
+	server, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	var open atomic.Int64
+	target := server.Host
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			open.Add(1)
+			var once sync.Once
+			relay := func(to, from net.Conn) {
+				_, _ = io.Copy(to, from)
+				_ = to.Close()
+				_ = from.Close()
+				once.Do(func() { open.Add(-1) })
+			}
+			go relay(out, in)
+			go relay(in, out)
+		}
+	}()
+	server.Host = l.Addr().String()
+	cfg.Host = server.String()
+	return &open
 }
