@@ -137,13 +137,16 @@ func benchFleet(b *testing.B, n int) {
 
 	// CHANGE_CPUPROFILE profiles the changes alone, without the clusters'
 	// first roll-out; CHANGE_HEAPPROFILE writes heap and goroutine
-	// profiles before (FILE.before, FILE.before.goroutine) and after them,
-	// for pprof -base. The heap is collected first, so the profile shows
+	// profiles before (FILE.N.before, FILE.N.before.goroutine, for N
+	// clusters) and after them, for pprof -base. The heap is collected first, so the profile shows
 	// what is held, not what the last collection found.
 	profile := func(file string) {
 		if file == "" {
 			return
 		}
+		file = fmt.Sprintf("%s.%d", file, n)
+		// Twice: what sync.Pools hold goes only at the second.
+		runtime.GC()
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

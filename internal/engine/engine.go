@@ -156,6 +156,7 @@ func New(opts Options) (*Engine, error) {
 	cfg.QPS, cfg.Burst = 100, 200
 	counter := &requestCounter{}
 	cfg.Wrap(counter.wrap)
+	cfg.Wrap(smallWrites)
 	// Deprecation warnings from the server go to the log, not the terminal.
 	cfg.WarningHandler = warningLogger{log}
 	getter, err := newRESTGetter(cfg)

@@ -1,14 +1,10 @@
 package engine
 
 import (
-	"sync"
-
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -19,7 +15,7 @@ type restGetter struct {
 	config    *rest.Config
 	namespace string
 	discovery discovery.CachedDiscoveryInterface
-	mapper    *knownMappings
+	mapper    *clusterMappings
 }
 
 func newRESTGetter(cfg *rest.Config) (*restGetter, error) {
@@ -31,7 +27,7 @@ func newRESTGetter(cfg *rest.Config) (*restGetter, error) {
 	return &restGetter{
 		config:    cfg,
 		discovery: cached,
-		mapper:    &knownMappings{DeferredDiscoveryRESTMapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)},
+		mapper:    &clusterMappings{discovery: cached},
 	}, nil
 }
 
@@ -62,46 +58,4 @@ func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	cfg.Contexts["strata"] = &clientcmdapi.Context{Namespace: g.namespace}
 	cfg.CurrentContext = "strata"
 	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.namespace}})
-}
-
-// knownMappings remembers the mappings found for each kind and version,
-// until Reset: the deferred mapper builds each answer anew from discovery,
-// and it is asked for every object of every plan, apply and readiness
-// check (a tenth of what a fleet's profile change allocated).
-type knownMappings struct {
-	*restmapper.DeferredDiscoveryRESTMapper
-	mu    sync.Mutex
-	known map[schema.GroupVersionKind]*meta.RESTMapping
-}
-
-func (m *knownMappings) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
-	if len(versions) != 1 {
-		return m.DeferredDiscoveryRESTMapper.RESTMapping(gk, versions...)
-	}
-	gvk := gk.WithVersion(versions[0])
-	m.mu.Lock()
-	found, ok := m.known[gvk]
-	m.mu.Unlock()
-	if ok {
-		return found, nil
-	}
-	found, err := m.DeferredDiscoveryRESTMapper.RESTMapping(gk, versions...)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	if m.known == nil {
-		m.known = map[schema.GroupVersionKind]*meta.RESTMapping{}
-	}
-	m.known[gvk] = found
-	m.mu.Unlock()
-	return found, nil
-}
-
-// Reset forgets the mappings with what discovery said.
-func (m *knownMappings) Reset() {
-	m.mu.Lock()
-	m.known = nil
-	m.mu.Unlock()
-	m.DeferredDiscoveryRESTMapper.Reset()
 }
