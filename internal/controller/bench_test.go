@@ -144,7 +144,6 @@ func benchFleet(b *testing.B, n int) {
 		if file == "" {
 			return
 		}
-		file = fmt.Sprintf("%s.%d", file, n)
 		// Twice: what sync.Pools hold goes only at the second.
 		runtime.GC()
 		runtime.GC()
@@ -160,8 +159,10 @@ func benchFleet(b *testing.B, n int) {
 			must(b, pf.Close())
 		}
 	}
-	if f := os.Getenv("CHANGE_HEAPPROFILE"); f != "" {
-		profile(f + ".before")
+	changeProfile := os.Getenv("CHANGE_HEAPPROFILE")
+	if changeProfile != "" {
+		changeProfile = fmt.Sprintf("%s.%d", changeProfile, n)
+		profile(changeProfile + ".before")
 	}
 	// The change's own peak: from what the manager holds once the first
 	// roll-out's garbage is collected and returned to the system, as in a
@@ -185,7 +186,7 @@ func benchFleet(b *testing.B, n int) {
 	}
 	b.StopTimer()
 	pprof.StopCPUProfile()
-	profile(os.Getenv("CHANGE_HEAPPROFILE"))
+	profile(changeProfile)
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/change")
 	b.ReportMetric(rss0, "rss-before-change-MiB")
 	b.ReportMetric(peakResidentMiB(b), "peak-rss-in-change-MiB")
