@@ -41,9 +41,12 @@ func (c *clusterMappings) current() (*apiMappings, error) {
 	return c.apis, nil
 }
 
-// Reset forgets the cluster's APIs, for the next question to read them again.
+// Reset forgets the cluster's APIs, and what discovery said of them, for
+// the next question to read them again (as a deferred discovery mapper's
+// Reset does: Helm resets the mapper after it installed CRDs).
 func (c *clusterMappings) Reset() {
 	c.mu.Lock()
+	c.discovery.Invalidate()
 	c.apis = nil
 	c.mu.Unlock()
 }

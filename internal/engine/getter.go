@@ -46,10 +46,7 @@ func (g *restGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, er
 func (g *restGetter) ToRESTMapper() (meta.RESTMapper, error) { return g.mapper, nil }
 
 // forget drops what discovery said, after a layer added kinds (CRDs).
-func (g *restGetter) forget() {
-	g.discovery.Invalidate()
-	g.mapper.Reset()
-}
+func (g *restGetter) forget() { g.mapper.Reset() }
 
 // ToRawKubeConfigLoader only serves the namespace: everything else comes
 // from the rest.Config.
