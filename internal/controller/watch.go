@@ -94,15 +94,12 @@ func (w *driftWatch) APIsChanged() bool { return w.apisChanged.Swap(false) }
 // Asking about a kind it may watch and does not yet starts its watch.
 func (w *driftWatch) Seen(gvr schema.GroupVersionResource, namespace, name string) (engine.SeenObject, bool) {
 	m, ok := w.get(gvr, namespace, name)
-	if !ok {
-		return engine.SeenObject{}, false
-	}
-	return engine.Seeing(m), true
+	return m.SeenObject, ok
 }
 
 // get is the object's metadata as last seen, once its kind's watch has
 // listed it.
-func (w *driftWatch) get(gvr schema.GroupVersionResource, namespace, name string) (*metav1.PartialObjectMetadata, bool) {
+func (w *driftWatch) get(gvr schema.GroupVersionResource, namespace, name string) (seenMeta, bool) {
 	w.mu.Lock()
 	k := w.kinds[gvr]
 	if k == nil && slices.Contains(watchedKinds, gvr) && w.ctx.Err() == nil {
@@ -110,7 +107,7 @@ func (w *driftWatch) get(gvr schema.GroupVersionResource, namespace, name string
 	}
 	w.mu.Unlock()
 	if k == nil {
-		return nil, false
+		return seenMeta{}, false
 	}
 	key := name
 	if namespace != "" {
@@ -164,7 +161,7 @@ func (w *driftWatch) stop() {
 // layer object.
 func (w *driftWatch) layerEvents() kindEvents {
 	return kindEvents{
-		updated: func(old, obj *metav1.PartialObjectMetadata) {
+		updated: func(old, obj seenMeta) {
 			if changedByHand(old, obj) {
 				w.changed()
 			}
@@ -179,7 +176,7 @@ func (w *driftWatch) apiEvents() kindEvents {
 	layers := w.layerEvents()
 	return kindEvents{
 		added: func() { w.apisChanged.Store(true) },
-		updated: func(old, obj *metav1.PartialObjectMetadata) {
+		updated: func(old, obj seenMeta) {
 			w.apisChanged.Store(true)
 			layers.updated(old, obj)
 		},
@@ -192,7 +189,7 @@ func (w *driftWatch) apiEvents() kindEvents {
 
 // start runs a reflector for the kind until the watch stops; w.mu is held.
 func (w *driftWatch) start(gvr schema.GroupVersionResource, selector string, events kindEvents) *kindWatch {
-	k := &kindWatch{objects: map[string]*metav1.PartialObjectMetadata{}, events: events}
+	k := &kindWatch{objects: map[string]seenMeta{}, events: events}
 	w.kinds[gvr] = k
 	resource := w.client.Resource(gvr)
 	options := func(o metav1.ListOptions) metav1.ListOptions {
@@ -225,24 +222,24 @@ func (w *driftWatch) start(gvr schema.GroupVersionResource, selector string, eve
 // any may be nil.
 type kindEvents struct {
 	added   func()
-	updated func(old, obj *metav1.PartialObjectMetadata)
+	updated func(old, obj seenMeta)
 	deleted func()
 }
 
-// kindWatch is the store a kind's reflector fills: each object's metadata
-// by namespace/name, as last seen.
+// kindWatch is the store a kind's reflector fills: what was last seen of
+// each object, by namespace/name.
 type kindWatch struct {
 	mu      sync.RWMutex
-	objects map[string]*metav1.PartialObjectMetadata
+	objects map[string]seenMeta
 	listed  atomic.Bool
 	events  kindEvents
 }
 
 var _ cache.ReflectorStore = (*kindWatch)(nil)
 
-func (k *kindWatch) get(key string) (*metav1.PartialObjectMetadata, bool) {
+func (k *kindWatch) get(key string) (seenMeta, bool) {
 	if !k.listed.Load() {
-		return nil, false
+		return seenMeta{}, false
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -259,10 +256,10 @@ func (k *kindWatch) put(obj any) error {
 		return err
 	}
 	k.mu.Lock()
-	old := k.objects[key]
+	old, had := k.objects[key]
 	k.objects[key] = m
 	k.mu.Unlock()
-	k.tell(old, m)
+	k.tell(old, had, m)
 	return nil
 }
 
@@ -284,7 +281,7 @@ func (k *kindWatch) Delete(obj any) error {
 // Replace takes a full list: the first, or a new one after a watch broke,
 // which tells what changed while it was broken.
 func (k *kindWatch) Replace(list []any, _ string) error {
-	objects := make(map[string]*metav1.PartialObjectMetadata, len(list))
+	objects := make(map[string]seenMeta, len(list))
 	for _, obj := range list {
 		m, key, err := metadataOf(obj)
 		if err != nil {
@@ -300,7 +297,8 @@ func (k *kindWatch) Replace(list []any, _ string) error {
 		return nil
 	}
 	for key, m := range objects {
-		k.tell(before[key], m)
+		old, had := before[key]
+		k.tell(old, had, m)
 	}
 	for key := range before {
 		if _, ok := objects[key]; !ok && k.events.deleted != nil {
@@ -312,12 +310,12 @@ func (k *kindWatch) Replace(list []any, _ string) error {
 
 func (k *kindWatch) Resync() error { return nil }
 
-// tell reports an object seen, after the first list: added when old is
-// nil, else updated if its resourceVersion moved.
-func (k *kindWatch) tell(old, obj *metav1.PartialObjectMetadata) {
+// tell reports an object seen, after the first list: added when it was
+// not had before, else updated if its resourceVersion moved.
+func (k *kindWatch) tell(old seenMeta, had bool, obj seenMeta) {
 	switch {
 	case !k.listed.Load():
-	case old == nil:
+	case !had:
 		if k.events.added != nil {
 			k.events.added()
 		}
@@ -326,56 +324,46 @@ func (k *kindWatch) tell(old, obj *metav1.PartialObjectMetadata) {
 	}
 }
 
-// metadataOf is a watched object's metadata, without its managed fields'
-// field sets, and its namespace/name key.
-func metadataOf(obj any) (*metav1.PartialObjectMetadata, string, error) {
-	m, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return nil, "", fmt.Errorf("drift watch: unexpected %T", obj)
-	}
-	withoutFieldSets(m)
-	key, err := cache.MetaNamespaceKeyFunc(m)
-	return m, key, err
+// seenMeta is what the watch keeps of an object: what the engine asks of
+// it, and whether its last write was one a hand did. Not its labels and
+// annotations: an object applied with kubectl carries its whole last
+// applied configuration in one (a CRD's schema, and CRDs are watched
+// whole), and a chart's may be large.
+type seenMeta struct {
+	engine.SeenObject
+	generation int64
+	// quietWrite: the last write was Strata's own or one to the status.
+	quietWrite bool
 }
 
-// withoutFieldSets drops the field sets of an object's managed fields
-// before the watch keeps it: who wrote it and when is all it reads, and
-// the sets (a CRD's whole schema) are most of an object's metadata.
-func withoutFieldSets(m *metav1.PartialObjectMetadata) {
-	for i := range m.ManagedFields {
-		m.ManagedFields[i].FieldsV1 = nil
+// metadataOf is what the watch keeps of a watched object, and its
+// namespace/name key.
+func metadataOf(obj any) (seenMeta, string, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return seenMeta{}, "", fmt.Errorf("drift watch: unexpected %T", obj)
 	}
+	key, err := cache.MetaNamespaceKeyFunc(m)
+	latest := latestWrite(m.ManagedFields)
+	return seenMeta{
+		SeenObject: engine.Seeing(m),
+		generation: m.Generation,
+		quietWrite: latest != nil && (latest.Manager == engine.FieldManager || latest.Subresource == "status"),
+	}, key, err
 }
 
 // changedByHand tells an edit worth a drift check from the noise: Strata's
-// own applies and controllers writing status.
-func changedByHand(old, obj any) bool {
-	o, ok1 := old.(*metav1.PartialObjectMetadata)
-	n, ok2 := obj.(*metav1.PartialObjectMetadata)
-	if !ok1 || !ok2 || o.ResourceVersion == n.ResourceVersion {
+// own applies and controllers writing status or noting a pod template's
+// revision.
+func changedByHand(old, obj seenMeta) bool {
+	if old.ResourceVersion == obj.ResourceVersion {
 		return false
 	}
-	if n.Generation > 0 && n.Generation == o.Generation && labelsAndAnnotationsEqual(o, n) {
-		return false // status or metadata the controllers keep
-	}
-	latest := latestWrite(n.ManagedFields)
-	return latest == nil || (latest.Manager != engine.FieldManager && latest.Subresource != "status")
-}
-
-func labelsAndAnnotationsEqual(a, b *metav1.PartialObjectMetadata) bool {
-	return mapsEqual(a.Labels, b.Labels) && mapsEqual(a.Annotations, b.Annotations)
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
+	// The written version holds the generation, labels and annotations.
+	if obj.generation > 0 && obj.Version == old.Version {
 		return false
 	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return !obj.quietWrite
 }
 
 // latestWrite is the managed-fields entry written last.

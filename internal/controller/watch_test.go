@@ -171,8 +171,9 @@ spec:
 	// The Deployment controller notes its revision on the Deployment after
 	// the install: not a change to what Strata applies.
 	seen(deployments, "idle", func(string) bool {
+		dep, err := cs.AppsV1().Deployments("settings").Get(ctx, "idle", metav1.GetOptions{})
 		obj, ok := watch.get(deployments, "settings", "idle")
-		return ok && obj.Annotations["deployment.kubernetes.io/revision"] != ""
+		return err == nil && dep.Annotations["deployment.kubernetes.io/revision"] != "" && ok && obj.ResourceVersion == dep.ResourceVersion
 	})
 	// What the install wrote is known as applied: once the watch has seen
 	// it, a resync checks nothing against the server (the DaemonSet's
@@ -371,9 +372,9 @@ spec:
 // nothing.
 func TestAKindListedAgainTellsWhatChangedMeanwhile(t *testing.T) {
 	var told []string
-	k := &kindWatch{objects: map[string]*metav1.PartialObjectMetadata{}, events: kindEvents{
+	k := &kindWatch{objects: map[string]seenMeta{}, events: kindEvents{
 		added:   func() { told = append(told, "added") },
-		updated: func(old, obj *metav1.PartialObjectMetadata) { told = append(told, "updated "+obj.Name) },
+		updated: func(old, obj seenMeta) { told = append(told, "updated to "+obj.ResourceVersion) },
 		deleted: func() { told = append(told, "deleted") },
 	}}
 	object := func(name, rv string) any {
@@ -395,7 +396,7 @@ func TestAKindListedAgainTellsWhatChangedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(told)
-	if want := []string{"added", "deleted", "updated a"}; !slices.Equal(told, want) {
+	if want := []string{"added", "deleted", "updated to 5"}; !slices.Equal(told, want) {
 		t.Errorf("listed again: told %v, want %v", told, want)
 	}
 	if _, ok := k.get("ns/b"); ok {
@@ -512,4 +513,40 @@ func countConnections(t *testing.T, cfg *rest.Config) *atomic.Int64 {
 	server.Host = l.Addr().String()
 	cfg.Host = server.String()
 	return &open
+}
+
+// Which writes to a watched object wake its cluster up for a drift check:
+// a hand's, not Strata's own, a controller's to the status, or the
+// Deployment controller noting its revision.
+func TestOnlyAHandsEditWakesTheClusterUp(t *testing.T) {
+	at := func(sec int) *metav1.Time { return &metav1.Time{Time: time.Unix(int64(sec), 0)} }
+	object := func(rv string, generation int64, annotations map[string]string, writes ...metav1.ManagedFieldsEntry) seenMeta {
+		t.Helper()
+		m, _, err := metadataOf(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+			Namespace: "ns", Name: "web", ResourceVersion: rv, Generation: generation, Annotations: annotations, ManagedFields: writes,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	strata := metav1.ManagedFieldsEntry{Manager: engine.FieldManager, Operation: metav1.ManagedFieldsOperationApply, Time: at(1)}
+	before := object("1", 1, nil, strata)
+	for _, c := range []struct {
+		name  string
+		after seenMeta
+		wake  bool
+	}{
+		{"nothing written", object("1", 1, nil, strata), false},
+		{"Strata applied", object("2", 2, nil, metav1.ManagedFieldsEntry{Manager: engine.FieldManager, Time: at(2)}), false},
+		{"a controller wrote the status", object("2", 1, nil, strata, metav1.ManagedFieldsEntry{Manager: "kube-controller-manager", Subresource: "status", Time: at(2)}), false},
+		{"the revision was noted", object("2", 1, map[string]string{"deployment.kubernetes.io/revision": "1"}, strata, metav1.ManagedFieldsEntry{Manager: "kube-controller-manager", Time: at(2)}), false},
+		{"scaled by hand", object("2", 2, nil, strata, metav1.ManagedFieldsEntry{Manager: "kubectl-edit", Time: at(2)}), true},
+		{"annotated by hand", object("2", 1, map[string]string{"team": "web"}, strata, metav1.ManagedFieldsEntry{Manager: "kubectl-annotate", Time: at(2)}), true},
+		{"written by someone unknown", object("2", 2, nil), true},
+	} {
+		if got := changedByHand(before, c.after); got != c.wake {
+			t.Errorf("%s: wakes the cluster %v, want %v", c.name, got, c.wake)
+		}
+	}
 }
