@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"os"
+	"runtime/debug"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -77,6 +79,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	registerMetrics.Do(func() {
 		metrics.Registry.MustRegister(layersByPhase, updatesPending, driftRepairs, workloadRequests, rolloutClusters, rollbacks)
 	})
+	collectSooner()
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"
 	}
@@ -143,4 +146,22 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// managerGCPercent is the heap growth, over what survived the last
+// collection, that starts the next one in a manager process. A manager
+// holds little per cluster (a connection, watch streams, a few fields per
+// object) and allocates much more in passing: Helm's work on a change.
+// At Go's default 100 its peak during a fleet's change was about twice
+// what it holds; at 50 the peak per added cluster fell from 2.6 to 2.0
+// MiB with 20 clusters, for no CPU the benchmark could tell apart
+// (BenchmarkFleetProfileChange).
+const managerGCPercent = 50
+
+// collectSooner sets the process's collection target for a manager,
+// unless GOGC says otherwise.
+func collectSooner() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(managerGCPercent)
+	}
 }

@@ -15,14 +15,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/engine"
@@ -65,10 +62,7 @@ func TestWatchedObjectsAreCheckedOnlyWhenWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &stack.Stack{Cluster: "watched", Layers: []stack.Layer{{
-		Name: "settings", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
-		Namespace: "settings", ReleaseName: "settings", Values: map[string]any{},
-		Spec: v1.Layer{Name: "settings", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: v1
+	st := manifestsStack("watched", "settings", `apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings}
 data: {mode: strict}
@@ -108,8 +102,7 @@ spec:
     served: true
     storage: true
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-`}},
-	}}}
+`)
 	apply := func() (engine.LayerResult, engine.Requests) {
 		t.Helper()
 		before := e.Requests()
@@ -313,15 +306,11 @@ func TestClusterAPIsAreReadAgainWhenTheyChange(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("watch never listed its kinds: %v", err)
 	}
-	st := &stack.Stack{Cluster: "apis", Layers: []stack.Layer{{
-		Name: "widgets", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
-		Namespace: "widgets", ReleaseName: "widgets", Values: map[string]any{},
-		Spec: v1.Layer{Name: "widgets", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: example.strata.dev/v1
+	st := manifestsStack("apis", "widgets", `apiVersion: example.strata.dev/v1
 kind: Widget
 metadata: {name: first}
 spec: {size: 3}
-`}},
-	}}}
+`)
 	// What the manager does at each reconcile of a kept engine.
 	resync := func() (engine.Action, int64) {
 		t.Helper()
@@ -341,22 +330,7 @@ spec: {size: 3}
 	if action, reads := resync(); action != engine.ActionRefuse || reads != 0 {
 		t.Fatalf("resync: %s after %d discovery reads, want refused again with none", action, reads)
 	}
-	crd := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(`apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: widgets.example.strata.dev}
-spec:
-  group: example.strata.dev
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
-  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
-`), &crd.Object); err != nil {
-		t.Fatal(err)
-	}
-	crds := dynamic.NewForConfigOrDie(cp.RESTConfig()).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.CreateCRD(t, cp.RESTConfig(), "example.strata.dev", "Widget", "widgets")
 	var action engine.Action
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		action, _ = resync()
@@ -435,15 +409,11 @@ func TestWatchesShareTheEngineConnectionUncompressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &stack.Stack{Cluster: "shared", Layers: []stack.Layer{{
-		Name: "settings", Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
-		Namespace: "settings", ReleaseName: "settings", Values: map[string]any{},
-		Spec: v1.Layer{Name: "settings", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: `apiVersion: v1
+	st := manifestsStack("shared", "settings", `apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings}
 data: {mode: strict}
-`}},
-	}}}
+`)
 	plan, err := e.Plan(ctx, st)
 	if err != nil {
 		t.Fatal(err)
@@ -549,4 +519,14 @@ func TestOnlyAHandsEditWakesTheClusterUp(t *testing.T) {
 			t.Errorf("%s: wakes the cluster %v, want %v", c.name, got, c.wake)
 		}
 	}
+}
+
+// manifestsStack is a cluster's stack of one layer of plain manifests,
+// installed in a namespace of the layer's name.
+func manifestsStack(cluster, layer, manifests string) *stack.Stack {
+	return &stack.Stack{Cluster: cluster, Layers: []stack.Layer{{
+		Name: layer, Profile: "p", ProfileVersion: "1.0.0", Kind: v1.LayerAddon, Source: stack.SourceManifests,
+		Namespace: layer, ReleaseName: layer, Values: map[string]any{},
+		Spec: v1.Layer{Name: layer, Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: manifests}},
+	}}}
 }

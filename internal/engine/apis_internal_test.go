@@ -6,13 +6,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"strata.dev/strata/internal/testenv"
 )
@@ -50,22 +46,7 @@ func TestClustersServingTheSameAPIsShareTheirMapper(t *testing.T) {
 		t.Fatal("two clusters serving the same APIs have a mapper each")
 	}
 
-	crd := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(`apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: gadgets.example.strata.dev}
-spec:
-  group: example.strata.dev
-  scope: Namespaced
-  names: {plural: gadgets, singular: gadget, kind: Gadget}
-  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
-`), &crd.Object); err != nil {
-		t.Fatal(err)
-	}
-	crds := dynamic.NewForConfigOrDie(configs[1]).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.CreateCRD(t, configs[1], "example.strata.dev", "Gadget", "gadgets")
 	// What the engine's keeper does when the cluster's APIs changed.
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		engines[1].Refresh()
