@@ -97,7 +97,7 @@ func (w *driftWatch) Seen(gvr schema.GroupVersionResource, namespace, name strin
 	return m.SeenObject, ok
 }
 
-// get is the object's metadata as last seen, once its kind's watch has
+// get is what the watch last saw of the object, once its kind's watch has
 // listed it.
 func (w *driftWatch) get(gvr schema.GroupVersionResource, namespace, name string) (seenMeta, bool) {
 	w.mu.Lock()
