@@ -16,8 +16,9 @@ import (
 // keepWhileAway serves an agent that starts while its management plane
 // cannot be reached: its cache of the desired state cannot fill, so the
 // agent keeps the cluster as the plane last had it — the stack the cluster
-// records as applied, its drift repaired every resync — and returns once
-// the plane answers, for the agent to go on as usual.
+// records as applied, its drift repaired every resync (or reported, when
+// the drift policy recorded with it says so) — and returns once the plane
+// answers, for the agent to go on as usual.
 func keepWhileAway(ctx context.Context, mgmt *rest.Config, opts Options, log *slog.Logger) error {
 	if reachable(ctx, mgmt, opts) {
 		return nil
@@ -60,7 +61,8 @@ func reachable(ctx context.Context, mgmt *rest.Config, opts Options) bool {
 }
 
 // repairLastApplied applies the stack the cluster records once: drifted
-// objects are put back. Failures are logged; the next resync tries again.
+// objects are put back, or only logged under the recorded drift policy
+// Report. Failures are logged; the next resync tries again.
 func repairLastApplied(ctx context.Context, e *engine.Engine, stack string, log *slog.Logger) {
 	plan, err := e.LastApplied(ctx, stack)
 	if err != nil {
@@ -74,7 +76,7 @@ func repairLastApplied(ctx context.Context, e *engine.Engine, stack string, log 
 	}
 	for _, l := range res.Layers {
 		if len(l.Repaired) > 0 || l.Phase != engine.PhaseReady {
-			log.Info("layer kept while away", "layer", l.Name, "phase", string(l.Phase), "repaired", l.Repaired, "message", l.Message)
+			log.Info("layer kept while away", "layer", l.Name, "phase", string(l.Phase), "repaired", l.Repaired, "drifted", l.Drifted, "message", l.Message)
 		}
 	}
 }

@@ -226,7 +226,7 @@ func (keepAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	if err != nil {
 		return err
 	}
-	if e.opts.ReportDrift {
+	if e.opts.ReportDrift || lp.reportDrift {
 		for _, d := range drifts {
 			lp.drifted = append(lp.drifted, d.String())
 		}
@@ -371,6 +371,7 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 	err := act.run(work, e, lp)
 
 	after := inv.clone()
+	after.ReportDrift = e.opts.ReportDrift
 	switch lp.Action {
 	case ActionRemove:
 		if err == nil {
@@ -444,7 +445,7 @@ func (lp *LayerPlan) inventoryLayer() InventoryLayer {
 }
 
 func (inv *Inventory) clone() *Inventory {
-	c := &Inventory{Stack: inv.Stack, Layers: append([]InventoryLayer(nil), inv.Layers...)}
+	c := &Inventory{Stack: inv.Stack, ReportDrift: inv.ReportDrift, Layers: append([]InventoryLayer(nil), inv.Layers...)}
 	return c
 }
 

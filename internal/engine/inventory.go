@@ -25,8 +25,12 @@ const inventoryKey = "inventory.json"
 // stack, so that a later run from any machine knows what to upgrade or
 // remove. Helm's release records hold the objects of each layer.
 type Inventory struct {
-	Stack  string           `json:"stack"`
-	Layers []InventoryLayer `json:"layers"`
+	Stack string `json:"stack"`
+	// ReportDrift records the drift policy of the last apply: an agent
+	// that cannot reach its management plane keeps to it. Recorded with
+	// the first layer applied after it changed, unchanged layers included.
+	ReportDrift bool             `json:"reportDrift,omitempty"`
+	Layers      []InventoryLayer `json:"layers"`
 }
 
 // InventoryLayer is one installed layer.
@@ -118,7 +122,8 @@ func (e *Engine) writeInventory(ctx context.Context, before, after *Inventory) e
 // packs: an agent that cannot reach its management plane keeps its
 // cluster as the plane last had it. Objects Helm does not record (a
 // chart's crds/ folder) are not in it; nor is a layer whose release is
-// gone, which a plan from the profiles installs again.
+// gone, which a plan from the profiles installs again. Drift is only
+// reported when the policy recorded with the inventory says so.
 func (e *Engine) LastApplied(ctx context.Context, stackName string) (*Plan, error) {
 	inv, err := e.readInventory(ctx, stackName)
 	if err != nil {
@@ -153,7 +158,7 @@ func (e *Engine) LastApplied(ctx context.Context, stackName string) (*Plan, erro
 			Name: rec.Name, Action: ActionUnchanged, FromVersion: rec.Version, ToVersion: rec.Version, Objects: len(objs),
 			layer: stack.Layer{Name: rec.Name, Profile: rec.Profile, ProfileVersion: rec.ProfileVersion, Package: rec.Package,
 				Version: rec.Version, ReleaseName: rec.ReleaseName, Namespace: rec.Namespace},
-			recorded: rec, objects: objs, digest: rec.Digest,
+			recorded: rec, objects: objs, digest: rec.Digest, reportDrift: inv.ReportDrift,
 		})
 	}
 	return plan, nil

@@ -359,3 +359,69 @@ spec:
 		t.Errorf("upgrade to pods no node takes: %s %q; want it to wait and fail", l.Phase, l.Message)
 	}
 }
+
+// The stack last applied, planned from what the cluster records (as an
+// agent does while its management plane is away), keeps to the drift
+// policy of that apply: drift reported stays as it is, drift repaired is
+// put back; a policy changed since is recorded by the next apply.
+func TestTheStackLastAppliedKeepsItsDriftPolicy(t *testing.T) {
+	t.Parallel()
+	cp := testenv.WorkloadCluster(t, testenv.ClusterOptions{})
+	ctx := t.Context()
+	cs := kubernetes.NewForConfigOrDie(cp.RESTConfig())
+	engineWith := func(reportDrift bool) *engine.Engine {
+		t.Helper()
+		e, err := engine.New(engine.Options{RESTConfig: cp.RESTConfig(), Timeout: time.Minute, ReportDrift: reportDrift})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	st := inlineStack("away", "settings", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: strict}\n")
+	editByHand := func() {
+		t.Helper()
+		cm, err := cs.CoreV1().ConfigMaps("settings").Get(ctx, "settings", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["mode"] = "lax"
+		if _, err := cs.CoreV1().ConfigMaps("settings").Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Kept from the record alone, by an engine told nothing of the policy.
+	keepLastApplied := func() (engine.LayerResult, string) {
+		t.Helper()
+		e := engineWith(false)
+		plan, err := e.LastApplied(ctx, "away")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Apply(ctx, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := cs.CoreV1().ConfigMaps("settings").Get(ctx, "settings", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return phases(res)["settings"], cm.Data["mode"]
+	}
+
+	if _, res := deploy(t, engineWith(true), st); res.Failed() {
+		t.Fatalf("deploy: %+v", res.Layers)
+	}
+	editByHand()
+	if l, mode := keepLastApplied(); l.Phase != engine.PhaseDrifted || len(l.Drifted) != 1 || mode != "lax" {
+		t.Errorf("kept under drift policy Report: %s, drifted %v, mode %q; want the edit reported and left", l.Phase, l.Drifted, mode)
+	}
+
+	// The policy becomes Repair: the next apply, which repairs, records it.
+	if _, res := deploy(t, engineWith(false), st); res.Failed() {
+		t.Fatalf("deploy: %+v", res.Layers)
+	}
+	editByHand()
+	if l, mode := keepLastApplied(); l.Phase != engine.PhaseReady || len(l.Repaired) != 1 || mode != "strict" {
+		t.Errorf("kept under drift policy Repair: %s, repaired %v, mode %q; want the edit put back", l.Phase, l.Repaired, mode)
+	}
+}

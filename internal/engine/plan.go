@@ -86,6 +86,9 @@ type LayerPlan struct {
 	digest   string
 	repaired []string
 	drifted  []string
+	// reportDrift: the policy the cluster recorded when the layer was last
+	// applied says drift is only reported (a plan of LastApplied).
+	reportDrift bool
 	// partial holds the Zarf components that cannot deploy; the others do.
 	partial error
 	// replace is set when the layer's release moves (another namespace or
