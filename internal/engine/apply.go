@@ -371,7 +371,8 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 	err := act.run(work, e, lp)
 
 	after := inv.clone()
-	after.ReportDrift = e.opts.ReportDrift
+	// A plan of LastApplied keeps the policy it was recorded with.
+	after.ReportDrift = e.opts.ReportDrift || lp.reportDrift
 	switch lp.Action {
 	case ActionRemove:
 		if err == nil {
