@@ -51,10 +51,10 @@ func (c *clusterMappings) Reset() {
 	c.mu.Unlock()
 }
 
-// ask answers from the cluster's APIs; a kind they lack is looked for
+// askAPIs answers from the cluster's APIs; a kind they lack is looked for
 // again once in APIs read anew, when discovery was invalidated since, as a
 // deferred discovery mapper does.
-func ask[T any](c *clusterMappings, question func(*apiMappings) (T, error)) (T, error) {
+func askAPIs[T any](c *clusterMappings, question func(*apiMappings) (T, error)) (T, error) {
 	apis, err := c.current()
 	if err != nil {
 		var none T
@@ -72,31 +72,31 @@ func ask[T any](c *clusterMappings, question func(*apiMappings) (T, error)) (T, 
 }
 
 func (c *clusterMappings) KindFor(r schema.GroupVersionResource) (schema.GroupVersionKind, error) {
-	return ask(c, func(m *apiMappings) (schema.GroupVersionKind, error) { return m.mapper.KindFor(r) })
+	return askAPIs(c, func(m *apiMappings) (schema.GroupVersionKind, error) { return m.mapper.KindFor(r) })
 }
 
 func (c *clusterMappings) KindsFor(r schema.GroupVersionResource) ([]schema.GroupVersionKind, error) {
-	return ask(c, func(m *apiMappings) ([]schema.GroupVersionKind, error) { return m.mapper.KindsFor(r) })
+	return askAPIs(c, func(m *apiMappings) ([]schema.GroupVersionKind, error) { return m.mapper.KindsFor(r) })
 }
 
 func (c *clusterMappings) ResourceFor(r schema.GroupVersionResource) (schema.GroupVersionResource, error) {
-	return ask(c, func(m *apiMappings) (schema.GroupVersionResource, error) { return m.mapper.ResourceFor(r) })
+	return askAPIs(c, func(m *apiMappings) (schema.GroupVersionResource, error) { return m.mapper.ResourceFor(r) })
 }
 
 func (c *clusterMappings) ResourcesFor(r schema.GroupVersionResource) ([]schema.GroupVersionResource, error) {
-	return ask(c, func(m *apiMappings) ([]schema.GroupVersionResource, error) { return m.mapper.ResourcesFor(r) })
+	return askAPIs(c, func(m *apiMappings) ([]schema.GroupVersionResource, error) { return m.mapper.ResourcesFor(r) })
 }
 
 func (c *clusterMappings) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
-	return ask(c, func(m *apiMappings) (*meta.RESTMapping, error) { return m.restMapping(gk, versions...) })
+	return askAPIs(c, func(m *apiMappings) (*meta.RESTMapping, error) { return m.restMapping(gk, versions...) })
 }
 
 func (c *clusterMappings) RESTMappings(gk schema.GroupKind, versions ...string) ([]*meta.RESTMapping, error) {
-	return ask(c, func(m *apiMappings) ([]*meta.RESTMapping, error) { return m.mapper.RESTMappings(gk, versions...) })
+	return askAPIs(c, func(m *apiMappings) ([]*meta.RESTMapping, error) { return m.mapper.RESTMappings(gk, versions...) })
 }
 
 func (c *clusterMappings) ResourceSingularizer(resource string) (string, error) {
-	return ask(c, func(m *apiMappings) (string, error) { return m.mapper.ResourceSingularizer(resource) })
+	return askAPIs(c, func(m *apiMappings) (string, error) { return m.mapper.ResourceSingularizer(resource) })
 }
 
 // apiMappings is the mapper of one set of APIs, with the mappings it found
