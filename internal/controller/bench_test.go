@@ -138,8 +138,9 @@ func benchFleet(b *testing.B, n int) {
 	// CHANGE_CPUPROFILE profiles the changes alone, without the clusters'
 	// first roll-out; CHANGE_HEAPPROFILE writes heap and goroutine
 	// profiles before (FILE.N.before, FILE.N.before.goroutine, for N
-	// clusters) and after them, for pprof -base. The heap is collected first, so the profile shows
-	// what is held, not what the last collection found.
+	// clusters) and after them, for pprof -base. The heap is collected
+	// first, so the profile shows what is held, not what the last
+	// collection found.
 	profile := func(file string) {
 		if file == "" {
 			return

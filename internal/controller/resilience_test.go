@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,76 +83,14 @@ func TestAFailingLayerLeavesTheOthersReady(t *testing.T) {
 	})
 }
 
-// proxy forwards a loopback port to a workload cluster's API server and can
-// be cut and restored on the same port, like a network that goes away.
-type proxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	p := &proxy{addr: ln.Addr().String(), target: target}
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", p.target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(out, in); out.Close() }()
-			go func() { _, _ = io.Copy(in, out); in.Close() }()
-		}
-	}()
-}
-
-// cut closes the port and every connection through it.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore(t *testing.T) {
-	ln, err := net.Listen("tcp", p.addr)
-	must(t, err)
-	p.serve(ln)
-}
-
 // throughProxy rewrites a kubeconfig to reach its server through the proxy.
-func throughProxy(t *testing.T, kubeconfig []byte) ([]byte, *proxy) {
+func throughProxy(t *testing.T, kubeconfig []byte) ([]byte, *testenv.Proxy) {
 	cfg, err := clientcmd.Load(kubeconfig)
 	must(t, err)
-	var p *proxy
+	var p *testenv.Proxy
 	for _, cl := range cfg.Clusters {
-		p = newProxy(t, strings.TrimPrefix(cl.Server, "https://"))
-		cl.Server = "https://" + p.addr
+		p = testenv.StartProxy(t, strings.TrimPrefix(cl.Server, "https://"))
+		cl.Server = "https://" + p.Addr
 	}
 	out, err := clientcmd.Write(*cfg)
 	must(t, err)
@@ -181,7 +116,7 @@ func TestUnreachableClusterRecovers(t *testing.T) {
 		return n.Status.Phase == v1.ClusterReady && f.Status.Phase == v1.ClusterReady, fmt.Sprintf("near %s far %s", n.Status.Phase, f.Status.Phase)
 	})
 
-	link.cut()
+	link.Cut()
 	setHelloReplicas(t, c, "2")
 	waitFor(t, "near at 2 replicas while far is unreachable", func() (bool, string) {
 		f := getCluster(t, c, far)
@@ -194,7 +129,7 @@ func TestUnreachableClusterRecovers(t *testing.T) {
 		t.Error("the unreachable condition quotes the kubeconfig")
 	}
 
-	link.restore(t)
+	link.Restore(t)
 	waitFor(t, "far back and at 2 replicas, untouched", func() (bool, string) {
 		f := getCluster(t, c, far)
 		n := readyReplicas(farCP.Clientset)

@@ -3,8 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -388,7 +386,12 @@ func TestWatchesShareTheEngineConnectionUncompressed(t *testing.T) {
 	cfg := cp.RESTConfig()
 	// Connections are counted where they arrive: a dial function of the
 	// test's own would give every client a transport of its own.
-	connections := countConnections(t, cfg)
+	server, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := testenv.StartProxy(t, server.Host)
+	cfg.Host = "https://" + relay.Addr
 	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			resp, err := next.RoundTrip(req)
@@ -433,56 +436,13 @@ data: {mode: strict}
 	// Clients that dialled at once before the first connection was up
 	// close the spare ones.
 	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		return connections.Load() == 1, nil
+		return relay.Open() == 1, nil
 	}); err != nil {
-		t.Errorf("engine and watches hold %d connections to the cluster, want one", connections.Load())
+		t.Errorf("engine and watches hold %d connections to the cluster, want one", relay.Open())
 	}
 	if n := compressedWatches.Load(); n != 0 {
 		t.Errorf("%d watches were answered compressed", n)
 	}
-}
-
-// countConnections points cfg at a loopback relay to its server and counts
-// the connections open through it.
-func countConnections(t *testing.T, cfg *rest.Config) *atomic.Int64 {
-	t.Helper()
-	server, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	var open atomic.Int64
-	target := server.Host
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = in.Close()
-				continue
-			}
-			open.Add(1)
-			var once sync.Once
-			relay := func(to, from net.Conn) {
-				_, _ = io.Copy(to, from)
-				_ = to.Close()
-				_ = from.Close()
-				once.Do(func() { open.Add(-1) })
-			}
-			go relay(out, in)
-			go relay(in, out)
-		}
-	}()
-	server.Host = l.Addr().String()
-	cfg.Host = server.String()
-	return &open
 }
 
 // Which writes to a watched object wake its cluster up for a drift check:

@@ -47,6 +47,13 @@ func (p *Proxy) Cut() {
 	}
 }
 
+// Open is the number of client connections open through the proxy.
+func (p *Proxy) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2 // each is a pair: the client's and the target's
+}
+
 // Restore opens the port again.
 func (p *Proxy) Restore(t testing.TB) {
 	t.Helper()
