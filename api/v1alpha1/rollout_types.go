@@ -100,6 +100,11 @@ const (
 	RolloutHalt     RolloutFailureAction = "Halt"
 )
 
+// RestWave names the last wave, of the clusters no wave of the policy
+// takes. A policy may name its last wave so, to give it a soak, an approval
+// or a maxParallel; it is then that wave.
+const RestWave = "rest"
+
 // Wave is a group of clusters updated together.
 type Wave struct {
 	// Name is unique in the policy.

@@ -206,6 +206,9 @@ func validateRollout(r v1.RolloutPolicy, layers []v1.Layer, add func(field, form
 			add(field+".name", "%q is also the name of spec.rollout.waves[%d]: wave names are unique", w.Name, j)
 		}
 		seen[w.Name] = i
+		if w.Name == v1.RestWave && i != len(r.Waves)-1 {
+			add(field+".name", "%q names the last wave, of the clusters no wave takes: make it the last wave or choose another name", w.Name)
+		}
 		if catchAll >= 0 {
 			add(field, "comes after spec.rollout.waves[%d], which has no selector and takes every cluster left: this wave stays empty", catchAll)
 		}

@@ -36,7 +36,7 @@ const (
 )
 
 // RestWave names the wave of the clusters that no wave of the policy took.
-const RestWave = "rest"
+const RestWave = v1.RestWave
 
 // DefaultProgressDeadline is how long a cluster may take to be healthy on
 // the new version when the policy does not say.
@@ -165,9 +165,15 @@ func assign(policy v1.RolloutPolicy, before []v1.WaveStatus, members []Member, n
 	}
 	names := make([]string, 0, len(policy.Waves)+1)
 	for _, w := range policy.Waves {
-		names = append(names, w.Name)
+		if !slices.Contains(names, w.Name) {
+			names = append(names, w.Name)
+		}
 	}
-	names = append(names, RestWave)
+	// A wave the policy names "rest" is the last wave itself: the clusters
+	// it selects and those no wave takes are one wave, listed once.
+	if !slices.Contains(names, RestWave) {
+		names = append(names, RestWave)
+	}
 	clusters := map[string][]v1.RolloutCluster{}
 	for _, m := range members {
 		wave, ok := waveOf[m.key()]

@@ -127,6 +127,57 @@ func TestClustersNoWaveTakesGoLast(t *testing.T) {
 	f.expect(v1.RolloutProgressing, "canary:c2=Updating rest:c1=Pending")
 }
 
+// Whatever the policy's shape, each cluster is in exactly one wave, and a
+// wave the policy names "rest" is the last wave itself.
+func TestEveryClusterIsInOneWave(t *testing.T) {
+	soak := &metav1.Duration{Duration: time.Minute}
+	for _, tc := range []struct {
+		name   string
+		waves  []v1.Wave
+		states string
+	}{
+		{"overlapping selectors: the first wins",
+			[]v1.Wave{{Name: "canary", Selector: selector("canary")}, {Name: "wide", Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "ring", Operator: metav1.LabelSelectorOpExists}}}}},
+			"canary:c1=Updating canary:c4=Updating wide:c2=Pending rest:c3=Pending"},
+		{"a catch-all first takes everyone",
+			[]v1.Wave{{Name: "all"}, {Name: "canary", Selector: selector("canary")}},
+			"all:c1=Updating all:c2=Updating all:c3=Updating all:c4=Updating"},
+		{"a catch-all named rest is the last wave",
+			[]v1.Wave{{Name: "canary", Selector: selector("canary")}, {Name: "rest", Soak: soak}},
+			"canary:c1=Updating canary:c4=Updating rest:c2=Pending rest:c3=Pending"},
+		{"a last wave named rest with a selector also takes those no wave takes",
+			[]v1.Wave{{Name: "canary", Selector: selector("canary")}, {Name: "rest", Selector: selector("edge")}},
+			"canary:c1=Updating canary:c4=Updating rest:c2=Pending rest:c3=Pending"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFleet(t, v1.RolloutPolicy{Waves: tc.waves}, ring("canary"), ring("edge"), nil, ring("canary"))
+			f.step()
+			f.expect(v1.RolloutProgressing, tc.states)
+			seen := map[string]string{}
+			for _, w := range f.status.Waves {
+				for _, c := range w.Clusters {
+					if other, twice := seen[c.Name]; twice {
+						t.Errorf("%s is in wave %s and in wave %s", c.Name, other, w.Name)
+					}
+					seen[c.Name] = w.Name
+				}
+			}
+			if len(seen) != 4 {
+				t.Errorf("%d clusters placed, want 4: %s", len(seen), f.states())
+			}
+			// The waves run to the end, each cluster once.
+			for range 6 {
+				f.converge("1.1.0")
+				f.now = f.now.Add(time.Minute)
+				f.step()
+			}
+			if f.status.Phase != v1.RolloutCompleted {
+				t.Errorf("roll-out %s: %s", f.status.Phase, f.states())
+			}
+		})
+	}
+}
+
 func TestApprovalPauseAndResume(t *testing.T) {
 	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{
 		{Name: "canary", Selector: selector("canary")},

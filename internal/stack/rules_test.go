@@ -60,6 +60,8 @@ func TestEveryRuleHasAClearError(t *testing.T) {
 			`spec.rollout.waves[0].selector: "Near" is not a valid label selector operator`},
 		{"roll-out wave after a catch-all wave", []string{infra, profileOnly("  type: add-on\n  rollout:\n    waves: [{name: all}, {name: late, selector: {matchLabels: {ring: late}}}]\n  layers:\n" + helloLayer), attach},
 			`spec.rollout.waves[1]: comes after spec.rollout.waves[0], which has no selector and takes every cluster left: this wave stays empty`},
+		{"roll-out wave named rest before other waves", []string{infra, profileOnly("  type: add-on\n  rollout:\n    waves: [{name: rest, selector: {matchLabels: {ring: edge}}}, {name: canary, selector: {matchLabels: {ring: canary}}}]\n  layers:\n" + helloLayer), attach},
+			`spec.rollout.waves[0].name: "rest" names the last wave, of the clusters no wave takes: make it the last wave or choose another name`},
 		{"health check on a layer the profile lacks", []string{infra, profileOnly("  type: add-on\n  rollout:\n    healthChecks: [{name: up, layer: api, object: {apiVersion: apps/v1, kind: Deployment, name: api}}]\n  layers:\n" + helloLayer), attach},
 			`spec.rollout.healthChecks[0].layer: "api": want the name of a layer of this profile`},
 		{"health check condition that does not compile", []string{infra, profileOnly("  type: add-on\n  rollout:\n    healthChecks: [{name: up, object: {apiVersion: v1, kind: ConfigMap, namespace: a, name: b}, condition: \"self.data.x ==\"}]\n  layers:\n" + helloLayer), attach},
