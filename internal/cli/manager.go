@@ -16,11 +16,12 @@ import (
 
 func newManagerCommand() *cobra.Command {
 	var (
-		kubeconfig    string
-		packs         []string
-		opts          controller.ManagerOptions
-		dashboardAddr string
-		layerTimout   time.Duration
+		kubeconfig     string
+		packs          []string
+		opts           controller.ManagerOptions
+		dashboardAddr  string
+		dashboardHosts []string
+		layerTimout    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "manager [--kubeconfig FILE] [--packs DIR]... [--pack-cache DIR]",
@@ -50,7 +51,7 @@ empty.`,
 				return err
 			}
 			if dashboardAddr != "0" {
-				board, err := dashboard.New(cfg, false)
+				board, err := dashboard.New(dashboard.Options{Config: cfg, Listen: dashboardAddr, Hosts: dashboardHosts})
 				if err != nil {
 					return err
 				}
@@ -67,6 +68,7 @@ empty.`,
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:8080", "address of the Prometheus metrics endpoint; 0 turns it off")
 	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "127.0.0.1:8081", "address of /healthz and /readyz; 0 turns them off")
 	cmd.Flags().StringVar(&dashboardAddr, "dashboard-addr", "0", "address of the dashboard, where each user signs in with a token and acts as themselves; 0 turns it off")
+	cmd.Flags().StringArrayVar(&dashboardHosts, "dashboard-host", nil, "a name (host or host:port) the dashboard is served under, e.g. strata.example.com; repeatable. Requests naming another Host are refused (DNS rebinding); none: any name")
 	cmd.Flags().BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader, so several replicas can run")
 	cmd.Flags().StringVar(&opts.LeaderElectionNamespace, "leader-elect-namespace", "", "namespace of the leader election Lease (the manager's own when in a cluster)")
 	cmd.Flags().StringVar(&opts.Shard, "shard", "", "reconcile only the Clusters labelled strata.dev/shard=SHARD (one leader per shard); empty: the unlabelled ones, and profiles, roll-outs and registries")

@@ -9,6 +9,7 @@ package dashboard
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -38,21 +39,36 @@ var staticFiles embed.FS
 // tokenCookie keeps a token a user signed in with.
 const tokenCookie = "strata_token"
 
-// Server serves the dashboard of one management plane.
-type Server struct {
+// Options say whom a dashboard acts for and under which names it is served.
+type Options struct {
 	// Config reaches the management plane. Each request's client is made
 	// from its address and CA with the user's bearer token.
 	Config *rest.Config
 	// Local lets requests without a token act with Config's own
 	// credentials: `strata up`, listening on loopback for its one user.
 	Local bool
+	// Listen is the address the dashboard listens on. In local mode only
+	// the loopback names on its port (and its own host) are answered.
+	Listen string
+	// Hosts are further names (host or host:port) it is served under; a
+	// request naming any other Host is refused. In team mode, none means
+	// any name.
+	Hosts []string
+}
 
-	pages map[string]*template.Template
+// Server serves the dashboard of one management plane.
+type Server struct {
+	Options
+
+	hosts   []string
+	csrfKey []byte
+	pages   map[string]*template.Template
 }
 
 // New parses the templates once.
-func New(cfg *rest.Config, local bool) (*Server, error) {
-	s := &Server{Config: cfg, Local: local, pages: map[string]*template.Template{}}
+func New(opts Options) (*Server, error) {
+	s := &Server{Options: opts, hosts: allowedHosts(opts.Local, opts.Listen, opts.Hosts), csrfKey: make([]byte, 32), pages: map[string]*template.Template{}}
+	_, _ = rand.Read(s.csrfKey) // crypto/rand.Read never fails
 	funcs := template.FuncMap{"inc": func(i int) int { return i + 1 }}
 	for _, page := range []string{"clusters", "cluster", "profiles", "diff", "inventory", "packs", "rollouts", "error"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
@@ -79,7 +95,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /rollouts", s.rollouts)
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /login", s.login)
-	return mux
+	return s.guard(mux)
 }
 
 // clientFor acts as the request's user.
@@ -107,6 +123,13 @@ var errUnauthenticated = errors.New("sign in: the dashboard acts as you, with a 
 
 type page struct {
 	Title, Nav string
+	// CSRF is the anti-forgery token the page's forms send back.
+	CSRF string
+}
+
+// newPage starts the data of a page served to r.
+func (s *Server) newPage(r *http.Request, title, nav string) page {
+	return page{Title: title, Nav: nav, CSRF: s.formToken(r)}
 }
 
 // render writes a page, or only its main content when the page's script
@@ -146,7 +169,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &status):
 		code = int(status.Status().Code)
 	}
-	s.renderStatus(w, r, code, "error", errorPage{page: page{Title: http.StatusText(code)}, Message: err.Error(), Login: code == http.StatusUnauthorized})
+	s.renderStatus(w, r, code, "error", errorPage{page: s.newPage(r, http.StatusText(code), ""), Message: err.Error(), Login: code == http.StatusUnauthorized})
 }
 
 // login keeps the token in a cookie for the pages that follow.
@@ -157,6 +180,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	// A new identity gets a new session, so a token learnt before signing
+	// in is worth nothing after.
+	s.startSession(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -115,12 +117,55 @@ func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
 	return res.StatusCode, string(body)
 }
 
-func approve(t *testing.T, srv *httptest.Server, cluster, digest, token string) int {
+// browserSession is what a browser holds after loading a page of the
+// dashboard: its session cookie and the page's anti-forgery token.
+type browserSession struct {
+	cookie *http.Cookie
+	token  string
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="strata-csrf" content="([^"]*)">`)
+
+// openPage loads a page as a browser would and keeps its session.
+func openPage(t *testing.T, srv *httptest.Server, path, token string) browserSession {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/clusters/retail/"+cluster+"/approve", strings.NewReader(url.Values{"digest": {digest}}.Encode()))
+	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	must(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	must(t, err)
+	var s browserSession
+	for _, c := range res.Cookies() {
+		if c.Name == "strata_session" {
+			s.cookie = c
+		}
+	}
+	if m := csrfMeta.FindSubmatch(body); m != nil {
+		s.token = string(m[1])
+	}
+	if s.cookie == nil || s.token == "" {
+		t.Fatalf("GET %s: no session cookie or anti-forgery token (%d)\n%s", path, res.StatusCode, body)
+	}
+	return s
+}
+
+// post sends a form as the browser holding s would, with the headers given.
+func post(t *testing.T, srv *httptest.Server, path string, form url.Values, s browserSession, headers map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
 	must(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+token)
+	if s.cookie != nil {
+		req.AddCookie(s.cookie)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := noRedirect.Do(req)
 	must(t, err)
@@ -128,10 +173,18 @@ func approve(t *testing.T, srv *httptest.Server, cluster, digest, token string) 
 	return res.StatusCode
 }
 
+// approve posts the Approve form of a cluster's page, as its user.
+func approve(t *testing.T, srv *httptest.Server, cluster, digest, token string) int {
+	t.Helper()
+	s := openPage(t, srv, "/clusters/retail/"+cluster, token)
+	return post(t, srv, "/clusters/retail/"+cluster+"/approve", url.Values{"digest": {digest}, "csrf": {s.token}}, s,
+		map[string]string{"Authorization": "Bearer " + token, "Origin": srv.URL, "Sec-Fetch-Site": "same-origin"})
+}
+
 // serve runs the dashboard of the management plane; local acts as its
 // admin for requests without a token, as under strata up.
 func serve(t testing.TB, cfg *rest.Config, local bool) *httptest.Server {
-	board, err := dashboard.New(cfg, local)
+	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: local})
 	must(t, err)
 	srv := httptest.NewServer(board.Handler())
 	t.Cleanup(srv.Close)
@@ -294,5 +347,97 @@ func TestEventsTellThePageToRefresh(t *testing.T) {
 			t.Fatalf("stream ended before the change event: %v; read %q", err, seen.String())
 		}
 		seen.Write(buf[:n])
+	}
+}
+
+// No other web page the user's browser shows can read the local
+// dashboard through a name rebound to 127.0.0.1, or approve a plan by
+// posting to it: refused, and the cluster keeps its pending plan.
+func TestOtherPagesCannotSteerTheDashboard(t *testing.T) {
+	t.Parallel()
+	cfg, c := managementPlane(t)
+	fleet(t, c, 3)
+	srv := serve(t, cfg, true)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+
+	// Every page carries the headers that keep it out of frames and keep
+	// scripts and requests to its own origin.
+	res, err := http.Get(srv.URL + "/")
+	must(t, err)
+	res.Body.Close()
+	for k, want := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+
+	// DNS rebinding: the browser sends the attacker's name as Host.
+	for _, host := range []string{fmt.Sprintf("rebind.example:%d", port), "rebind.example", fmt.Sprintf("127.0.0.1.nip.example:%d", port)} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/clusters/retail/site-002", nil)
+		must(t, err)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		must(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusMisdirectedRequest || strings.Contains(string(body), "plan002") {
+			t.Errorf("Host %s: %d, want 421 and nothing of the cluster\n%s", host, res.StatusCode, body)
+		}
+	}
+	for _, host := range []string{fmt.Sprintf("localhost:%d", port), fmt.Sprintf("[::1]:%d", port)} {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		must(t, err)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		must(t, err)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("Host %s (a name of the dashboard's own): %d", host, res.StatusCode)
+		}
+	}
+
+	// Forged approvals: each is refused before it reaches the management
+	// plane.
+	page := openPage(t, srv, "/clusters/retail/site-002", "")
+	other := openPage(t, srv, "/", "")
+	path := "/clusters/retail/site-002/approve"
+	sameOrigin := map[string]string{"Origin": srv.URL, "Sec-Fetch-Site": "same-origin"}
+	for _, tc := range []struct {
+		name    string
+		form    url.Values
+		session browserSession
+		headers map[string]string
+	}{
+		{"form post from another site", url.Values{"digest": {"plan002"}, "csrf": {page.token}}, page, map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}},
+		{"fetch from another port of this machine", url.Values{"digest": {"plan002"}, "csrf": {page.token}}, page, map[string]string{"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"}},
+		{"older browser, other origin", url.Values{"digest": {"plan002"}, "csrf": {page.token}}, page, map[string]string{"Origin": "http://evil.example"}},
+		{"no anti-forgery token", url.Values{"digest": {"plan002"}}, page, sameOrigin},
+		{"a made-up token", url.Values{"digest": {"plan002"}, "csrf": {"AAAA"}}, page, sameOrigin},
+		{"another session's token", url.Values{"digest": {"plan002"}, "csrf": {other.token}}, page, sameOrigin},
+		{"no session", url.Values{"digest": {"plan002"}, "csrf": {page.token}}, browserSession{}, sameOrigin},
+	} {
+		if code := post(t, srv, path, tc.form, tc.session, tc.headers); code != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", tc.name, code)
+		}
+	}
+	// A token in the URL is not taken: it would be logged along the way.
+	if code := post(t, srv, path+"?csrf="+url.QueryEscape(page.token), url.Values{"digest": {"plan002"}}, page, sameOrigin); code != http.StatusForbidden {
+		t.Errorf("token in the URL: %d, want 403", code)
+	}
+	got := &v1.Cluster{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: "retail", Name: "site-002"}, got))
+	if got.Spec.ApprovedPlan != "" {
+		t.Fatalf("a refused request approved plan %q", got.Spec.ApprovedPlan)
+	}
+	// The dashboard's own form, with its token, still works.
+	if code := post(t, srv, path, url.Values{"digest": {"plan002"}, "csrf": {page.token}}, page, sameOrigin); code != http.StatusSeeOther {
+		t.Errorf("the page's own form: %d, want 303", code)
+	}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: "retail", Name: "site-002"}, got))
+	if got.Spec.ApprovedPlan != "plan002" {
+		t.Errorf("approved %q, want plan002", got.Spec.ApprovedPlan)
 	}
 }

@@ -53,7 +53,7 @@ func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := clusterFilter{Project: q.Get("project"), Label: q.Get("label"), Profile: q.Get("profile"), Pack: q.Get("pack"), Phase: q.Get("phase")}
-	data := clustersPage{page: page{Title: "Clusters", Nav: "clusters"}, Filter: f, Phases: []string{string(v1.ClusterReady), string(v1.ClusterFailed), "Pending"}}
+	data := clustersPage{page: s.newPage(r, "Clusters", "clusters"), Filter: f, Phases: []string{string(v1.ClusterReady), string(v1.ClusterFailed), "Pending"}}
 	opts := []client.ListOption{}
 	if f.Project != "" {
 		opts = append(opts, client.InNamespace(f.Project))
@@ -147,7 +147,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	data := clusterPage{page: page{Title: cl.Name, Nav: "clusters"}, Cluster: cl, Profiles: controller.AttachedProfiles(cl)}
+	data := clusterPage{page: s.newPage(r, cl.Name, "clusters"), Cluster: cl, Profiles: controller.AttachedProfiles(cl)}
 	if p := cl.Status.PendingPlan; p != nil {
 		for _, l := range p.Layers {
 			data.Plan = append(data.Plan, plannedLayer{PlannedLayer: l, Rows: sideBySide(l.ValuesDiff)})
@@ -193,7 +193,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	}
 	digest := r.PostFormValue("digest")
 	if cl.Status.PendingPlan == nil || cl.Status.PendingPlan.Digest != digest {
-		s.renderStatus(w, r, http.StatusConflict, "error", errorPage{page: page{Title: "The plan changed"}, Message: "the pending plan is no longer the one you reviewed: review it again before approving"})
+		s.renderStatus(w, r, http.StatusConflict, "error", errorPage{page: s.newPage(r, "The plan changed", ""), Message: "the pending plan is no longer the one you reviewed: review it again before approving"})
 		return
 	}
 	patch := client.MergeFrom(cl.DeepCopy())
@@ -245,7 +245,7 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data := profilesPage{page: page{Title: "Profiles", Nav: "profiles"}}
+	data := profilesPage{page: s.newPage(r, "Profiles", "profiles")}
 	var clusters v1.ClusterList
 	if err := c.List(r.Context(), &clusters); err != nil {
 		data.Error = "which clusters use each version is not shown: " + err.Error()
@@ -363,7 +363,7 @@ func (s *Server) profileDiff(w http.ResponseWriter, r *http.Request) {
 		}
 		texts[i] = string(out)
 	}
-	data := diffPage{page: page{Title: name + " " + from + " → " + to, Nav: "profiles"}, Namespace: ns, Name: name, From: from, To: to}
+	data := diffPage{page: s.newPage(r, name+" "+from+" → "+to, "profiles"), Namespace: ns, Name: name, From: from, To: to}
 	if texts[0] != texts[1] {
 		unified, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(texts[0]), B: difflib.SplitLines(texts[1]), FromFile: from, ToFile: to, Context: 3})
 		data.Rows = sideBySide(unified)
@@ -407,7 +407,7 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	data := inventoryPage{page: page{Title: "Inventory", Nav: "inventory"}}
+	data := inventoryPage{page: s.newPage(r, "Inventory", "inventory")}
 	for row, n := range counts {
 		row.Count = n
 		data.Rows = append(data.Rows, row)
@@ -437,7 +437,7 @@ func (s *Server) packs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	data := packsPage{page: page{Title: "Packs", Nav: "packs"}}
+	data := packsPage{page: s.newPage(r, "Packs", "packs")}
 	var profiles v1.ClusterProfileList
 	var clusters v1.ClusterList
 	if err := c.List(r.Context(), &profiles); err != nil {
@@ -467,7 +467,7 @@ func (s *Server) rollouts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data := rolloutsPage{page: page{Title: "Roll-outs", Nav: "rollouts"}}
+	data := rolloutsPage{page: s.newPage(r, "Roll-outs", "rollouts")}
 	items := profiles.Items
 	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
 	for i := range items {

@@ -126,18 +126,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	board, err := dashboard.New(cfg, true)
-	if err != nil {
-		return err
-	}
 	// The dashboard acts with the management plane's admin credentials for
 	// requests without a token: it listens on loopback only, for this
-	// machine's user.
+	// machine's user, and answers only to its loopback names.
 	listener, err := net.Listen("tcp", cmp.Or(opts.DashboardAddr, "127.0.0.1:0"))
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
 	dashboardAddr := listener.Addr().String()
+	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, Listen: dashboardAddr})
+	if err != nil {
+		_ = listener.Close()
+		return err
+	}
 	web := &http.Server{Handler: board.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = web.Serve(listener) }()
 	defer web.Close()

@@ -6,10 +6,15 @@ package browser
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,19 +126,53 @@ func TestDashboardInABrowser(t *testing.T) {
 		Profiles  []string       `json:"profiles"`
 		Inventory map[string]int `json:"inventory"`
 		Approve   string         `json:"approve"`
+		Digest    string         `json:"digest"`
+		Attacker  string         `json:"attacker"`
 	}{Profiles: []string{"strata-system/hello"}, Inventory: map[string]int{}, Approve: "shop/manual"}
 	for _, cl := range list.Items {
 		expect.Clusters = append(expect.Clusters, row{Key: "shop/" + cl.Name, Phase: string(cl.Status.Phase), Updates: cl.Status.PendingPlan != nil})
+		if "shop/"+cl.Name == expect.Approve {
+			expect.Digest = cl.Status.PendingPlan.Digest
+		}
 		for _, l := range cl.Status.Layers {
 			if l.Phase == "Ready" {
 				expect.Inventory[l.Package+"@"+l.Version]++
 			}
 		}
 	}
-	board, err := dashboard.New(cfg, true)
+	// The dashboard as strata up serves it: acting as the admin, for the
+	// names of the loopback address it listens on.
+	srv := httptest.NewUnstartedServer(nil)
+	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, Listen: srv.Listener.Addr().String()})
 	must(t, err)
-	srv := httptest.NewServer(board.Handler())
+	// What the server answered each POST, to check that the attacker's
+	// were refused whatever the browser let its page see.
+	var posts struct {
+		sync.Mutex
+		codes []int
+	}
+	handler := board.Handler()
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			handler.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		handler.ServeHTTP(rec, r)
+		posts.Lock()
+		posts.codes = append(posts.codes, rec.code)
+		posts.Unlock()
+	})
+	srv.Start()
 	t.Cleanup(srv.Close)
+	// Another web page the user has open: same machine, another port, so
+	// another origin of the same site.
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, attackPage(srv.URL, expect.Approve, expect.Digest, r.URL.Query().Get("by")))
+	}))
+	t.Cleanup(attacker.Close)
+	expect.Attacker = attacker.URL
 	shots, err := filepath.Abs(Screenshots)
 	must(t, err)
 	data, err := json.Marshal(expect)
@@ -146,10 +185,51 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	t.Logf("%s(screenshots in %s)", out, shots)
 
+	// Two forged posts refused, then the user's own click.
+	posts.Lock()
+	if !slices.Equal(posts.codes, []int{http.StatusForbidden, http.StatusForbidden, http.StatusSeeOther}) {
+		t.Errorf("POSTs answered %v, want the attacker's two refused (403), then the click's 303", posts.codes)
+	}
+	posts.Unlock()
 	// The click reached the cluster: approved, and converged.
 	manual := &v1.Cluster{}
 	must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, manual))
 	if manual.Spec.ApprovedPlan == "" || manual.Status.Phase != v1.ClusterReady || manual.Status.PendingPlan != nil {
 		t.Errorf("manual after the click: approved %q, phase %s, pending %v", manual.Spec.ApprovedPlan, manual.Status.Phase, manual.Status.PendingPlan)
 	}
+}
+
+// attackPage is what a hostile page would do to approve a plan on the
+// dashboard at base, knowing its digest: post a form to it, or send a
+// fetch with the user's cookies and try to read a page.
+func attackPage(base, cluster, digest, by string) string {
+	approve := html.EscapeString(base + "/clusters/" + cluster + "/approve")
+	if by == "form" {
+		return `<!doctype html><form id="f" method="post" action="` + approve + `"><input name="digest" value="` + html.EscapeString(digest) + `"></form>
+<script>document.getElementById("f").submit()</script>`
+	}
+	return `<!doctype html><pre id="out">running</pre><script>
+(async () => {
+  const out = [];
+  try {
+    await fetch(` + "`" + approve + "`" + `, {method: "POST", mode: "no-cors", credentials: "include", body: new URLSearchParams({digest: "` + html.EscapeString(digest) + `"})});
+    out.push("post sent");
+  } catch (e) { out.push("post failed: " + e.message); }
+  try {
+    const res = await fetch("` + html.EscapeString(base+"/clusters/"+cluster) + `", {credentials: "include"});
+    out.push("read " + (await res.text()).length);
+  } catch (e) { out.push("read refused"); }
+  document.getElementById("out").textContent = out.join("; ");
+})();
+</script>`
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }

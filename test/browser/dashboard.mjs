@@ -15,7 +15,12 @@ function check(ok, what) {
   if (!ok) throw new Error(what);
 }
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+// rebind.example resolves to this machine, as a DNS-rebinding attacker's
+// name would once rebound.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--host-resolver-rules=MAP rebind.example 127.0.0.1"],
+});
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   // Screenshots are for people to look at, not part of what is checked: a
@@ -27,6 +32,12 @@ try {
       console.warn(`screenshot ${name} not taken: ${err.message.split("\n")[0]}`);
     }
   };
+
+  // The pages' own policy must not stop their own script.
+  const blocked = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) blocked.push(msg.text());
+  });
 
   // Clusters: one row per cluster, with its phase and badges.
   await page.goto(base + "/");
@@ -54,10 +65,40 @@ try {
   }
   await shot("inventory");
 
+  // Another page of this machine tries to approve the plan: by a form
+  // that posts itself, and by a fetch with the user's cookies that also
+  // tries to read the cluster's page. Both are refused.
+  const approveURL = `${base}/clusters/${expect.approve}/approve`;
+  for (const by of ["form", "fetch"]) {
+    // The browser itself may keep the answer from the other page (the
+    // dashboard's Cross-Origin-Resource-Policy): the Go test checks what
+    // the server answered each post.
+    const answered = new Promise((resolve) => {
+      page.on("response", (r) => r.url() === approveURL && resolve(`answered ${r.status()}`));
+      page.on("requestfailed", (r) => r.url() === approveURL && resolve(`blocked: ${r.failure()?.errorText}`));
+    });
+    await page.goto(`${expect.attacker}/?by=${by}`);
+    const outcome = await answered;
+    check(!outcome.startsWith("answered") || outcome === "answered 403", `attacker's ${by} post: ${outcome}, want 403`);
+    if (by === "fetch") {
+      await page.waitForFunction(() => document.getElementById("out").textContent !== "running");
+      const out = await page.locator("#out").textContent();
+      check(out.includes("read refused"), `attacker read the dashboard: ${out}`);
+    }
+    page.removeAllListeners("response");
+    page.removeAllListeners("requestfailed");
+  }
+  // DNS rebinding: the attacker's name now points here; the browser sends
+  // it as Host, and the dashboard does not answer to it.
+  const rebound = await page.goto(base.replace("127.0.0.1", "rebind.example") + `/clusters/${expect.approve}`);
+  check(rebound.status() === 421, `rebound name answered ${rebound.status()}, want 421`);
+  check(!(await rebound.text()).includes(expect.digest), "rebound name was shown the plan");
+
   // The pending plan, side by side; approve it and watch the page converge
   // by itself (server-sent events), without a reload.
   await page.goto(`${base}/clusters/${expect.approve}`);
-  check((await page.locator("#plan").count()) === 1, "cluster page: no pending plan");
+  check((await page.locator("#plan").count()) === 1, "cluster page: no pending plan (after the attacks)");
+  check((await page.locator(`input[name=digest][value="${expect.digest}"]`).count()) === 1, "cluster page: the plan changed during the attacks");
   await shot("cluster-pending");
   // The page that comes back after approving must converge even when the
   // cluster does before its live stream opens: its /events request is held
@@ -82,6 +123,7 @@ try {
   const phases = await page.locator("tr[data-layer] .badge").allTextContents();
   check(phases.length > 0 && phases.every((p) => p.trim() === "Ready"), `after approval, layers ${phases}`);
   await shot("cluster-converged");
+  check(blocked.length === 0, `the pages' own policy blocked: ${blocked.join("; ")}`);
   console.log(`checked ${expect.clusters.length} clusters, ${expect.profiles.length} profiles, approved ${expect.approve}`);
 } finally {
   await browser.close();

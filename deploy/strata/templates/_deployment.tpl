@@ -45,6 +45,9 @@ spec:
             - --health-addr=:8081
             {{- if $.root.Values.dashboard.enabled }}
             - --dashboard-addr=:{{ $.root.Values.dashboard.port }}
+            {{- range $.root.Values.dashboard.hosts }}
+            - --dashboard-host={{ . }}
+            {{- end }}
             {{- end }}
             - --leader-elect={{ $.root.Values.leaderElection }}
             {{- if $.shard }}
