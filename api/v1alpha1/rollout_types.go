@@ -190,9 +190,15 @@ type WaveStatus struct {
 	// from then.
 	// +optional
 	HealthyTime *metav1.Time `json:"healthyTime,omitempty"`
-	// Clusters of the wave.
+	// Clusters of the wave. A finished roll-out keeps them, with their
+	// states and times, when they go on to newer versions.
 	// +optional
 	Clusters []RolloutCluster `json:"clusters,omitempty"`
+	// Counts are how many clusters ended in each state, kept in place of
+	// the clusters once newer roll-outs of the profile have finished (the
+	// newest keep their clusters), so a profile's statuses stay small.
+	// +optional
+	Counts map[RolloutClusterState]int32 `json:"counts,omitempty"`
 }
 
 // RolloutCluster is one cluster in a roll-out.

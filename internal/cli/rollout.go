@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -66,6 +68,9 @@ func newRolloutStatusCommand() *cobra.Command {
 			fmt.Fprintln(out)
 			for _, w := range r.Waves {
 				fmt.Fprintf(out, "  wave %s\n", w.Name)
+				for _, state := range slices.Sorted(maps.Keys(w.Counts)) {
+					fmt.Fprintf(out, "    %d %s (an old roll-out: its clusters are not kept)\n", w.Counts[state], state)
+				}
 				for _, c := range w.Clusters {
 					fmt.Fprintf(out, "    %s/%s: %s", c.Namespace, c.Name, c.State)
 					if c.Message != "" {

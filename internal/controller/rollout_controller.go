@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,6 +51,15 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		Version: p.Spec.Version, Policy: *p.Spec.Rollout, Status: before,
 		Members: members, Annotations: p.Annotations, Now: time.Now(),
 	})
+	if rollout.Finished(st.Phase) {
+		old, err := r.superseded(ctx, p)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if old {
+			rollout.Compact(&st)
+		}
+	}
 	if before == nil || !equality.Semantic.DeepEqual(*before, st) {
 		p.Status.Rollout = &st
 		if err := r.Status().Update(ctx, p); apierrors.IsConflict(err) {
@@ -65,6 +75,34 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		observeRollout(p, &st)
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// KeptRollouts is how many of a profile's newest finished roll-outs (in
+// one namespace) keep each cluster's state and times; older ones keep
+// counts per wave.
+const KeptRollouts = 5
+
+// superseded says whether KeptRollouts newer versions of the profile, in
+// its namespace, have finished roll-outs of their own.
+func (r *RolloutReconciler) superseded(ctx context.Context, p *v1.ClusterProfile) (bool, error) {
+	mine, err := semver.NewVersion(p.Spec.Version)
+	if err != nil {
+		return false, nil
+	}
+	var list v1.ClusterProfileList
+	if err := r.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
+		return false, err
+	}
+	newer := 0
+	for _, o := range list.Items {
+		if o.Spec.Name != p.Spec.Name || o.Status.Rollout == nil || !rollout.Finished(o.Status.Rollout.Phase) {
+			continue
+		}
+		if v, err := semver.NewVersion(o.Spec.Version); err == nil && v.GreaterThan(mine) {
+			newer++
+		}
+	}
+	return newer >= KeptRollouts, nil
 }
 
 // members are the clusters that would run this version were it not for

@@ -228,6 +228,21 @@ func TestRolloutInWavesHaltsAndRollsBack(t *testing.T) {
 			t.Errorf("%s has release revisions %v, had %v: it was touched", cl.Name, got, revisions[cl.Name])
 		}
 	}
+	// 1.1.0's roll-out is a record: with 1.2.0 published, its clusters
+	// stay listed with their states and times.
+	st = rolloutOf(t, c, "1.1.0")
+	shape = nil
+	for _, w := range st.Waves {
+		for _, cl := range w.Clusters {
+			shape = append(shape, w.Name+":"+cl.Name+"="+string(cl.State))
+			if cl.StartTime == nil || cl.ReadyTime == nil {
+				t.Errorf("1.1.0's record lost %s's times: %+v", cl.Name, cl)
+			}
+		}
+	}
+	if st.Phase != v1.RolloutCompleted || !slices.Equal(shape, want) {
+		t.Errorf("1.1.0's roll-out once 1.2.0 came: %s %v, want Completed %v", st.Phase, shape, want)
+	}
 	var events eventsv1.EventList
 	must(t, c.List(ctx, &events, client.InNamespace(controller.SharedNamespace)))
 	found := false

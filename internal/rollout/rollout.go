@@ -81,6 +81,9 @@ type Input struct {
 // and how soon to look again (zero when it has ended).
 func Step(in Input) (v1.RolloutStatus, time.Duration) {
 	now := metav1.NewTime(in.Now)
+	if in.Status != nil && Finished(in.Status.Phase) && len(in.Members) == 0 {
+		return *in.Status.DeepCopy(), 0 // a record: nobody left to move
+	}
 	st := v1.RolloutStatus{Phase: v1.RolloutProgressing, StartTime: &now}
 	if in.Status != nil {
 		st = *in.Status.DeepCopy()
@@ -89,7 +92,9 @@ func Step(in Input) (v1.RolloutStatus, time.Duration) {
 		st.Retried = token
 		retry(&st, now)
 	}
-	st.Waves = assign(in.Policy, st.Waves, in.Members, now)
+	// A finished roll-out is a record of who got the version when: its
+	// clusters stay listed when they go on to newer versions.
+	st.Waves = assign(in.Policy, st.Waves, in.Members, now, Finished(st.Phase))
 	byKey := map[string]Member{}
 	for _, m := range in.Members {
 		byKey[m.key()] = m
@@ -102,9 +107,12 @@ func Step(in Input) (v1.RolloutStatus, time.Duration) {
 	rollback := aborted || in.Policy.OnFailure != v1.RolloutHalt
 	var failures int32
 	for wi := range st.Waves {
+		failures += st.Waves[wi].Counts[v1.ClusterRolloutFailed] + st.Waves[wi].Counts[v1.ClusterRolloutRolledBack]
 		for ci := range st.Waves[wi].Clusters {
 			c := &st.Waves[wi].Clusters[ci]
-			observe(c, byKey[c.Namespace+"/"+c.Name], in.Version, deadline, rollback, aborted, now)
+			if m, member := byKey[c.Namespace+"/"+c.Name]; member {
+				observe(c, m, in.Version, deadline, rollback, aborted, now)
+			}
 			if c.State == v1.ClusterRolloutFailed || c.State == v1.ClusterRolloutRolledBack {
 				failures++
 			}
@@ -148,11 +156,22 @@ func retry(st *v1.RolloutStatus, now metav1.Time) {
 	st.Failures, st.Reason, st.EndTime = 0, "", nil
 }
 
+// Finished says whether a roll-out in this phase has ended.
+func Finished(p v1.RolloutPhase) bool {
+	return p == v1.RolloutCompleted || p == v1.RolloutHalted || p == v1.RolloutRolledBack
+}
+
+// final says whether a cluster is through with the version.
+func final(s v1.RolloutClusterState) bool {
+	return s == v1.ClusterRolloutHealthy || s == v1.ClusterRolloutFailed || s == v1.ClusterRolloutRolledBack
+}
+
 // assign places the members in waves: a cluster keeps the wave and state
 // it has; a new one goes to the first wave whose selector matches it (a
 // wave without selector takes any), else to the rest. Clusters that are
-// no longer members (detached, or gone on to a newer version) leave.
-func assign(policy v1.RolloutPolicy, before []v1.WaveStatus, members []Member, now metav1.Time) []v1.WaveStatus {
+// no longer members (detached, or gone on to a newer version) leave, but
+// for those through with a finished roll-out when keepGone: its record.
+func assign(policy v1.RolloutPolicy, before []v1.WaveStatus, members []Member, now metav1.Time, keepGone bool) []v1.WaveStatus {
 	placed := map[string]v1.RolloutCluster{}
 	waveOf := map[string]string{}
 	previous := map[string]v1.WaveStatus{}
@@ -184,10 +203,22 @@ func assign(policy v1.RolloutPolicy, before []v1.WaveStatus, members []Member, n
 		}
 		clusters[wave] = append(clusters[wave], c)
 	}
+	if keepGone {
+		isMember := map[string]bool{}
+		for _, m := range members {
+			isMember[m.key()] = true
+		}
+		for key, c := range placed {
+			if wave := waveOf[key]; !isMember[key] && final(c.State) && slices.Contains(names, wave) {
+				clusters[wave] = append(clusters[wave], c)
+			}
+		}
+	}
 	var out []v1.WaveStatus
 	for _, name := range names {
 		cs := clusters[name]
-		if name == RestWave && len(cs) == 0 {
+		w := previous[name]
+		if name == RestWave && len(cs) == 0 && len(w.Counts) == 0 {
 			continue
 		}
 		sort.Slice(cs, func(i, j int) bool {
@@ -196,7 +227,6 @@ func assign(policy v1.RolloutPolicy, before []v1.WaveStatus, members []Member, n
 			}
 			return cs[i].Name < cs[j].Name
 		})
-		w := previous[name]
 		w.Name, w.Clusters = name, cs
 		out = append(out, w)
 	}
@@ -423,4 +453,23 @@ func nextLook(st *v1.RolloutStatus, policy v1.RolloutPolicy, deadline time.Durat
 		}
 	}
 	return max(next, time.Second)
+}
+
+// Compact lets go of a finished roll-out's clusters, keeping per wave how
+// many ended in each state: for the old roll-outs of a profile, so that its
+// statuses stay small however many versions it has.
+func Compact(st *v1.RolloutStatus) {
+	for wi := range st.Waves {
+		w := &st.Waves[wi]
+		if len(w.Clusters) == 0 {
+			continue
+		}
+		if w.Counts == nil {
+			w.Counts = map[v1.RolloutClusterState]int32{}
+		}
+		for _, c := range w.Clusters {
+			w.Counts[c.State]++
+		}
+		w.Clusters = nil
+	}
 }

@@ -178,6 +178,41 @@ func TestEveryClusterIsInOneWave(t *testing.T) {
 	}
 }
 
+// A finished roll-out keeps who got the version when, as its clusters go
+// on to newer versions; one still running lets them go.
+func TestAFinishedRolloutIsARecord(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary", Selector: selector("canary")}}}, ring("canary"), nil, nil)
+	f.step()
+	f.converge("1.1.0")
+	f.step()
+	f.step()
+	f.converge("1.1.0")
+	f.step()
+	f.step()
+	f.expect(v1.RolloutCompleted, "canary:c1=Healthy rest:c2=Healthy rest:c3=Healthy")
+	// c2 and c3 follow 1.x to 1.2.0: no longer members of 1.1.0.
+	f.order = []string{"c1"}
+	f.step()
+	f.expect(v1.RolloutCompleted, "canary:c1=Healthy rest:c2=Healthy rest:c3=Healthy")
+	f.order = nil
+	f.step()
+	f.expect(v1.RolloutCompleted, "canary:c1=Healthy rest:c2=Healthy rest:c3=Healthy")
+
+	// Old records keep counts per wave; a halted one stays halted.
+	halted := v1.RolloutStatus{Phase: v1.RolloutRolledBack, Failures: 1, Waves: []v1.WaveStatus{
+		{Name: "canary", Clusters: []v1.RolloutCluster{{Namespace: "edge", Name: "c1", State: v1.ClusterRolloutRolledBack}, {Namespace: "edge", Name: "c4", State: v1.ClusterRolloutHealthy}}},
+		{Name: "rest", Clusters: []v1.RolloutCluster{{Namespace: "edge", Name: "c2", State: v1.ClusterRolloutPending}}},
+	}}
+	Compact(&halted)
+	if c := halted.Waves[0].Counts; len(halted.Waves[0].Clusters) != 0 || c[v1.ClusterRolloutRolledBack] != 1 || c[v1.ClusterRolloutHealthy] != 1 || halted.Waves[1].Counts[v1.ClusterRolloutPending] != 1 {
+		t.Errorf("compacted: %+v", halted.Waves)
+	}
+	st, _ := Step(Input{Version: "1.1.0", Policy: f.policy, Status: &halted, Members: []Member{{Namespace: "edge", Name: "c9", Running: "1.1.0", Ready: true}}, Now: f.now})
+	if st.Phase != v1.RolloutRolledBack || st.Failures != 1 {
+		t.Errorf("a compacted roll-out with a member left: %s, %d failures", st.Phase, st.Failures)
+	}
+}
+
 func TestApprovalPauseAndResume(t *testing.T) {
 	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{
 		{Name: "canary", Selector: selector("canary")},

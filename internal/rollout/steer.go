@@ -21,6 +21,8 @@ type Report struct {
 type WaveReport struct {
 	Name     string          `json:"name"`
 	Clusters []ClusterReport `json:"clusters"`
+	// Counts stand for the clusters of an old roll-out's record.
+	Counts map[string]int32 `json:"counts,omitempty"`
 }
 
 // ClusterReport is one cluster of a wave.
@@ -46,6 +48,12 @@ func ReportOf(p *v1.ClusterProfile) (Report, error) {
 	r.Phase, r.Reason = string(st.Phase), st.Reason
 	for _, w := range st.Waves {
 		wr := WaveReport{Name: w.Name, Clusters: []ClusterReport{}}
+		for state, n := range w.Counts {
+			if wr.Counts == nil {
+				wr.Counts = map[string]int32{}
+			}
+			wr.Counts[string(state)] = n
+		}
 		for _, c := range w.Clusters {
 			wr.Clusters = append(wr.Clusters, ClusterReport{Namespace: c.Namespace, Name: c.Name, State: string(c.State), Message: c.Message})
 		}
