@@ -297,11 +297,19 @@ func flagValue(args []string, name string) string {
 // called or the test ends.
 func startAgent(t *testing.T, args []string) (stop func()) {
 	t.Helper()
+	stop, _ = startAgentLogged(t, args)
+	return stop
+}
+
+// startAgentLogged also returns what the agent writes to its standard
+// error: its log.
+func startAgentLogged(t *testing.T, args []string) (stop func(), log *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
+	errOut := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		root := cli.NewRootCommand(&bytes.Buffer{}, &errOut)
+		root := cli.NewRootCommand(&bytes.Buffer{}, errOut)
 		root.SetArgs(append([]string{"agent"}, args...))
 		done <- root.ExecuteContext(ctx)
 	}()
@@ -315,7 +323,7 @@ func startAgent(t *testing.T, args []string) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, errOut
 }
 
 type syncBuffer struct {

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,12 +67,23 @@ func TestAgentPullsPacksFromAPackRegistry(t *testing.T) {
 	kubeconfig := testenv.Kubeconfig(t, f.mgmt)
 	args := strings.Fields(strataCLI(t, "cluster", "join-command", "store", "-n", "fleet", "--kubeconfig", kubeconfig))
 	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Name: "store", Nodes: 1})
-	startAgent(t, append(args[2:], "--kubeconfig", workload.KubeconfigPath(), "--pack-cache", t.TempDir(), "--heartbeat", "1s"))
+	// The line join-command prints, as it is, and where the agent reaches
+	// its cluster: the project's registry serves it with no flag about
+	// packs, through a cache in the user's cache folder.
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	_, agentLog := startAgentLogged(t, append(args[2:], "--kubeconfig", workload.KubeconfigPath(), "--heartbeat", "1s"))
 	waitFor(t, "the agent's cluster Ready from the registry's pack", func() (bool, string) {
 		got := getCluster(t, f.c, site)
 		ok := got.Status.Phase == v1.ClusterReady && len(got.Status.Layers) == 1 && got.Status.Layers[0].Digest != ""
 		return ok, fmt.Sprintf("%+v", got.Status)
 	})
+	if entries, err := os.ReadDir(filepath.Join(cache, "strata", "agent-packs")); err != nil || len(entries) == 0 {
+		t.Errorf("the agent kept no pack in the user cache folder: %v", err)
+	}
+	if strings.Contains(agentLog.String(), "SetLogger") || strings.Contains(agentLog.String(), "goroutine ") {
+		t.Errorf("the agent's log has a stack trace:\n%s", agentLog.String())
+	}
 	ws := kubernetes.NewForConfigOrDie(workload.RESTConfig())
 	if _, err := ws.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err != nil {
 		t.Errorf("the pack's deployment: %v", err)

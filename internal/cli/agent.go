@@ -6,14 +6,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/agent"
@@ -87,6 +90,14 @@ in-cluster configuration when empty.`,
 			}
 			opts.Workload, opts.Version = workload, version.Version
 			opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			// controller-runtime logs through the same handler: without
+			// one it prints a stack trace saying it has none.
+			ctrllog.SetLogger(logr.FromSlogHandler(opts.Log.Handler()))
+			if opts.PackCacheDir == "" {
+				// The project's PackRegistries serve the agent as they
+				// serve the manager: packs need a folder to be kept in.
+				opts.PackCacheDir = defaultAgentPackCache()
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "strata agent: cluster %s, %d packs\n", opts.Cluster, catalog.Len())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -103,12 +114,22 @@ in-cluster configuration when empty.`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to manage (in-cluster configuration when empty)")
 	f.StringVar(&opts.CredentialsNamespace, "credentials-namespace", agent.DefaultCredentialsNamespace, "namespace of the managed cluster where the agent keeps its credentials (Secret strata-agent)")
 	f.StringArrayVar(&packs, "packs", nil, "folder of packs the profiles use; repeatable")
-	f.StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from the PackRegistry objects are kept (turns PackRegistry on)")
+	f.StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from the project's PackRegistry objects are kept (default: strata/agent-packs in the user cache folder)")
 	f.DurationVar(&opts.Heartbeat, "heartbeat", 30*time.Second, "how often the agent reports that it is alive")
 	f.DurationVar(&opts.Resync, "resync", 5*time.Minute, "how often the stack is checked for drift")
 	f.DurationVar(&opts.LayerTimeout, "layer-timeout", 5*time.Minute, "how long each layer may take to become Ready")
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
+}
+
+// defaultAgentPackCache is the user's cache folder, or the temporary
+// folder where there is none (a container without a home).
+func defaultAgentPackCache() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "strata", "agent-packs")
 }
 
 func newClusterJoinCommand() *cobra.Command {

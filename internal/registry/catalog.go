@@ -72,14 +72,20 @@ func (c *Catalog) Pack(name, version string) (*pack.Pack, error) {
 	if found != nil {
 		return c.load(*found, foundIn)
 	}
+	// Not in the folders either: say where it was looked for, the
+	// registries first (folders with no pack are not worth naming).
+	folders := ""
 	if c.Folders != nil && !isNilCatalog(c.Folders) {
 		p, err := c.Folders.Pack(name, version)
-		if err == nil || len(failures) == 0 {
+		if err == nil || (len(failures) == 0 && len(c.Registries) == 0) {
 			return p, err
+		}
+		if counted, ok := c.Folders.(interface{ Len() int }); !ok || counted.Len() > 0 {
+			folders = "; " + err.Error()
 		}
 	}
 	if len(failures) > 0 {
-		return nil, fmt.Errorf("pack %s %s: %s", name, version, strings.Join(failures, "; "))
+		return nil, fmt.Errorf("pack %s %s: %s%s", name, version, strings.Join(failures, "; "), folders)
 	}
 	if len(c.Registries) == 0 {
 		return nil, fmt.Errorf("pack %s %s: no pack registry serves this project and no pack folder is given", name, version)
@@ -88,7 +94,7 @@ func (c *Catalog) Pack(name, version string) (*pack.Pack, error) {
 	for _, r := range c.Registries {
 		where = append(where, r.Endpoint.String())
 	}
-	return nil, fmt.Errorf("pack %s %s not found in the registries %s", name, version, strings.Join(where, ", "))
+	return nil, fmt.Errorf("pack %s %s not found in the registries %s%s", name, version, strings.Join(where, ", "), folders)
 }
 
 // PackFrom returns the pack NAME VERSION from the registry of that name only.

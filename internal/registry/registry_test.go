@@ -507,6 +507,16 @@ func TestDeletedVersionAndRestartUseTheCache(t *testing.T) {
 	if _, err := (&Catalog{Registries: []*Registry{reg}, Cache: cache(t)}).Pack("kubevious", "1.0.10"); err == nil || !strings.Contains(err.Error(), "pack kubevious 1.0.10 not found in the registries "+reg.Endpoint.String()) {
 		t.Errorf("uncached deleted version: %v", err)
 	}
+	// With no pack folder (an agent started without --packs), the error
+	// still names the registries tried, not only the folders.
+	noFolders, err := pack.LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Catalog{Registries: []*Registry{reg}, Folders: noFolders, Cache: cache(t)}).Pack("kubevious", "1.0.10")
+	if err == nil || !strings.Contains(err.Error(), "not found in the registries "+reg.Endpoint.String()) || strings.Contains(err.Error(), "pack folder") {
+		t.Errorf("not found in registries, no folders: %v", err)
+	}
 }
 
 // plainRegistry is a client for the base path of a test registry without
