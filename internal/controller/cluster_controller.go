@@ -107,6 +107,8 @@ type ClusterReconciler struct {
 	// ServiceAccount and RBAC this manager has applied, and the shared
 	// agents' Role once applied (by its name).
 	agentAccess sync.Map
+	// applying holds the change in flight on each cluster (by UID).
+	applying sync.Map
 	// wake queues reconciles from outside the API: drift seen by a watch
 	// on a workload cluster, a local control plane that died.
 	wake chan event.GenericEvent
@@ -158,6 +160,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	defer func() {
 		observe(c)
 		c.Status.ObservedGeneration = c.Generation
+		if last := r.statuses.last(c.UID); last != nil {
+			// The progress of a change was written meanwhile.
+			before = last
+		}
 		changed := !equalStatus(before, &c.Status) || agentAway
 		if changed && r.Agent != nil {
 			r.stampAgent(c, false)
@@ -230,12 +236,14 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
 		return r.awaitApproval(ctx, c, e, st, plan)
 	}
+	progress := func(engine.Event) {}
 	if plan.Changes() > 0 {
-		// Set only for real changes: flipping it on a resync would move its
-		// transition time, a status write for nothing.
-		setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Applying", fmt.Sprintf("%d of %d layers to change", plan.Changes(), len(plan.Layers)))
+		// Only for real changes: a resync with nothing to do writes nothing.
+		progress = r.announce(ctx, c, plan, profiles)
 	}
-	res, err := e.Apply(ctx, plan)
+	applyCtx, applied := r.startApply(ctx, c, resolved, progress)
+	res, err := e.Apply(applyCtx, plan)
+	applied()
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
@@ -463,6 +471,7 @@ func (r *ClusterReconciler) agentDelete(ctx context.Context, c *v1.Cluster) (ctr
 func (r *ClusterReconciler) layerEvents(ctx context.Context, c *v1.Cluster) func(engine.Event) {
 	logger := log.FromContext(ctx)
 	return func(ev engine.Event) {
+		r.tellProgress(c, ev)
 		logger.Info("layer", "layer", ev.Layer, "action", ev.Action, "phase", ev.Phase, "message", ev.Message)
 		if ev.Phase == engine.PhaseFailed {
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "LayerFailed", layerAction(ev.Action, ev.Layer), "layer %s: %s", ev.Layer, ev.Message)
@@ -808,6 +817,7 @@ func indexProfileNames(o client.Object) []string {
 // or deleted — to the clusters that attach that profile at any version: in
 // its namespace, or everywhere for a shared profile.
 func (r *ClusterReconciler) clustersUsingProfile(ctx context.Context, o client.Object) []ctrl.Request {
+	r.stopFailedApplies(o.(*v1.ClusterProfile))
 	opts := []client.ListOption{client.MatchingFields{profileNameIndex: o.(*v1.ClusterProfile).Spec.Name}}
 	if o.GetNamespace() != SharedNamespace {
 		opts = append(opts, client.InNamespace(o.GetNamespace()))

@@ -38,7 +38,7 @@ func helmRevisions(t *testing.T, cp *controlplane.ControlPlane) map[string]int {
 	return out
 }
 
-func rolloutOf(t *testing.T, c client.Client, version string) *v1.RolloutStatus {
+func rolloutOf(t testing.TB, c client.Client, version string) *v1.RolloutStatus {
 	t.Helper()
 	p := &v1.ClusterProfile{}
 	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-" + version}, p))
@@ -56,7 +56,7 @@ func waveOf(st *v1.RolloutStatus, name string) v1.WaveStatus {
 
 // runsVersion is the hello version a cluster's status says it runs, and
 // whether it is Ready on it.
-func runsVersion(t *testing.T, c client.Client, cluster *v1.Cluster) (string, bool) {
+func runsVersion(t testing.TB, c client.Client, cluster *v1.Cluster) (string, bool) {
 	got := getCluster(t, c, cluster)
 	version := ""
 	if len(got.Status.Profiles) > 0 {

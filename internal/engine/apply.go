@@ -332,7 +332,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) (*Result, error) {
 			failed[lp.Name] = true
 		case ctx.Err() != nil:
 			// Stopping: no new change starts; the next run takes it up.
-			lr.Phase, lr.Message = PhasePending, "not started: "+ctx.Err().Error()
+			lr.Phase, lr.Message = PhasePending, "not started: "+context.Cause(ctx).Error()
 			failed[lp.Name] = true
 		default:
 			lr = e.applyLayer(ctx, lp, inv, lr)

@@ -97,6 +97,12 @@ type LayerPlan struct {
 	replace bool
 }
 
+// Layer is the resolved layer the plan applies; none for a layer the plan
+// removes.
+func (lp *LayerPlan) Layer() (stack.Layer, bool) {
+	return lp.layer, lp.Action != ActionRemove && lp.layer.Name != ""
+}
+
 // Digest identifies what the plan would do: which layers change, how, and
 // to which rendered content. Approving a plan means approving this digest.
 func (p *Plan) Digest() string {

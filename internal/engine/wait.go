@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -53,6 +54,7 @@ const (
 // the timeout passes. It returns notes about objects that can never be
 // Ready on a simulated cluster, instead of waiting for them forever.
 func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error) {
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	pending := map[string]object{}
@@ -94,7 +96,13 @@ func (e *Engine) waitReady(ctx context.Context, lp *LayerPlan) ([]string, error)
 				why = append(why, key+": "+last[key])
 			}
 			sort.Strings(why)
-			return nil, fmt.Errorf("not Ready after %s: %s", e.opts.Timeout, strings.Join(why, "; "))
+			// The caller may stop the wait before the layer's own timeout,
+			// and say why (a roll-out that failed the cluster).
+			stopped := fmt.Sprintf("not Ready after %s", time.Since(started).Round(time.Second))
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, context.Canceled) {
+				stopped += " (" + cause.Error() + ")"
+			}
+			return nil, fmt.Errorf("%s: %s", stopped, strings.Join(why, "; "))
 		}
 		wait = min(2*wait, maxPoll)
 	}

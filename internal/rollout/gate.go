@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"slices"
+	"time"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/profile"
@@ -112,4 +113,25 @@ func runs(c *v1.Cluster, name string) (running, lastGood string) {
 		}
 	}
 	return "", ""
+}
+
+// DeadlineOf is when a cluster the roll-out is updating must be healthy
+// on the version, and the progress deadline that gives it; ok is false
+// when the roll-out is not updating the cluster.
+func DeadlineOf(p *v1.ClusterProfile, namespace, name string) (at time.Time, within time.Duration, ok bool) {
+	if p.Spec.Rollout == nil || p.Status.Rollout == nil {
+		return time.Time{}, 0, false
+	}
+	within = DefaultProgressDeadline
+	if d := p.Spec.Rollout.ProgressDeadline; d != nil && d.Duration > 0 {
+		within = d.Duration
+	}
+	for _, w := range p.Status.Rollout.Waves {
+		for _, c := range w.Clusters {
+			if c.Namespace == namespace && c.Name == name && c.State == v1.ClusterRolloutUpdating && c.Since != nil {
+				return c.Since.Add(within), within, true
+			}
+		}
+	}
+	return time.Time{}, 0, false
 }
