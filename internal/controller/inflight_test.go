@@ -11,10 +11,12 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/testenv"
 )
@@ -77,18 +79,8 @@ func readyClaimsTrue(st v1.ClusterStatus) (bool, string) {
 // at no point is Ready shown for a version the cluster does not run.
 func TestTheStatusTellsAChangeUnderWay(t *testing.T) {
 	t.Parallel()
-	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "shop")
-	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
-	must(t, err)
-	startManagerWith(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 20 * time.Second, Resync: time.Minute})
+	mgmt, c, _, cl := oneClusterOnHello(t, "web", 20*time.Second)
 	ctx := context.Background()
-	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
-	wc := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
-	cl := importCluster(t, c, "shop", "web", wc.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.x"})
-	waitFor(t, "web Ready on 1.0.0", func() (bool, string) {
-		v, ready := runsVersion(t, c, cl)
-		return v == "1.0.0" && ready, v
-	})
 	watcher, err := client.NewWithWatch(mgmt, client.Options{Scheme: controller.Scheme()})
 	must(t, err)
 	log := watchStatuses(t, watcher, cl)
@@ -145,19 +137,28 @@ func BenchmarkDeadlineToRollback(b *testing.B) {
 	b.ReportMetric(total.Seconds()/float64(b.N), "s-deadline-to-rollback")
 }
 
-func deadlineToRollback(t testing.TB, deadline time.Duration) time.Duration {
+// oneClusterOnHello starts a management plane and its manager (with the
+// layer timeout given), and an imported cluster following hello 1.x, Ready
+// on 1.0.0.
+func oneClusterOnHello(t testing.TB, name string, layerTimeout time.Duration) (*rest.Config, client.Client, *controlplane.ControlPlane, *v1.Cluster) {
+	t.Helper()
 	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "shop")
 	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
 	must(t, err)
-	startManagerWith(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 10 * time.Minute, Resync: time.Minute})
-	ctx := context.Background()
-	must(t, c.Create(ctx, helloProfile("1.0.0", "1")))
+	startManagerWith(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: layerTimeout, Resync: time.Minute})
+	must(t, c.Create(context.Background(), helloProfile("1.0.0", "1")))
 	wc := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
-	cl := importCluster(t, c, "shop", "canary", wc.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.x"})
-	waitFor(t, "canary Ready on 1.0.0", func() (bool, string) {
+	cl := importCluster(t, c, "shop", name, wc.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.x"})
+	waitFor(t, name+" Ready on 1.0.0", func() (bool, string) {
 		v, ready := runsVersion(t, c, cl)
 		return v == "1.0.0" && ready, v
 	})
+	return mgmt, c, wc, cl
+}
+
+func deadlineToRollback(t testing.TB, deadline time.Duration) time.Duration {
+	_, c, wc, cl := oneClusterOnHello(t, "canary", 10*time.Minute)
+	ctx := context.Background()
 	bad := helloProfile("1.1.0", "1")
 	bad.Spec.Layers = append(bad.Spec.Layers, inlineLayer("stuck", "stuck", deploymentOnNodes("stuck", "strata.dev/no-such-node", "true")))
 	bad.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "all"}}, ProgressDeadline: &metav1.Duration{Duration: deadline}}

@@ -104,6 +104,13 @@ func tokenFor(t *testing.T, cfg *rest.Config, name string, verbs ...string) stri
 
 func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
 	t.Helper()
+	res, body := fetch(t, srv, path, token)
+	return res.StatusCode, string(body)
+}
+
+// fetch GETs a page as the token's user (none: no Authorization).
+func fetch(t *testing.T, srv *httptest.Server, path, token string) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 	must(t, err)
 	if token != "" {
@@ -114,7 +121,7 @@ func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	must(t, err)
-	return res.StatusCode, string(body)
+	return res, body
 }
 
 // browserSession is what a browser holds after loading a page of the
@@ -129,16 +136,7 @@ var csrfMeta = regexp.MustCompile(`<meta name="strata-csrf" content="([^"]*)">`)
 // openPage loads a page as a browser would and keeps its session.
 func openPage(t *testing.T, srv *httptest.Server, path, token string) browserSession {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
-	must(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	must(t, err)
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	must(t, err)
+	res, body := fetch(t, srv, path, token)
 	var s browserSession
 	for _, c := range res.Cookies() {
 		if c.Name == "strata_session" {
