@@ -146,8 +146,10 @@ func openPage(t *testing.T, srv *httptest.Server, path, token string) browserSes
 	if m := csrfMeta.FindSubmatch(body); m != nil {
 		s.token = string(m[1])
 	}
-	if s.cookie == nil || s.token == "" {
-		t.Fatalf("GET %s: no session cookie or anti-forgery token (%d)\n%s", path, res.StatusCode, body)
+	// A request whose credentials are in its Authorization header gets no
+	// token: a browser never sends that header by itself.
+	if s.cookie == nil || (s.token == "") != (token != "") {
+		t.Fatalf("GET %s: session cookie %v, anti-forgery token %q (%d)\n%s", path, s.cookie, s.token, res.StatusCode, body)
 	}
 	return s
 }

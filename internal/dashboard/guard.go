@@ -61,7 +61,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				http.Error(w, "refused: the request did not come from the dashboard's own pages", http.StatusForbidden)
 				return
 			}
-			if session == "" || !hmac.Equal([]byte(csrfTokenOf(r)), []byte(s.csrfToken(session))) {
+			key := s.csrfKeyFor(r)
+			if key != nil && (session == "" || !hmac.Equal([]byte(csrfTokenOf(r)), []byte(csrfToken(key, session)))) {
 				http.Error(w, "refused: the form is missing its anti-forgery token or is from another session; reload the page and try again", http.StatusForbidden)
 				return
 			}
@@ -100,11 +101,29 @@ func validSession(v string) bool {
 	return err == nil && len(b) == 32
 }
 
-// csrfToken is the session's token: a MAC under a key that lives only in
-// this process, so a page that plants a session cookie of its own still
-// cannot make the token that goes with it.
-func (s *Server) csrfToken(session string) string {
-	m := hmac.New(sha256.New, s.csrfKey)
+// csrfKeyFor is the key a request's anti-forgery token is made with; nil
+// when the request holds no credential a browser sends by itself, so there
+// is nothing to forge. Under strata up the loopback listener is that
+// credential and the key lives only in this process. In team mode the
+// credential is the sign-in cookie and the key comes from it: every
+// replica behind one Service agrees, and no other page knows it.
+func (s *Server) csrfKeyFor(r *http.Request) []byte {
+	if s.Local {
+		return s.csrfKey
+	}
+	c, err := r.Cookie(tokenCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	key := sha256.Sum256([]byte("strata dashboard anti-forgery\x00" + c.Value))
+	return key[:]
+}
+
+// csrfToken is the session's token: a MAC of the session under the key,
+// so a page that plants a session cookie of its own still cannot make the
+// token that goes with it.
+func csrfToken(key []byte, session string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(session))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -112,10 +131,11 @@ func (s *Server) csrfToken(session string) string {
 // formToken is the token the page served to r puts in its forms.
 func (s *Server) formToken(r *http.Request) string {
 	session, _ := r.Context().Value(sessionKey{}).(string)
-	if session == "" {
+	key := s.csrfKeyFor(r)
+	if session == "" || key == nil {
 		return ""
 	}
-	return s.csrfToken(session)
+	return csrfToken(key, session)
 }
 
 // hostAllowed says whether a request's Host names this dashboard. In local
