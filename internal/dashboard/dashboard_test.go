@@ -104,12 +104,13 @@ func tokenFor(t *testing.T, cfg *rest.Config, name string, verbs ...string) stri
 
 func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
 	t.Helper()
-	res, body := fetch(t, srv, path, token)
+	res, body := fetch(t, srv, path, token) //nolint:bodyclose // fetch closes it
 	return res.StatusCode, string(body)
 }
 
-// fetch GETs a page as the token's user (none: no Authorization).
-func fetch(t *testing.T, srv *httptest.Server, path, token string) (*http.Response, []byte) {
+// fetch GETs a page as the token's user (none: no Authorization); the
+// response's body is read and closed.
+func fetch(t *testing.T, srv *httptest.Server, path, token string) (*http.Response, []byte) { //nolint:bodyclose // closed here
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 	must(t, err)
@@ -136,7 +137,7 @@ var csrfMeta = regexp.MustCompile(`<meta name="strata-csrf" content="([^"]*)">`)
 // openPage loads a page as a browser would and keeps its session.
 func openPage(t *testing.T, srv *httptest.Server, path, token string) browserSession {
 	t.Helper()
-	res, body := fetch(t, srv, path, token)
+	res, body := fetch(t, srv, path, token) //nolint:bodyclose // fetch closes it
 	var s browserSession
 	for _, c := range res.Cookies() {
 		if c.Name == "strata_session" {
