@@ -40,23 +40,29 @@ func (r *ClusterReconciler) startApply(ctx context.Context, c *v1.Cluster, resol
 			f.targets[ps.Name] = ps.Version
 		}
 	}
-	ctx, f.cancel = context.WithCancelCause(ctx)
-	stopDeadline := func() bool { return false }
+	// The earliest deadline of the roll-outs updating this cluster bounds
+	// the whole apply.
+	var deadline time.Time
+	var late error
 	for _, p := range resolved.visible {
 		if f.targets[p.Spec.Name] != p.Spec.Version {
 			continue
 		}
-		if at, within, ok := rollout.DeadlineOf(p.ClusterProfile, c.Namespace, c.Name); ok {
-			cause := fmt.Errorf("the roll-out of %s %s gives each cluster %s to be healthy, and that time is up", p.Spec.Name, p.Spec.Version, within)
-			timer := time.AfterFunc(time.Until(at), func() { f.cancel(cause) })
-			stopDeadline = timer.Stop
+		if at, within, ok := rollout.DeadlineOf(p.ClusterProfile, c.Namespace, c.Name); ok && (deadline.IsZero() || at.Before(deadline)) {
+			deadline = at
+			late = fmt.Errorf("the roll-out of %s %s gives each cluster %s to be healthy, and that time is up", p.Spec.Name, p.Spec.Version, within)
 		}
 	}
+	stopDeadline := func() {}
+	if !deadline.IsZero() {
+		ctx, stopDeadline = context.WithDeadlineCause(ctx, deadline, late)
+	}
+	ctx, f.cancel = context.WithCancelCause(ctx)
 	r.applying.Store(c.UID, f)
 	return ctx, func() {
-		stopDeadline()
 		r.applying.Delete(c.UID)
 		f.cancel(context.Canceled)
+		stopDeadline()
 	}
 }
 

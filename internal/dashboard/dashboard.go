@@ -60,7 +60,7 @@ type Options struct {
 type Server struct {
 	Options
 
-	hosts   []string
+	hosts   []hostName
 	csrfKey []byte
 	pages   map[string]*template.Template
 }

@@ -138,22 +138,27 @@ func (s *Server) formToken(r *http.Request) string {
 	return csrfToken(key, session)
 }
 
+// hostName is a name the dashboard answers to; an empty port matches any.
+type hostName struct{ host, port string }
+
+// splitHost reads host[:port], lower-cased, without the brackets of an
+// IPv6 address or a trailing dot.
+func splitHost(hostport string) hostName {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = strings.Trim(hostport, "[]"), ""
+	}
+	return hostName{strings.ToLower(strings.TrimSuffix(host, ".")), port}
+}
+
 // hostAllowed says whether a request's Host names this dashboard. In local
 // mode those are the loopback names on the port it listens on; in team mode
 // the names it was told it is served under (none told: any, as the
 // sign-in cookie is sent only to the name it was set for).
 func (s *Server) hostAllowed(hostport string) bool {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = hostport, ""
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	got := splitHost(hostport)
 	for _, name := range s.hosts {
-		h, p, err := net.SplitHostPort(name)
-		if err != nil {
-			h, p = name, ""
-		}
-		if strings.EqualFold(strings.Trim(h, "[]"), host) && (p == "" || p == port) {
+		if name.host == got.host && (name.port == "" || name.port == got.port) {
 			return true
 		}
 	}
@@ -163,20 +168,20 @@ func (s *Server) hostAllowed(hostport string) bool {
 // allowedHosts lists the names a dashboard answers to: those given, and in
 // local mode the loopback names on the port of the address it listens on
 // (any port when none is known, as with a test server).
-func allowedHosts(local bool, listen string, names []string) []string {
-	hosts := append([]string(nil), names...)
+func allowedHosts(local bool, listen string, names []string) []hostName {
+	var hosts []hostName
+	for _, n := range names {
+		hosts = append(hosts, splitHost(n))
+	}
 	if !local {
 		return hosts
 	}
-	listenHost, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		listenHost, port = "", ""
-	}
+	own := splitHost(listen)
 	for _, h := range []string{"127.0.0.1", "localhost", "::1"} {
-		hosts = append(hosts, net.JoinHostPort(h, port))
+		hosts = append(hosts, hostName{h, own.port})
 	}
-	if ip := net.ParseIP(listenHost); listenHost != "" && (ip == nil || !ip.IsUnspecified()) {
-		hosts = append(hosts, net.JoinHostPort(listenHost, port))
+	if ip := net.ParseIP(own.host); own.host != "" && (ip == nil || !ip.IsUnspecified()) {
+		hosts = append(hosts, own)
 	}
 	return hosts
 }

@@ -48,17 +48,23 @@ func Decide(p *v1.ClusterProfile, namespace, name string) Decision {
 // StateOf is a cluster's state in a profile version's roll-out; empty when
 // the roll-out does not list it.
 func StateOf(p *v1.ClusterProfile, namespace, name string) v1.RolloutClusterState {
+	c, _ := clusterOf(p, namespace, name)
+	return c.State
+}
+
+// clusterOf is a cluster's entry in a profile version's roll-out.
+func clusterOf(p *v1.ClusterProfile, namespace, name string) (v1.RolloutCluster, bool) {
 	if p.Status.Rollout == nil {
-		return ""
+		return v1.RolloutCluster{}, false
 	}
 	for _, w := range p.Status.Rollout.Waves {
 		for _, c := range w.Clusters {
 			if c.Namespace == namespace && c.Name == name {
-				return c.State
+				return c, true
 			}
 		}
 	}
-	return ""
+	return v1.RolloutCluster{}, false
 }
 
 // Gate pins each of a cluster's attachments to the version it may run now:
@@ -119,19 +125,13 @@ func runs(c *v1.Cluster, name string) (running, lastGood string) {
 // on the version, and the progress deadline that gives it; ok is false
 // when the roll-out is not updating the cluster.
 func DeadlineOf(p *v1.ClusterProfile, namespace, name string) (at time.Time, within time.Duration, ok bool) {
-	if p.Spec.Rollout == nil || p.Status.Rollout == nil {
+	if p.Spec.Rollout == nil {
 		return time.Time{}, 0, false
 	}
-	within = DefaultProgressDeadline
-	if d := p.Spec.Rollout.ProgressDeadline; d != nil && d.Duration > 0 {
-		within = d.Duration
+	c, listed := clusterOf(p, namespace, name)
+	if !listed || c.State != v1.ClusterRolloutUpdating || c.Since == nil {
+		return time.Time{}, 0, false
 	}
-	for _, w := range p.Status.Rollout.Waves {
-		for _, c := range w.Clusters {
-			if c.Namespace == namespace && c.Name == name && c.State == v1.ClusterRolloutUpdating && c.Since != nil {
-				return c.Since.Add(within), within, true
-			}
-		}
-	}
-	return time.Time{}, 0, false
+	within = progressDeadline(*p.Spec.Rollout)
+	return c.Since.Add(within), within, true
 }

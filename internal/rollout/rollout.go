@@ -99,10 +99,7 @@ func Step(in Input) (v1.RolloutStatus, time.Duration) {
 	for _, m := range in.Members {
 		byKey[m.key()] = m
 	}
-	deadline := DefaultProgressDeadline
-	if in.Policy.ProgressDeadline != nil && in.Policy.ProgressDeadline.Duration > 0 {
-		deadline = in.Policy.ProgressDeadline.Duration
-	}
+	deadline := progressDeadline(in.Policy)
 	aborted := in.Annotations[AbortedAnnotation] == "true"
 	rollback := aborted || in.Policy.OnFailure != v1.RolloutHalt
 	var failures int32
@@ -154,6 +151,15 @@ func retry(st *v1.RolloutStatus, now metav1.Time) {
 		}
 	}
 	st.Failures, st.Reason, st.EndTime = 0, "", nil
+}
+
+// progressDeadline is how long a cluster may take to be healthy on the
+// version under this policy.
+func progressDeadline(policy v1.RolloutPolicy) time.Duration {
+	if policy.ProgressDeadline != nil && policy.ProgressDeadline.Duration > 0 {
+		return policy.ProgressDeadline.Duration
+	}
+	return DefaultProgressDeadline
 }
 
 // Finished says whether a roll-out in this phase has ended.
