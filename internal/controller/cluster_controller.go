@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -234,7 +235,7 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	if plan.Changes() > 0 && resolved.policy == v1.UpdateManual && c.Spec.ApprovedPlan != plan.Digest() {
 		// What runs stays as it was; only the newest versions are news.
 		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
-		return r.awaitApproval(ctx, c, e, st, plan)
+		return r.awaitApproval(ctx, c, e, resolved, plan)
 	}
 	progress := func(engine.Event) {}
 	if plan.Changes() > 0 {
@@ -250,7 +251,7 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	c.Status.PendingPlan = nil
 	c.Status.Profiles = profiles
 	setCondition(c, v1.ConditionUpdatesAvailable, metav1.ConditionFalse, "UpToDate", "the cluster runs the latest plan of its profiles")
-	if r.settle(c, st, res, nil) {
+	if r.settle(c, resolved, res, nil) {
 		// A layer may have failed on a passing outage: try again soon, then
 		// less often, and at least every fifth of the resync period.
 		return ctrl.Result{RequeueAfter: min(r.retryAfterFailure(c), r.Resync/5)}, nil
@@ -306,7 +307,8 @@ func (r *ClusterReconciler) checkHealth(ctx context.Context, c *v1.Cluster, e st
 // settle writes what an apply left — the layers, drift, the Reconciling and
 // Ready conditions and the phase — and reports whether a layer failed.
 // With a pending plan, the changes it holds are waiting, not applied.
-func (r *ClusterReconciler) settle(c *v1.Cluster, st *stack.Stack, res *engine.Result, pending *engine.Plan) (failed bool) {
+func (r *ClusterReconciler) settle(c *v1.Cluster, resolved *resolution, res *engine.Result, pending *engine.Plan) (failed bool) {
+	st := resolved.stack
 	r.recordLayers(c, st, res, pending)
 	r.recordDrift(c, res)
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
@@ -326,6 +328,17 @@ func (r *ClusterReconciler) settle(c *v1.Cluster, st *stack.Stack, res *engine.R
 		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "AwaitingApproval", "nothing is installed yet: the first install waits for approval")
 		return false
 	}
+	if len(resolved.waiting) > 0 {
+		// A profile the cluster runs nothing of yet is not there: the
+		// cluster is not Ready until its roll-out brings it.
+		var waits []string
+		for _, name := range slices.Sorted(maps.Keys(resolved.waiting)) {
+			waits = append(waits, resolved.waiting[name])
+		}
+		c.Status.Phase = v1.ClusterPending
+		setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "AwaitingRollout", "waiting for "+strings.Join(waits, "; "))
+		return false
+	}
 	c.Status.Phase = v1.ClusterReady
 	setCondition(c, v1.ConditionReady, metav1.ConditionTrue, "LayersReady", ready)
 	return false
@@ -334,7 +347,7 @@ func (r *ClusterReconciler) settle(c *v1.Cluster, st *stack.Stack, res *engine.R
 // awaitApproval holds a Manual cluster's changes: the plan waits in the
 // status, exactly as it will be applied, while the unchanged layers are
 // still checked and their drift repaired.
-func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e stackEngine, st *stack.Stack, plan *engine.Plan) (ctrl.Result, error) {
+func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e stackEngine, resolved *resolution, plan *engine.Plan) (ctrl.Result, error) {
 	pending := pendingPlan(plan)
 	if c.Status.PendingPlan == nil || c.Status.PendingPlan.Digest != pending.Digest {
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "UpdatesAvailable", "Plan", "%s; approve with `strata cluster approve %s -n %s`", pending.Summary, c.Name, c.Namespace)
@@ -346,7 +359,7 @@ func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e 
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
 	r.reached(c)
-	r.settle(c, st, res, plan)
+	r.settle(c, resolved, res, plan)
 	return ctrl.Result{RequeueAfter: r.Resync}, nil
 }
 
@@ -504,6 +517,9 @@ type resolution struct {
 	policy v1.UpdatePolicy
 	// visible are the profile versions the cluster's project sees.
 	visible []profile.Profile
+	// waiting says, by profile name, what each attached profile the
+	// cluster runs nothing of waits for (a roll-out not at its wave yet).
+	waiting map[string]string
 }
 
 // resolve reads the versions of the cluster's attached profiles that its
@@ -520,12 +536,13 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 	// it; versions it failed are not picked again.
 	gated := c.DeepCopy()
 	var rejected map[string][]string
-	gated.Spec.Profiles, rejected = rollout.Gate(c, visible)
+	var waiting map[string]string
+	gated.Spec.Profiles, rejected, waiting = rollout.Gate(c, visible)
 	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: gated, Source: src}, packsFor(r.Registries, r.Packs, c.Namespace), stack.Facts{KubernetesVersion: kv})
 	if err != nil {
 		return nil, err
 	}
-	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy, visible: visible}
+	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy, visible: visible, waiting: waiting}
 	if res.policy == "" {
 		res.policy = v1.UpdateAutomatic
 		for _, p := range visible {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -434,4 +436,35 @@ func TestRolloutSurvivesARestartAndRollsBackRemovedAndSwappedLayers(t *testing.T
 		t.Errorf("canary of 1.3.0: %+v", cs)
 	}
 	on("1.2.1", 0, 1, 2)
+}
+
+// A cluster whose first version of a profile waits for its wave runs
+// nothing of it yet, and says so: Pending, not Ready, naming the roll-out
+// and the wave. Once its wave comes it installs and is Ready.
+func TestAFirstInstallWaitingForItsWaveIsNotReady(t *testing.T) {
+	t.Parallel()
+	mgmt, c := managementPlane(t, 0, controller.SharedNamespace, "edge")
+	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	ctx := context.Background()
+	p := helloProfile("1.0.0", "1")
+	p.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "stores", Approval: true}}}
+	must(t, c.Create(ctx, p))
+	cluster := importCluster(t, c, "edge", "store-1", workload.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "hello", Version: "1.x"})
+	waitFor(t, "the cluster waiting for wave stores", func() (bool, string) {
+		got := getCluster(t, c, cluster)
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady)
+		ok := got.Status.Phase == v1.ClusterPending && ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == "AwaitingRollout" &&
+			ready.Message == "waiting for the roll-out of hello 1.0.0 to reach wave stores"
+		return ok, fmt.Sprintf("%s %+v", got.Status.Phase, ready)
+	})
+	cs, err := workload.Clientset()
+	must(t, err)
+	if _, err := cs.AppsV1().Deployments("hello-universe").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("hello-universe installed before its wave (%v)", err)
+	}
+	strataCLI(t, testenv.Kubeconfig(t, mgmt), controller.SharedNamespace, "rollout", "resume", "hello", "1.0.0")
+	waitFor(t, "the cluster Ready on 1.0.0 once its wave came", func() (bool, string) {
+		v, ready := runsVersion(t, c, cluster)
+		return v == "1.0.0" && ready, v
+	})
 }

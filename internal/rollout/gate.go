@@ -72,9 +72,10 @@ func clusterOf(p *v1.ClusterProfile, namespace, name string) (v1.RolloutCluster,
 // that version's roll-out admits it; else the version it last ran healthy
 // (or runs). An attachment with nothing to hold on to waits: it is left
 // out until the roll-out reaches the cluster. Gate returns the attachments
-// to resolve and, by profile name, the versions the cluster rejects.
-func Gate(c *v1.Cluster, visible []profile.Profile) ([]v1.ProfileAttachment, map[string][]string) {
-	rejected := map[string][]string{}
+// to resolve and, by profile name, the versions the cluster rejects and
+// what each attachment left out waits for.
+func Gate(c *v1.Cluster, visible []profile.Profile) (attachments []v1.ProfileAttachment, rejected map[string][]string, waiting map[string]string) {
+	rejected, waiting = map[string][]string{}, map[string]string{}
 	var out []v1.ProfileAttachment
 	for _, a := range c.Spec.Profiles {
 		var allowed []profile.Profile
@@ -106,9 +107,29 @@ func Gate(c *v1.Cluster, visible []profile.Profile) ([]v1.ProfileAttachment, map
 		if hold != "" && slices.ContainsFunc(allowed, func(p profile.Profile) bool { return p.Spec.Version == hold }) {
 			a.Version = hold
 			out = append(out, a)
+			continue
+		}
+		if ok {
+			waiting[a.Name] = waitingFor(target.ClusterProfile, c.Namespace, c.Name)
 		}
 	}
-	return out, rejected
+	return out, rejected, waiting
+}
+
+// waitingFor says what a cluster with nothing to run waits for in a
+// version's roll-out.
+func waitingFor(p *v1.ClusterProfile, namespace, name string) string {
+	what := "the roll-out of " + p.Spec.Name + " " + p.Spec.Version
+	if p.Status.Rollout != nil {
+		for _, w := range p.Status.Rollout.Waves {
+			for _, c := range w.Clusters {
+				if c.Namespace == namespace && c.Name == name {
+					return what + " to reach wave " + w.Name
+				}
+			}
+		}
+	}
+	return what + " to reach this cluster"
 }
 
 // runs is the version of a profile a cluster runs and last ran healthy.

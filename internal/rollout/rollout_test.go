@@ -416,7 +416,7 @@ func TestGate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		visible := []profile.Profile{version("1.0.0", nil, nil), tc.newest}
-		got, rejected := Gate(cluster(tc.follows), visible)
+		got, rejected, _ := Gate(cluster(tc.follows), visible)
 		pinned := ""
 		if len(got) == 1 {
 			pinned = got[0].Version
@@ -428,11 +428,15 @@ func TestGate(t *testing.T) {
 	// A first install waits for its wave: nothing to hold on to.
 	c := cluster("1.x")
 	c.Status.Profiles = nil
-	if got, _ := Gate(c, []profile.Profile{version("1.1.0", policy, listing(v1.ClusterRolloutPending))}); len(got) != 0 {
+	got, _, waiting := Gate(c, []profile.Profile{version("1.1.0", policy, listing(v1.ClusterRolloutPending))})
+	if len(got) != 0 {
 		t.Errorf("a first install before its wave: %+v, want the attachment left out", got)
 	}
+	if want := "the roll-out of web 1.1.0 to reach wave rest"; waiting["web"] != want {
+		t.Errorf("a first install before its wave waits for %q, want %q", waiting["web"], want)
+	}
 	// No such version: left to the resolver, which says so.
-	if got, _ := Gate(cluster("2.x"), []profile.Profile{version("1.0.0", nil, nil)}); len(got) != 1 || got[0].Version != "2.x" {
+	if got, _, _ := Gate(cluster("2.x"), []profile.Profile{version("1.0.0", nil, nil)}); len(got) != 1 || got[0].Version != "2.x" {
 		t.Errorf("an unknown version: %+v", got)
 	}
 }
