@@ -466,3 +466,57 @@ func httpOK(ctx context.Context, client *http.Client, url, want string) error {
 	}
 	return nil
 }
+
+// KillAPIServer ends the kube-apiserver with SIGKILL, as a crash or an OOM
+// kill would, and leaves the other processes running.
+func (cp *ControlPlane) KillAPIServer() error {
+	p := cp.process(APIServerBinary)
+	if p == nil {
+		return errors.New("no kube-apiserver in this control plane")
+	}
+	if !p.exited() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return nil
+}
+
+// RestartAPIServer starts the kube-apiserver again with the arguments it
+// ran with — same port, certificates and etcd — and waits until it is
+// ready: clients see their server come back where it was.
+func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
+	old := cp.process(APIServerBinary)
+	if old == nil {
+		return errors.New("no kube-apiserver in this control plane")
+	}
+	if !old.exited() {
+		return errors.New("kube-apiserver is still running")
+	}
+	p, err := startProcess(old.name, old.cmd.Path, cp.opts.Dir, old.cmd.Args[1:])
+	if err != nil {
+		return err
+	}
+	for i := range cp.procs {
+		if cp.procs[i] == old {
+			cp.procs[i] = p
+		}
+	}
+	client, err := rest.HTTPClientFor(cp.restConfig)
+	if err != nil {
+		return err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, cp.opts.StartTimeout)
+	defer cancel()
+	return p.waitFor(waitCtx, "/readyz", func(ctx context.Context) error {
+		return httpOK(ctx, client, cp.server+"/readyz", "")
+	})
+}
+
+func (cp *ControlPlane) process(name string) *process {
+	for _, p := range cp.procs {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}

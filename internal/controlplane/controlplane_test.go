@@ -251,3 +251,36 @@ func startControlPlane(t *testing.T, opts controlplane.Options) *controlplane.Co
 	t.Cleanup(cp.Stop)
 	return cp
 }
+
+// An API server killed and started again serves at the same address, with
+// its data, to the clients that had it: an API server crash as a fleet
+// manager meets it.
+func TestAPIServerCrashAndRestartKeepsItsAddress(t *testing.T) {
+	t.Parallel()
+	cp := startControlPlane(t, controlplane.Options{Name: "crash", Dir: t.TempDir()})
+	cs, _ := cp.Clientset()
+	ctx := t.Context()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "default"}}
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apiserver := cp.PIDs()[controlplane.APIServerBinary]
+	if err := cp.KillAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(apiserver) {
+		t.Fatal("kube-apiserver still running after KillAPIServer")
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "kept", metav1.GetOptions{}); err == nil {
+		t.Fatal("a killed API server answered")
+	}
+	if err := cp.RestartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "kept", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the same client after the restart: %v", err)
+	}
+	if pid := cp.PIDs()[controlplane.APIServerBinary]; pid == apiserver || pid == 0 {
+		t.Errorf("kube-apiserver pid %d after the restart (was %d)", pid, apiserver)
+	}
+}
