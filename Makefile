@@ -17,7 +17,7 @@ TESTFLAGS   ?= -timeout 30m
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME    ?= 20000x
 
-.PHONY: help build kube tools test test-unit lint vet demo bench generate fuzz clean image
+.PHONY: help build kube tools test test-unit lint vet demo bench chaos generate fuzz clean image
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,14 @@ lint: vet ## go vet and golangci-lint.
 
 bench: kube tools ## Run the benchmarks and print their figures.
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# make chaos: the full fault schedule; CLUSTERS=N for fewer clusters,
+# SEED=N to replay a run, FULL=0 for the short schedule CI runs.
+FULL     ?= 1
+CLUSTERS ?= 0
+SEED     ?= 0
+chaos: kube tools ## Roll a version out over 20 clusters while faults come at random (SEED=, CLUSTERS=, FULL=0).
+	$(GO) test -count=1 -timeout 60m -v -run '^TestChaos$$' ./test/chaos -args -chaos.full=$(if $(filter 0,$(FULL)),false,true) -chaos.clusters=$(CLUSTERS) -chaos.seed=$(SEED)
 
 image: ## Build the manager's container image (no container engine needed) into bin/strata-image.tar.
 	$(GO) run ./hack/image -o $(BIN)/strata-image.tar -version $(STRATA_VERSION)
