@@ -14,6 +14,8 @@ import (
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/release"
+	releasecommon "helm.sh/helm/v4/pkg/release/common"
 	"helm.sh/helm/v4/pkg/storage/driver"
 )
 
@@ -96,6 +98,9 @@ func (installAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	if err != nil {
 		return err
 	}
+	if err := dropInterrupted(cfg, lp.layer.ReleaseName); err != nil {
+		return err
+	}
 	// A failed earlier attempt leaves a release record; replace it.
 	if _, err := cfg.Releases.Last(lp.layer.ReleaseName); err == nil {
 		return upgradeAction{}.run(ctx, e, lp)
@@ -124,6 +129,9 @@ func (upgradeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 	if err != nil {
 		return err
 	}
+	if err := dropInterrupted(cfg, lp.layer.ReleaseName); err != nil {
+		return err
+	}
 	up := action.NewUpgrade(cfg)
 	up.Namespace = lp.layer.Namespace
 	up.ServerSideApply, up.ForceConflicts = "true", true
@@ -145,6 +153,32 @@ func (upgradeAction) run(ctx context.Context, e *Engine, lp *LayerPlan) error {
 		return installAction{}.run(ctx, e, lp)
 	}
 	return err
+}
+
+// dropInterrupted removes a release's last record when it is still
+// pending: a change that a process killed mid-way (the manager's pod
+// evicted, its node lost) never finished. Helm would refuse every later
+// change of the release as "another operation is in progress". One process
+// changes a cluster's layers — the elected manager, or the cluster's agent
+// — so a pending record found here is such a leftover: it goes, and the
+// change is made again under the same revision number, which keeps one
+// revision per change.
+func dropInterrupted(cfg *action.Configuration, name string) error {
+	last, err := cfg.Releases.Last(name)
+	if err != nil {
+		return nil // no record: nothing was interrupted
+	}
+	rel, err := release.NewAccessor(last)
+	if err != nil {
+		return err
+	}
+	if !releasecommon.Status(rel.Status()).IsPending() {
+		return nil
+	}
+	if _, err := cfg.Releases.Delete(name, rel.Version()); err != nil {
+		return fmt.Errorf("drop release %s revision %d, left %s by an interrupted change: %w", name, rel.Version(), rel.Status(), err)
+	}
+	return nil
 }
 
 // layerHelm is Helm's configuration for installing or upgrading a layer,

@@ -428,3 +428,32 @@ func TestTheStackLastAppliedKeepsItsDriftPolicy(t *testing.T) {
 		t.Errorf("kept under drift policy Repair: %s, repaired %v, mode %q; want the edit put back", l.Phase, l.Repaired, mode)
 	}
 }
+
+// A process killed in the middle of an upgrade leaves the release's new
+// revision pending; the next change of the layer goes through all the
+// same, under that revision number: one revision per change, none stuck.
+func TestAnUpgradeInterruptedByAKilledProcessIsMadeAgain(t *testing.T) {
+	t.Parallel()
+	_, e, cs := cluster(t)
+	ctx := t.Context()
+	deploy(t, e, profileStack(t, "apps", "add-on", "hello addon hello-universe 1.2.0"))
+	if err := engine.InterruptUpgrade(e, "hello-universe", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	_, res := deploy(t, e, profileStack(t, "apps", "add-on", "hello addon hello-universe 1.2.0 manifests: {hello-universe: {replicas: 2}}"))
+	if l := res.Layers[0]; l.Phase != engine.PhaseReady {
+		t.Fatalf("the upgrade after an interrupted one: %s %s", l.Phase, l.Message)
+	}
+	secrets, err := cs.CoreV1().Secrets(engine.InventoryNamespace).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []string
+	for _, s := range secrets.Items {
+		records = append(records, "v"+s.Labels["version"]+" "+s.Labels["status"])
+	}
+	slices.Sort(records)
+	if got, want := strings.Join(records, ", "), "v1 superseded, v2 deployed"; got != want {
+		t.Errorf("release records %q, want %q", got, want)
+	}
+}
