@@ -57,6 +57,46 @@ type PackRegistrySpec struct {
 	// +optional
 	// +kubebuilder:default="10m"
 	SyncInterval *metav1.Duration `json:"syncInterval,omitempty"`
+	// Verify, when set, admits only packs whose signature verifies: a pack
+	// unsigned, signed by another key, or whose signature covers another
+	// digest than the one pulled is refused before anything of it is
+	// unpacked.
+	// +optional
+	Verify *SignatureVerification `json:"verify,omitempty"`
+}
+
+// SignatureProvider names how signatures are made and found.
+// +kubebuilder:validation:Enum=cosign;notation
+type SignatureProvider string
+
+// Signature providers.
+const (
+	// SignatureCosign: a cosign signature (a Sigstore bundle referring to
+	// the pack, or cosign's older .sig tag) made with a key pair.
+	SignatureCosign SignatureProvider = "cosign"
+	// SignatureNotation: a Notary Project signature checked against a
+	// trust policy and trust store.
+	SignatureNotation SignatureProvider = "notation"
+)
+
+// SignatureVerification says whose signatures are trusted. Verification is
+// offline: no transparency log or certificate authority is asked.
+// +kubebuilder:validation:XValidation:rule="self.provider != 'cosign' || has(self.publicKeySecretRef)",message="provider cosign needs publicKeySecretRef"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'notation' || (has(self.trustPolicySecretRef) && has(self.trustStoreSecretRef))",message="provider notation needs trustPolicySecretRef and trustStoreSecretRef"
+type SignatureVerification struct {
+	Provider SignatureProvider `json:"provider"`
+	// PublicKeySecretRef (cosign) names a Secret of this namespace and the
+	// key holding the signer's PEM public key; key "cosign.pub" when empty.
+	// +optional
+	PublicKeySecretRef *SecretKeyRef `json:"publicKeySecretRef,omitempty"`
+	// TrustPolicySecretRef (notation) names the Secret key holding the
+	// trust policy document (JSON); key "trustpolicy.json" when empty.
+	// +optional
+	TrustPolicySecretRef *SecretKeyRef `json:"trustPolicySecretRef,omitempty"`
+	// TrustStoreSecretRef (notation) names a Secret whose keys are PEM
+	// certificates: the trust stores the policy names.
+	// +optional
+	TrustStoreSecretRef *LocalObjectRef `json:"trustStoreSecretRef,omitempty"`
 }
 
 // LocalObjectRef names an object of the same namespace.
@@ -90,6 +130,20 @@ type PackRegistryStatus struct {
 	Entries []PackEntry `json:"entries,omitempty"`
 	// +optional
 	Truncated bool `json:"truncated,omitempty"`
+	// Refused are the pack versions whose signature did not verify, with
+	// why; at most 100.
+	// +optional
+	Refused []RefusedPack `json:"refused,omitempty"`
+}
+
+// RefusedPack is a pack version a registry's verification refused.
+type RefusedPack struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Digest is the manifest digest the tag pointed at.
+	Digest string `json:"digest"`
+	// Reason says what was wrong with its signature.
+	Reason string `json:"reason"`
 }
 
 // PackEntry is one pack version of a registry.

@@ -18,7 +18,7 @@ func newPackCommand() *cobra.Command {
 		Use:   "pack",
 		Short: "Work with packs: the smallest unit of a cluster profile",
 	}
-	cmd.AddCommand(newPackLintCommand(), newPackPushCommand(), newPackPullCommand(), newPackListCommand(), newPackMirrorCommand())
+	cmd.AddCommand(newPackLintCommand(), newPackPushCommand(), newPackPullCommand(), newPackListCommand(), newPackMirrorCommand(), newPackVerifyCommand())
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/signature"
 )
 
 // registryFlags say how to reach pack registries. Credentials come from the
@@ -28,6 +30,7 @@ type registryFlags struct {
 	username      string
 	passwordStdin bool
 	cacheDir      string
+	verifyKey     string
 }
 
 func (f *registryFlags) register(cmd *cobra.Command) {
@@ -37,6 +40,7 @@ func (f *registryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.username, "username", "", "registry user (the password is read from standard input with --password-stdin); default: the Docker config file's credentials")
 	cmd.Flags().BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password (or token, without --username) from standard input")
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "where pulled packs are kept (default: the user cache folder, strata/packs)")
+	cmd.Flags().StringVar(&f.verifyKey, "verify-key", "", "cosign public key (PEM): packs from the registries must be signed with its private key, or they are refused")
 }
 
 // open connects to the registries at the oci:// endpoints and opens the cache.
@@ -62,6 +66,13 @@ func (f *registryFlags) open(endpoints []string, stdin io.Reader) ([]*registry.R
 		}
 	} else if f.username != "" {
 		return nil, nil, usageError("--username needs --password-stdin: a password on the command line shows in ps")
+	}
+	if f.verifyKey != "" {
+		v, err := readVerifyKey(f.verifyKey)
+		if err != nil {
+			return nil, nil, usageError("--verify-key: %v", err)
+		}
+		opts.Verifier = v
 	}
 	var regs []*registry.Registry
 	for _, e := range endpoints {
@@ -90,6 +101,39 @@ func (f *registryFlags) open(endpoints []string, stdin io.Reader) ([]*registry.R
 	return regs, cache, nil
 }
 
+// readVerifyKey reads a cosign public key file.
+func readVerifyKey(path string) (*signature.Cosign, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	v, err := signature.NewCosign(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// readSignKey reads a private key file; an encrypted cosign key's password
+// comes from COSIGN_PASSWORD, never from an argument.
+func readSignKey(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := signature.ParsePrivateKey(data, func() ([]byte, error) {
+		pass, ok := os.LookupEnv(signature.PasswordEnv)
+		if !ok {
+			return nil, fmt.Errorf("%s is an encrypted key: set %s to its password", path, signature.PasswordEnv)
+		}
+		return []byte(pass), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
 // registryContext bounds one command's registry work.
 func registryContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Minute)
@@ -97,9 +141,10 @@ func registryContext() (context.Context, context.CancelFunc) {
 
 func newPackPushCommand() *cobra.Command {
 	var (
-		rf     registryFlags
-		force  bool
-		output string
+		rf      registryFlags
+		force   bool
+		output  string
+		signKey string
 	)
 	cmd := &cobra.Command{
 		Use:   "push DIR... oci://HOST[:PORT]/BASE",
@@ -107,8 +152,10 @@ func newPackPushCommand() *cobra.Command {
 		Long: `Lints each pack and pushes it as HOST/BASE/spectro-packs/archive/NAME:VERSION,
 its single layer the gzipped tar of the pack folder — the layout Palette reads.
 A pack with lint errors is refused. A tag that already holds other content is
-not moved unless --force. Prints each pack's digest. Exit code 0 when every
-pack was pushed (or already there), 1 otherwise, 2 on usage errors.`,
+not moved unless --force. With --sign-key, each pack is signed as cosign signs
+(a Sigstore bundle referring to its manifest), so registries that verify admit
+it. Prints each pack's digest. Exit code 0 when every pack was pushed (or
+already there), 1 otherwise, 2 on usage errors.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -117,6 +164,12 @@ pack was pushed (or already there), 1 otherwise, 2 on usage errors.`,
 			regs, _, err := rf.open(args[len(args)-1:], cmd.InOrStdin())
 			if err != nil {
 				return err
+			}
+			var key crypto.Signer
+			if signKey != "" {
+				if key, err = readSignKey(signKey); err != nil {
+					return usageError("--sign-key: %v", err)
+				}
 			}
 			var paths []string
 			for _, arg := range args[:len(args)-1] {
@@ -141,6 +194,10 @@ pack was pushed (or already there), 1 otherwise, 2 on usage errors.`,
 					continue
 				}
 				out, err := regs[0].Push(ctx, p, force)
+				if err == nil && key != nil {
+					_, err = regs[0].Sign(ctx, p.Name, p.Version, key)
+					out.Signed = err == nil
+				}
 				if err != nil {
 					failures = append(failures, fmt.Sprintf("%s: %v", path, err))
 					continue
@@ -157,9 +214,16 @@ pack was pushed (or already there), 1 otherwise, 2 on usage errors.`,
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "PACK\tVERSION\tLAYER\tDIGEST\t")
 				for _, r := range results {
-					note := ""
+					var notes []string
 					if r.Unchanged {
-						note = "(already there)"
+						notes = append(notes, "already there")
+					}
+					if r.Signed {
+						notes = append(notes, "signed")
+					}
+					note := ""
+					if len(notes) > 0 {
+						note = "(" + strings.Join(notes, ", ") + ")"
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Version, r.Layer, r.Digest, note)
 				}
@@ -179,6 +243,54 @@ pack was pushed (or already there), 1 otherwise, 2 on usage errors.`,
 	rf.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "move a tag that holds other content to this pack")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "PEM private key (PKCS#8 as openssl genpkey writes it, or cosign's encrypted key with its password in "+signature.PasswordEnv+") to sign each pack with")
+	return cmd
+}
+
+func newPackVerifyCommand() *cobra.Command {
+	var (
+		rf         registryFlags
+		registries []string
+		keyFile    string
+	)
+	cmd := &cobra.Command{
+		Use:   "verify NAME:VERSION --registry oci://HOST/BASE --key FILE",
+		Short: "Check that a pack in a registry is signed with a key",
+		Long: `Resolves NAME:VERSION in the registry and checks that the manifest it points at
+carries a cosign signature (a Sigstore bundle among its referrers, or older
+cosign's .sig tag) made with the private key of the PEM public key FILE.
+Offline: no transparency log is asked. Exit code 0 when it is, 1 when it is
+not (the reason is printed), 2 on usage errors.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, version, ok := strings.Cut(args[0], ":")
+			if !ok || name == "" || version == "" {
+				return usageError("%q: want NAME:VERSION", args[0])
+			}
+			if len(registries) != 1 || keyFile == "" {
+				return usageError("one --registry and --key FILE are required")
+			}
+			v, err := readVerifyKey(keyFile)
+			if err != nil {
+				return usageError("--key: %v", err)
+			}
+			regs, _, err := rf.open(registries, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := registryContext()
+			defer cancel()
+			manifest, err := regs[0].Verify(ctx, name, version, v)
+			if err != nil {
+				return &exitError{code: ExitFail, err: err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s: signature verified (%s)\n", name, version, manifest.Digest, v.ID())
+			return nil
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().StringArrayVar(&registries, "registry", nil, "oci://HOST[:PORT]/BASE holding the pack")
+	cmd.Flags().StringVar(&keyFile, "key", "", "the signer's cosign public key (PEM)")
 	return cmd
 }
 

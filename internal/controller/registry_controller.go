@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +25,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -70,6 +73,9 @@ func FollowPackRegistries(mgr ctrl.Manager, cacheDir string, cacheSize int64, fo
 // status, so the object stays well within the API's size limit.
 const maxStatusEntries = 5000
 
+// maxStatusRefused bounds the refused pack versions a status lists.
+const maxStatusRefused = 100
+
 // defaultSyncInterval lists a registry's packs again when the spec says nothing.
 const defaultSyncInterval = 10 * time.Minute
 
@@ -116,6 +122,20 @@ func (r *PackRegistryReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			cond.Message = fmt.Sprintf("%d packs, %d versions", len(names), len(entries))
 			now := metav1.Now()
 			status.LastSyncTime = &now
+			status.Refused = nil
+			refused, err := reg.Refused(ctx, r.Set.Cache)
+			for i, rf := range refused {
+				if i == maxStatusRefused {
+					break
+				}
+				status.Refused = append(status.Refused, v1.RefusedPack{Name: rf.Name, Version: rf.Version, Digest: rf.Digest, Reason: rf.Reason})
+			}
+			if len(refused) > 0 {
+				cond.Message += fmt.Sprintf("; %d refused for their signature", len(refused))
+			}
+			if err != nil {
+				cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, registry.Reason(err), err.Error()
+			}
 		}
 	}
 	if r.ReadOnly {
@@ -164,7 +184,45 @@ func (r *PackRegistryReconciler) connect(ctx context.Context, pr *v1.PackRegistr
 			return nil, fmt.Errorf("spec.caSecretRef: Secret %s/%s: want the key ca.crt (PEM)", pr.Namespace, ref.Name)
 		}
 	}
+	if v := pr.Spec.Verify; v != nil {
+		var err error
+		if opts.Verifier, err = r.verifier(ctx, pr.Namespace, v); err != nil {
+			return nil, err
+		}
+	}
 	return registry.New(registry.Endpoint{Host: pr.Spec.Endpoint, Base: pr.Spec.BaseContentPath}, opts)
+}
+
+// verifier builds what checks a registry's signatures. Anything wrong
+// with it is an error: a registry is never trusted by accident.
+func (r *PackRegistryReconciler) verifier(ctx context.Context, namespace string, v *v1.SignatureVerification) (signature.Verifier, error) {
+	switch v.Provider {
+	case v1.SignatureCosign:
+		ref := v.PublicKeySecretRef
+		if ref == nil {
+			return nil, errors.New("spec.verify.publicKeySecretRef: provider cosign needs the Secret holding its public key")
+		}
+		key := ref.Key
+		if key == "" {
+			key = "cosign.pub"
+		}
+		s := &corev1.Secret{}
+		if err := r.secrets().Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, s); err != nil {
+			return nil, fmt.Errorf("spec.verify.publicKeySecretRef: Secret %s/%s: %w", namespace, ref.Name, err)
+		}
+		if len(s.Data[key]) == 0 {
+			return nil, fmt.Errorf("spec.verify.publicKeySecretRef: Secret %s/%s has no key %q", namespace, ref.Name, key)
+		}
+		c, err := signature.NewCosign(s.Data[key])
+		if err != nil {
+			return nil, fmt.Errorf("spec.verify.publicKeySecretRef: key %q of Secret %s/%s: %w", key, namespace, ref.Name, err)
+		}
+		return c, nil
+	case v1.SignatureNotation:
+		return nil, errors.New("spec.verify.provider: notation is not supported by this version of Strata; use cosign")
+	default:
+		return nil, fmt.Errorf("spec.verify.provider: %q: want cosign or notation", v.Provider)
+	}
 }
 
 // SetupWithManager registers the reconciler.
@@ -197,14 +255,33 @@ func (r *PackRegistryReconciler) registriesNaming(ctx context.Context, secret cl
 	}
 	var reqs []ctrl.Request
 	for _, pr := range list.Items {
-		for _, ref := range []*v1.LocalObjectRef{pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef} {
-			if ref != nil && ref.Name == secret.GetName() {
-				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&pr)})
-				break
-			}
+		if slices.Contains(secretsNamed(&pr), secret.GetName()) {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&pr)})
 		}
 	}
 	return reqs
+}
+
+// secretsNamed lists the Secrets a registry's spec names.
+func secretsNamed(pr *v1.PackRegistry) []string {
+	var names []string
+	for _, ref := range []*v1.LocalObjectRef{pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef} {
+		if ref != nil {
+			names = append(names, ref.Name)
+		}
+	}
+	if v := pr.Spec.Verify; v != nil {
+		if v.PublicKeySecretRef != nil {
+			names = append(names, v.PublicKeySecretRef.Name)
+		}
+		if v.TrustPolicySecretRef != nil {
+			names = append(names, v.TrustPolicySecretRef.Name)
+		}
+		if v.TrustStoreSecretRef != nil {
+			names = append(names, v.TrustStoreSecretRef.Name)
+		}
+	}
+	return names
 }
 
 // servedBy lists the objects of a kind a registry serves: those of its

@@ -73,6 +73,32 @@ func (c *Cache) Lookup(d digest.Digest) (string, bool) {
 	return filepath.Join(entry, meta.Top), true
 }
 
+// verifiedPath is the marker of a manifest digest a verifier (by its ID)
+// accepted.
+func (c *Cache) verifiedPath(verifier string, d digest.Digest) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return filepath.Join(c.dir, "verified", hex.EncodeToString(sum[:8]), d.Algorithm().String()+"-"+d.Encoded())
+}
+
+// verified tells whether verifier accepted the manifest digest d before.
+func (c *Cache) verified(verifier string, d digest.Digest) bool {
+	if d.Validate() != nil {
+		return false
+	}
+	_, err := os.Stat(c.verifiedPath(verifier, d))
+	return err == nil
+}
+
+// markVerified remembers that verifier accepted d, across restarts: a
+// resync, or a manager started again, does not verify it again. A
+// marker that cannot be written only costs a verification later.
+func (c *Cache) markVerified(verifier string, d digest.Digest) {
+	p := c.verifiedPath(verifier, d)
+	if os.MkdirAll(filepath.Dir(p), 0o700) == nil {
+		_ = os.WriteFile(p, nil, 0o600)
+	}
+}
+
 // Fill returns the pack folder of the archive with digest d, fetching it
 // with open when it is not cached. Concurrent fills of one digest fetch it
 // once. The archive is checked against d before anything is unpacked.

@@ -3,10 +3,14 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,6 +21,7 @@ import (
 	"oras.land/oras-go/v2/errdef"
 
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/signature"
 )
 
 // Media types Strata writes; any single layer is read.
@@ -38,6 +43,8 @@ type Pushed struct {
 	Manifest string `json:"manifest"`
 	// Unchanged is true when the tag already held this content.
 	Unchanged bool `json:"unchanged,omitempty"`
+	// Signed is true when a signature was attached (push --sign-key).
+	Signed bool `json:"signed,omitempty"`
 }
 
 // ErrTagMoved is returned when a tag already holds other content.
@@ -52,6 +59,33 @@ func (r *Registry) Push(ctx context.Context, p *pack.Pack, force bool) (Pushed, 
 		return Pushed{Name: p.Name, Version: p.Version}, fmt.Errorf("pack %s: %w", p.ID(), err)
 	}
 	return r.pushArchive(ctx, p.Name, p.Version, string(p.Layer), data, force)
+}
+
+// Sign signs the manifest NAME:VERSION points at with key, as cosign
+// does (a Sigstore bundle referring to it), and returns that manifest.
+func (r *Registry) Sign(ctx context.Context, name, version string, key crypto.Signer) (ocispec.Descriptor, error) {
+	res, err := r.resolve(ctx, name, version)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	repo, err := r.repository(name)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if _, err := signature.SignCosign(ctx, repo, res.manifest, key); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("%s:%s: %w", r.Endpoint.PackRepository(name), version, r.explain(err))
+	}
+	return res.manifest, nil
+}
+
+// Verify checks the signature of NAME:VERSION with v, whatever the
+// registry's own verifier, and returns the manifest it checked.
+func (r *Registry) Verify(ctx context.Context, name, version string, v signature.Verifier) (ocispec.Descriptor, error) {
+	res, err := r.resolve(ctx, name, version)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return res.manifest, r.check(ctx, v, name, version, res.manifest)
 }
 
 // pushArchive writes an archive as NAME:VERSION.
@@ -182,6 +216,9 @@ func (r *Registry) Pull(ctx context.Context, cache *Cache, name, version string)
 	// the next sync.
 	if res, ok := r.listedAs(name, version); ok {
 		if dir, ok := cache.Lookup(res.layer.Digest); ok {
+			if err := r.verify(ctx, cache, name, version, res.manifest); err != nil {
+				return out, err
+			}
 			out.Digest, out.Dir = res.layer.Digest.String(), dir
 			return out, nil
 		}
@@ -193,13 +230,16 @@ func (r *Registry) Pull(ctx context.Context, cache *Cache, name, version string)
 		// the caller is told why (Stale, Err).
 		var re *ReachError
 		if errors.As(err, &re) || errors.Is(err, errdef.ErrNotFound) {
-			if last, ok := cache.loadRef(repoName, version); ok {
+			if last, ok := cache.loadRef(repoName, version); ok && r.verifiedBefore(cache, digest.Digest(last.Manifest)) {
 				if dir, ok := cache.Lookup(digest.Digest(last.Layer)); ok {
 					out.Digest, out.Dir, out.Stale, out.Err = last.Layer, dir, true, err
 					return out, nil
 				}
 			}
 		}
+		return out, err
+	}
+	if err := r.verify(ctx, cache, name, version, res.manifest); err != nil {
 		return out, err
 	}
 	repo, err := r.repository(name)
@@ -215,6 +255,84 @@ func (r *Registry) Pull(ctx context.Context, cache *Cache, name, version string)
 	}
 	cache.saveRef(repoName, version, ref{Manifest: res.manifest.Digest.String(), Layer: res.layer.Digest.String(), Size: res.layer.Size})
 	out.Digest, out.Dir = res.layer.Digest.String(), dir
+	return out, nil
+}
+
+// RefusedError is a pack version whose signature the registry's verifier
+// did not accept.
+type RefusedError struct {
+	Name, Version string
+	// Repository is where the pack is, HOST/PATH.
+	Repository string
+	*signature.Refusal
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s:%s (%s): %s", e.Repository, e.Version, e.Digest, e.Refusal)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Refusal }
+
+// verify checks a pack manifest's signature when the registry verifies,
+// once per digest and key: the cache remembers what it verified.
+func (r *Registry) verify(ctx context.Context, cache *Cache, name, version string, manifest ocispec.Descriptor) error {
+	if r.verifiedBefore(cache, manifest.Digest) {
+		return nil
+	}
+	if err := r.check(ctx, r.verifier, name, version, manifest); err != nil {
+		return err
+	}
+	cache.markVerified(r.verifier.ID(), manifest.Digest)
+	return nil
+}
+
+// check verifies a pack manifest's signature with v: a *RefusedError
+// when v refuses it.
+func (r *Registry) check(ctx context.Context, v signature.Verifier, name, version string, manifest ocispec.Descriptor) error {
+	repo, err := r.repository(name)
+	if err != nil {
+		return err
+	}
+	err = v.Verify(ctx, repo, manifest)
+	var refusal *signature.Refusal
+	if errors.As(err, &refusal) {
+		return &RefusedError{Name: name, Version: version, Repository: r.Endpoint.PackRepository(name), Refusal: refusal}
+	}
+	if err != nil {
+		return fmt.Errorf("%s:%s (%s): check its signature: %w", r.Endpoint.PackRepository(name), version, manifest.Digest, r.explain(err))
+	}
+	return nil
+}
+
+// verifiedBefore tells whether a manifest needs no check: the registry
+// does not verify, or its verifier accepted the digest before.
+func (r *Registry) verifiedBefore(cache *Cache, manifest digest.Digest) bool {
+	return r.verifier == nil || cache.verified(r.verifier.ID(), manifest)
+}
+
+// Refused checks the signature of every pack version the last listing
+// found and returns those refused, sorted by name and version; nil when
+// the registry does not verify. Digests verified before cost nothing.
+func (r *Registry) Refused(ctx context.Context, cache *Cache) ([]*RefusedError, error) {
+	if r.verifier == nil {
+		return nil, nil
+	}
+	r.mu.Lock()
+	keys := slices.Sorted(maps.Keys(r.listed))
+	listed := maps.Clone(r.listed)
+	r.mu.Unlock()
+	var out []*RefusedError
+	for _, key := range keys {
+		name, version, _ := strings.Cut(key, ":")
+		err := r.verify(ctx, cache, name, version, listed[key].manifest)
+		var refused *RefusedError
+		switch {
+		case errors.As(err, &refused):
+			out = append(out, refused)
+		case err != nil:
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -274,7 +392,10 @@ func (r *Registry) List(ctx context.Context, cache *Cache) (_ []Entry, err error
 	return out, nil
 }
 
-// versions lists the tags of a pack's repository.
+// versions lists the tags of a pack's repository that name versions: not
+// the tags where signatures and other attachments of a manifest are kept
+// (sha256-<hex> for OCI referrers without the API, cosign's
+// sha256-<hex>.sig, .att and .sbom).
 func (r *Registry) versions(ctx context.Context, name string) ([]string, error) {
 	repo, err := r.repository(name)
 	if err != nil {
@@ -284,8 +405,10 @@ func (r *Registry) versions(ctx context.Context, name string) ([]string, error) 
 	if err := repo.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
 		return nil, r.explain(err)
 	}
-	return tags, nil
+	return slices.DeleteFunc(tags, attachmentTag.MatchString), nil
 }
+
+var attachmentTag = regexp.MustCompile(`^sha256-[0-9a-f]{64}(\.[a-z]+)?$`)
 
 // packNames lists the pack repositories below the base path (the
 // registry's catalog API).

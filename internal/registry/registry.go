@@ -26,6 +26,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"strata.dev/strata/internal/chartsource"
+	"strata.dev/strata/internal/signature"
 )
 
 // archivePath is where Palette keeps packs below a registry's base path.
@@ -95,6 +96,9 @@ type Options struct {
 	CAPEM []byte
 	// InsecureSkipTLSVerify accepts any certificate.
 	InsecureSkipTLSVerify bool
+	// Verifier, when set, admits only packs whose manifest it verifies:
+	// the others are refused before anything of them is fetched.
+	Verifier signature.Verifier
 }
 
 // Registry is one pack registry.
@@ -106,6 +110,7 @@ type Registry struct {
 	// (chart layers on OCI).
 	creds      *Credentials
 	httpClient *http.Client
+	verifier   signature.Verifier
 
 	mu sync.Mutex
 	// listed is what the last complete List found, by NAME:VERSION.
@@ -171,7 +176,7 @@ func New(ep Endpoint, opts Options) (*Registry, error) {
 		}
 		client.Credential = credentials.Credential(store)
 	}
-	return &Registry{Endpoint: ep, plain: opts.PlainHTTP, client: client, creds: opts.Credentials, httpClient: httpClient}, nil
+	return &Registry{Endpoint: ep, plain: opts.PlainHTTP, client: client, creds: opts.Credentials, httpClient: httpClient, verifier: opts.Verifier}, nil
 }
 
 func (r *Registry) repository(name string) (*remote.Repository, error) {
