@@ -146,6 +146,12 @@ func (r *RolloutReconciler) members(ctx context.Context, p *v1.ClusterProfile) (
 		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionReady); cond != nil && !m.Ready {
 			m.Problem = cond.Message
 		}
+		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionStalled); apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionStalled) && cond.Reason == "ClusterUnreachable" {
+			m.Unreachable, m.Problem = true, cond.Message
+		}
+		if c.Spec.Mode == v1.ModeAgent && apimeta.IsStatusConditionFalse(c.Status.Conditions, v1.ConditionAgentConnected) {
+			m.Unreachable = true
+		}
 		if m.Ready && m.Running == p.Spec.Version {
 			m.Ready, m.Problem = gatesPass(c, p)
 		}

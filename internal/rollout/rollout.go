@@ -58,6 +58,10 @@ type Member struct {
 	AwaitingApproval bool
 	// Problem says why it is not Ready, for a failure's message.
 	Problem string
+	// Unreachable: its API server (or agent) does not answer, so how it
+	// runs the version is not known. A cluster soaking is then neither
+	// healthy nor failed: its wave's soak starts again once it is back.
+	Unreachable bool
 	// Rejected: the cluster reports this version as rejected, so what it
 	// reports running comes from a reconcile that acted on its failure (a
 	// status written before could still show the old version while the
@@ -108,7 +112,9 @@ func Step(in Input) (v1.RolloutStatus, time.Duration) {
 		for ci := range st.Waves[wi].Clusters {
 			c := &st.Waves[wi].Clusters[ci]
 			if m, member := byKey[c.Namespace+"/"+c.Name]; member {
-				observe(c, m, in.Version, deadline, rollback, aborted, now)
+				if unknown := observe(c, m, in.Version, deadline, rollback, aborted, now); unknown {
+					st.Waves[wi].HealthyTime = nil
+				}
 			}
 			if c.State == v1.ClusterRolloutFailed || c.State == v1.ClusterRolloutRolledBack {
 				failures++
@@ -261,8 +267,9 @@ func waveFor(policy v1.RolloutPolicy, lbls map[string]string) string {
 	return RestWave
 }
 
-// observe moves one cluster's state on from what it reports.
-func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Duration, rollback, aborted bool, now metav1.Time) {
+// observe moves one cluster's state on from what it reports, and says
+// when a soaking cluster's health is not known (it cannot be reached).
+func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Duration, rollback, aborted bool, now metav1.Time) (unknown bool) {
 	onVersion := m.Running == version && m.Ready
 	set := func(s v1.RolloutClusterState, msg string) {
 		c.State, c.Since, c.Message = s, &now, msg
@@ -288,7 +295,16 @@ func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Durat
 			set(v1.ClusterRolloutFailed, msg)
 		}
 	case v1.ClusterRolloutSoaking, v1.ClusterRolloutHealthy:
-		if !onVersion && c.State == v1.ClusterRolloutSoaking {
+		switch {
+		case c.State != v1.ClusterRolloutSoaking:
+		case onVersion:
+			c.Message = "" // back after being unreachable
+		case m.Unreachable && !aborted:
+			// An API server restarting or a link down says nothing about
+			// the version: the soak waits for the cluster to answer.
+			c.Message = "unreachable, the soak starts again once it answers: " + m.Problem
+			unknown = true
+		default:
 			msg := "stopped being healthy while its wave soaked"
 			if m.Problem != "" {
 				msg += ": " + m.Problem
@@ -302,6 +318,7 @@ func observe(c *v1.RolloutCluster, m Member, version string, deadline time.Durat
 	if c.State == v1.ClusterRolloutFailed && rollback && m.Rejected && m.Running != version && (m.Ready || m.Running == "") {
 		set(v1.ClusterRolloutRolledBack, c.Message)
 	}
+	return unknown
 }
 
 // advance completes soaked waves and starts clusters of the first wave not

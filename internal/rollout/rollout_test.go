@@ -440,3 +440,34 @@ func TestGate(t *testing.T) {
 		t.Errorf("an unknown version: %+v", got)
 	}
 }
+
+// A soaking cluster whose API server does not answer has not failed the
+// version: the soak waits, and runs its full length again once the
+// cluster answers Ready.
+func TestAnUnreachableClusterNeitherPassesNorFailsItsSoak(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{
+		{Name: "canary", Selector: selector("canary"), Soak: &metav1.Duration{Duration: time.Minute}},
+	}}, ring("canary"), nil)
+	f.step()
+	f.converge("1.1.0")
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Soaking rest:c2=Pending")
+
+	f.now = f.now.Add(50 * time.Second)
+	c1 := f.members["c1"]
+	c1.Ready, c1.Unreachable, c1.Problem = false, true, "connection refused"
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Soaking rest:c2=Pending")
+	if msg := f.status.Waves[0].Clusters[0].Message; !strings.Contains(msg, "unreachable") {
+		t.Errorf("the soaking cluster's message %q does not say it is unreachable", msg)
+	}
+
+	f.now = f.now.Add(30 * time.Second) // the minute has passed, but not while it was known healthy
+	c1.Ready, c1.Unreachable, c1.Problem = true, false, ""
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Soaking rest:c2=Pending")
+	f.now = f.now.Add(time.Minute)
+	f.step()
+	f.expect(v1.RolloutProgressing, "canary:c1=Healthy rest:c2=Updating")
+
+}

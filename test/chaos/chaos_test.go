@@ -170,6 +170,16 @@ func TestChaos(t *testing.T) {
 	must(t, c.Create(ctx, profileVersion("1.0.0", s.soak)))
 	agentLink := joinFleet(t, c, bin, kubeconfig, mgmt, fleet)
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, v := range []string{"1.1.0", "1.2.0"} {
+				p := &v1.ClusterProfile{}
+				if c.Get(ctx, client.ObjectKey{Namespace: ns, Name: profileName + "-" + v}, p) == nil && p.Status.Rollout != nil {
+					t.Logf("roll-out of %s: %+v", v, *p.Status.Rollout)
+				}
+			}
+		}
+	})
 	watch := watchFleet(t, mgmt, fleet)
 	watch.waitConverged(t, "1.0.0", 5*time.Minute)
 	t.Logf("fleet of %d Ready on 1.0.0", len(fleet))
@@ -289,8 +299,12 @@ func (m *managerProcess) kill() {
 // plane and to the clusters.
 type requestCount struct{ mgmt, fleet float64 }
 
-func (a requestCount) plus(b requestCount) requestCount  { return requestCount{a.mgmt + b.mgmt, a.fleet + b.fleet} }
-func (a requestCount) minus(b requestCount) requestCount { return requestCount{a.mgmt - b.mgmt, a.fleet - b.fleet} }
+func (a requestCount) plus(b requestCount) requestCount {
+	return requestCount{a.mgmt + b.mgmt, a.fleet + b.fleet}
+}
+func (a requestCount) minus(b requestCount) requestCount {
+	return requestCount{a.mgmt - b.mgmt, a.fleet - b.fleet}
+}
 func (a requestCount) String() string {
 	return fmt.Sprintf("%.0f requests to the management plane and %.0f to the clusters", a.mgmt, a.fleet)
 }
@@ -373,11 +387,13 @@ func (m *managerProcess) stop(t *testing.T) {
 	<-m.done
 	m.mu.Unlock()
 	if t.Failed() {
+		// The whole log outlives the test's folders: it is long, and says
+		// what every manager did.
+		kept := filepath.Join(os.TempDir(), fmt.Sprintf("strata-chaos-%d-manager.log", os.Getpid()))
 		data, _ := os.ReadFile(m.log)
-		if len(data) > 4000 {
-			data = data[len(data)-4000:]
+		if err := os.WriteFile(kept, data, 0o600); err == nil {
+			t.Logf("the managers' log is kept in %s", kept)
 		}
-		t.Logf("--- manager log (tail) ---\n%s", data)
 	}
 }
 
@@ -638,13 +654,28 @@ func checkLayers(t *testing.T, fleet []*member, before map[string]map[string]lay
 			_, _ = fmt.Sscan(before[m.name][layer].revision, &b)
 			_, _ = fmt.Sscan(after[layer].revision, &a)
 			if a-b != added {
-				t.Errorf("cluster %s, layer %s: Helm revision %d → %d, want %d new", m.name, layer, b, a, added)
+				t.Errorf("cluster %s, layer %s: Helm revision %d → %d, want %d new; its history: %s", m.name, layer, b, a, added, history(t, m, layer))
 			}
 			if before[m.name][layer].uid != after[layer].uid {
 				t.Errorf("cluster %s, layer %s: its object was removed and made again (uid %s → %s)", m.name, layer, before[m.name][layer].uid, after[layer].uid)
 			}
 		}
 	}
+}
+
+// history lists a layer's Helm release records: revision, status, when.
+func history(t *testing.T, m *member, layer string) string {
+	t.Helper()
+	secrets, err := m.cs.CoreV1().Secrets(controller.SharedNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,name=" + layer})
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, s := range secrets.Items {
+		out = append(out, fmt.Sprintf("v%s %s (%s)", s.Labels["version"], s.Labels["status"], s.CreationTimestamp.Format(time.TimeOnly)))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 // checkWaves reads the roll-out's record: every cluster Healthy in its
