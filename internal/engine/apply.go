@@ -285,7 +285,7 @@ func (lp *LayerPlan) owned(o object) object {
 }
 
 func releaseLabels(lp *LayerPlan) map[string]string {
-	return map[string]string{"strata.dev/layer": lp.Name, "strata.dev/profile": lp.layer.Profile}
+	return map[string]string{"strata.dev/layer": lp.Name, "strata.dev/profile": lp.layer.Profile, releaseDigestLabel: releaseDigest(lp.digest)}
 }
 
 // prepare creates the layer's namespaces and establishes its CRDs before
@@ -411,6 +411,10 @@ func (e *Engine) applyLayer(ctx context.Context, lp *LayerPlan, inv *Inventory, 
 	case ActionRemove:
 		if err == nil {
 			after.remove(lp.Name)
+		}
+	case ActionUnchanged:
+		if lp.catchUp {
+			after.put(lp.inventoryLayer())
 		}
 	case ActionInstall, ActionUpgrade:
 		rec := lp.inventoryLayer()

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -455,5 +456,56 @@ func TestAnUpgradeInterruptedByAKilledProcessIsMadeAgain(t *testing.T) {
 	slices.Sort(records)
 	if got, want := strings.Join(records, ", "), "v1 superseded, v2 deployed"; got != want {
 		t.Errorf("release records %q, want %q", got, want)
+	}
+}
+
+// An upgrade that finished in Helm but was not recorded in the inventory
+// (the API server went away, or the process was killed, in between) is not
+// made again: the next plan sees the release already runs that content,
+// leaves it unchanged and records it. One revision per change.
+func TestAChangeMadeButNotRecordedIsNotMadeAgain(t *testing.T) {
+	t.Parallel()
+	_, e, cs := cluster(t)
+	ctx := t.Context()
+	first := profileStack(t, "apps", "add-on", "hello addon hello-universe 1.2.0")
+	deploy(t, e, first)
+	inventories := cs.CoreV1().ConfigMaps(engine.InventoryNamespace)
+	name := "stack-" + first.Cluster
+	before, err := inventories.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := profileStack(t, "apps", "add-on", "hello addon hello-universe 1.2.0 manifests: {hello-universe: {replicas: 2}}")
+	deploy(t, e, changed)
+	// The inventory as it was before the upgrade: the record was lost.
+	now, err := inventories.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now.Data = before.Data
+	if _, err := inventories.Update(ctx, now, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	plan, res := deploy(t, e, changed)
+	if l := plan.Layers[0]; l.Action != engine.ActionUnchanged {
+		t.Errorf("the change already made is planned as %s (%s)", l.Action, l.Reason)
+	}
+	if l := res.Layers[0]; l.Phase != engine.PhaseReady {
+		t.Errorf("layer %s: %s", l.Phase, l.Message)
+	}
+	secrets, err := cs.CoreV1().Secrets(engine.InventoryNamespace).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secrets.Items) != 2 {
+		t.Errorf("%d release revisions, want 2 (install, one upgrade)", len(secrets.Items))
+	}
+	recorded, err := inventories.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(recorded.Data, before.Data) {
+		t.Error("the inventory was not brought up to date with the change the release runs")
 	}
 }

@@ -91,6 +91,11 @@ type LayerPlan struct {
 	reportDrift bool
 	// partial holds the Zarf components that cannot deploy; the others do.
 	partial error
+	// catchUp is set on an unchanged layer whose release already runs the
+	// desired content though the inventory says otherwise: a run made the
+	// change and stopped (its process killed, the API server gone) before
+	// recording it. The inventory is brought up to date, with no revision.
+	catchUp bool
 	// replace is set when the layer's release moves (another namespace or
 	// release name): Helm cannot upgrade across that, so the old release is
 	// removed and the new one installed.
@@ -177,7 +182,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 	}
 
-	var releases map[string]bool // read when a layer needs it
+	var releases map[string]lastRelease // read when a layer needs it
 	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts, Zarf: e.opts.Zarf}
 	for _, l := range st.Layers {
 		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version, ToDigest: l.PackDigest}
@@ -210,25 +215,30 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 			continue
 		}
 
-		switch {
-		case !installed:
-			lp.Action, lp.Reason = ActionInstall, "new layer"
-		case rec.Namespace != l.Namespace || rec.ReleaseName != l.ReleaseName:
+		if installed && (rec.Namespace != l.Namespace || rec.ReleaseName != l.ReleaseName) {
 			lp.Action, lp.replace = ActionUpgrade, true
 			lp.Reason = fmt.Sprintf("%s; moves from %s/%s to %s/%s, so it is removed and installed again", changeReason(rec, l), rec.Namespace, rec.ReleaseName, l.Namespace, l.ReleaseName)
+			plan.Layers = append(plan.Layers, lp)
+			continue
+		}
+		if releases == nil {
+			if releases, err = e.deployedReleases(ctx); err != nil {
+				return nil, err
+			}
+		}
+		last := releases[l.ReleaseName]
+		applied := last.deployed && last.digest != "" && last.digest == releaseDigest(lp.digest)
+		switch {
+		case (!installed || rec.Digest != lp.digest) && applied:
+			lp.Action, lp.catchUp = ActionUnchanged, true
+		case !installed:
+			lp.Action, lp.Reason = ActionInstall, "new layer"
 		case rec.Digest != lp.digest:
 			lp.Action, lp.Reason = ActionUpgrade, changeReason(rec, l)
+		case last.deployed:
+			lp.Action = ActionUnchanged
 		default:
-			if releases == nil {
-				if releases, err = e.deployedReleases(ctx); err != nil {
-					return nil, err
-				}
-			}
-			if releases[l.ReleaseName] {
-				lp.Action = ActionUnchanged
-			} else {
-				lp.Action, lp.Reason = ActionUpgrade, "its Helm release is missing or not deployed"
-			}
+			lp.Action, lp.Reason = ActionUpgrade, "its Helm release is missing or not deployed"
 		}
 		plan.Layers = append(plan.Layers, lp)
 	}
@@ -323,28 +333,47 @@ func valuesText(v map[string]any) string {
 	return string(b)
 }
 
-// deployedReleases tells which Helm releases have their last revision
-// deployed. It reads the release records' labels only (name, version and
-// status, which Helm keeps on each record), in one request: the records
-// themselves hold whole charts, compressed.
-func (e *Engine) deployedReleases(ctx context.Context) (map[string]bool, error) {
+// lastRelease is what a release's last revision says of itself.
+type lastRelease struct {
+	deployed bool
+	// digest is the layer digest it applied (releaseDigest), when recorded.
+	digest string
+}
+
+// releaseDigestLabel records on each release revision the layer digest it
+// applied, shortened to fit a label value.
+const releaseDigestLabel = "strata.dev/digest"
+
+func releaseDigest(d string) string {
+	if len(d) > 40 {
+		return d[:40]
+	}
+	return d
+}
+
+// deployedReleases tells, by release, whether its last revision is
+// deployed and what it applied. It reads the release records' labels only
+// (name, version and status, which Helm keeps on each record, and Strata's
+// digest), in one request: the records themselves hold whole charts,
+// compressed.
+func (e *Engine) deployedReleases(ctx context.Context) (map[string]lastRelease, error) {
 	list, err := e.metadata.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(InventoryNamespace).
 		List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
 	if err != nil {
 		return nil, fmt.Errorf("release records in %s: %w", InventoryNamespace, err)
 	}
-	last := map[string]int{}
-	deployed := map[string]bool{}
+	versions := map[string]int{}
+	out := map[string]lastRelease{}
 	for _, r := range list.Items {
 		name := r.Labels["name"]
 		version, err := strconv.Atoi(r.Labels["version"])
-		if err != nil || name == "" || version <= last[name] {
+		if err != nil || name == "" || version <= versions[name] {
 			continue
 		}
-		last[name] = version
-		deployed[name] = r.Labels["status"] == string(releasecommon.StatusDeployed)
+		versions[name] = version
+		out[name] = lastRelease{deployed: r.Labels["status"] == string(releasecommon.StatusDeployed), digest: r.Labels[releaseDigestLabel]}
 	}
-	return deployed, nil
+	return out, nil
 }
 
 // shortDigest is the first 12 hex digits of a sha256 digest, as people read them.
