@@ -197,22 +197,18 @@ func readSecrets(names []string) []rbacv1.PolicyRule {
 }
 
 // registrySecrets names the Secrets the namespace's PackRegistries take
-// credentials and CAs from, sorted.
+// credentials, CAs and signature keys from, sorted.
 func (r *ClusterReconciler) registrySecrets(ctx context.Context, namespace string) ([]string, error) {
 	var list v1.PackRegistryList
 	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, pr := range list.Items {
-		for _, ref := range []*v1.LocalObjectRef{pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef} {
-			if ref != nil && !slices.Contains(names, ref.Name) {
-				names = append(names, ref.Name)
-			}
-		}
+	for i := range list.Items {
+		names = append(names, secretsNamed(&list.Items[i])...)
 	}
 	slices.Sort(names)
-	return names, nil
+	return slices.Compact(names), nil
 }
 
 // ensureAgentAccess applies the agent's ServiceAccount, Role and
