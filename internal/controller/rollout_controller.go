@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -146,7 +147,7 @@ func (r *RolloutReconciler) members(ctx context.Context, p *v1.ClusterProfile) (
 		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionReady); cond != nil && !m.Ready {
 			m.Problem = cond.Message
 		}
-		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionStalled); apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionStalled) && cond.Reason == "ClusterUnreachable" {
+		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionStalled); cond != nil && cond.Status == metav1.ConditionTrue && cond.Reason == "ClusterUnreachable" {
 			m.Unreachable, m.Problem = true, cond.Message
 		}
 		if c.Spec.Mode == v1.ModeAgent && apimeta.IsStatusConditionFalse(c.Status.Conditions, v1.ConditionAgentConnected) {

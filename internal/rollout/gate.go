@@ -48,23 +48,24 @@ func Decide(p *v1.ClusterProfile, namespace, name string) Decision {
 // StateOf is a cluster's state in a profile version's roll-out; empty when
 // the roll-out does not list it.
 func StateOf(p *v1.ClusterProfile, namespace, name string) v1.RolloutClusterState {
-	c, _ := clusterOf(p, namespace, name)
+	c, _, _ := clusterOf(p, namespace, name)
 	return c.State
 }
 
-// clusterOf is a cluster's entry in a profile version's roll-out.
-func clusterOf(p *v1.ClusterProfile, namespace, name string) (v1.RolloutCluster, bool) {
+// clusterOf is a cluster's entry in a profile version's roll-out, and
+// the wave it is in.
+func clusterOf(p *v1.ClusterProfile, namespace, name string) (v1.RolloutCluster, string, bool) {
 	if p.Status.Rollout == nil {
-		return v1.RolloutCluster{}, false
+		return v1.RolloutCluster{}, "", false
 	}
 	for _, w := range p.Status.Rollout.Waves {
 		for _, c := range w.Clusters {
 			if c.Namespace == namespace && c.Name == name {
-				return c, true
+				return c, w.Name, true
 			}
 		}
 	}
-	return v1.RolloutCluster{}, false
+	return v1.RolloutCluster{}, "", false
 }
 
 // Gate pins each of a cluster's attachments to the version it may run now:
@@ -74,9 +75,8 @@ func clusterOf(p *v1.ClusterProfile, namespace, name string) (v1.RolloutCluster,
 // out until the roll-out reaches the cluster. Gate returns the attachments
 // to resolve and, by profile name, the versions the cluster rejects and
 // what each attachment left out waits for.
-func Gate(c *v1.Cluster, visible []profile.Profile) (attachments []v1.ProfileAttachment, rejected map[string][]string, waiting map[string]string) {
+func Gate(c *v1.Cluster, visible []profile.Profile) (out []v1.ProfileAttachment, rejected map[string][]string, waiting map[string]string) {
 	rejected, waiting = map[string][]string{}, map[string]string{}
-	var out []v1.ProfileAttachment
 	for _, a := range c.Spec.Profiles {
 		var allowed []profile.Profile
 		for _, p := range visible {
@@ -120,14 +120,8 @@ func Gate(c *v1.Cluster, visible []profile.Profile) (attachments []v1.ProfileAtt
 // version's roll-out.
 func waitingFor(p *v1.ClusterProfile, namespace, name string) string {
 	what := "the roll-out of " + p.Spec.Name + " " + p.Spec.Version
-	if p.Status.Rollout != nil {
-		for _, w := range p.Status.Rollout.Waves {
-			for _, c := range w.Clusters {
-				if c.Namespace == namespace && c.Name == name {
-					return what + " to reach wave " + w.Name
-				}
-			}
-		}
+	if _, wave, listed := clusterOf(p, namespace, name); listed {
+		return what + " to reach wave " + wave
 	}
 	return what + " to reach this cluster"
 }
@@ -149,7 +143,7 @@ func DeadlineOf(p *v1.ClusterProfile, namespace, name string) (at time.Time, wit
 	if p.Spec.Rollout == nil {
 		return time.Time{}, 0, false
 	}
-	c, listed := clusterOf(p, namespace, name)
+	c, _, listed := clusterOf(p, namespace, name)
 	if !listed || c.State != v1.ClusterRolloutUpdating || c.Since == nil {
 		return time.Time{}, 0, false
 	}
