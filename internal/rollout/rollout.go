@@ -81,6 +81,9 @@ type Input struct {
 	Now         time.Time
 }
 
+// NoClusterYet is the reason of a roll-out no cluster follows yet.
+const NoClusterYet = "no cluster follows this version yet"
+
 // Step moves the roll-out on from its last status and returns the new one
 // and how soon to look again (zero when it has ended).
 func Step(in Input) (v1.RolloutStatus, time.Duration) {
@@ -448,12 +451,21 @@ func phase(st *v1.RolloutStatus, halted, aborted, paused bool, waiting string, m
 	if waiting != "" {
 		return v1.RolloutPaused, fmt.Sprintf("wave %s waits for approval (strata rollout resume)", waiting)
 	}
+	listed := false
 	for _, w := range st.Waves {
+		listed = listed || len(w.Counts) > 0 // compacted: it reached clusters
 		for _, c := range w.Clusters {
+			listed = true
 			if c.State != v1.ClusterRolloutHealthy && c.State != v1.ClusterRolloutFailed && c.State != v1.ClusterRolloutRolledBack {
 				return v1.RolloutProgressing, ""
 			}
 		}
+	}
+	if !listed {
+		// A roll-out that has reached no cluster has not happened: were it
+		// Completed, clusters created with the profile (one kubectl apply)
+		// would skip its waves or not depending on which controller ran first.
+		return v1.RolloutProgressing, NoClusterYet
 	}
 	return v1.RolloutCompleted, ""
 }
@@ -461,8 +473,8 @@ func phase(st *v1.RolloutStatus, halted, aborted, paused bool, waiting string, m
 // nextLook is when a deadline or a soak ends, at most 30 s away, so the
 // roll-out moves on time even when no cluster changes meanwhile.
 func nextLook(st *v1.RolloutStatus, policy v1.RolloutPolicy, deadline time.Duration, now time.Time) time.Duration {
-	if st.Phase == v1.RolloutCompleted || st.Phase == v1.RolloutRolledBack {
-		return 0
+	if st.Phase == v1.RolloutCompleted || st.Phase == v1.RolloutRolledBack || st.Reason == NoClusterYet {
+		return 0 // nothing to time: a cluster that comes is an event
 	}
 	next := 30 * time.Second
 	for _, w := range st.Waves {

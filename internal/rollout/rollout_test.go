@@ -471,3 +471,22 @@ func TestAnUnreachableClusterNeitherPassesNorFailsItsSoak(t *testing.T) {
 	f.expect(v1.RolloutProgressing, "canary:c1=Healthy rest:c2=Updating")
 
 }
+
+// A version no cluster follows yet has rolled out to nobody: its roll-out
+// is not over, so clusters that come next go through its waves, whichever
+// controller sees them first.
+func TestARolloutWithNoClusterWaitsForTheFirst(t *testing.T) {
+	f := newFleet(t, v1.RolloutPolicy{Waves: []v1.Wave{{Name: "stores", Approval: true}}})
+	f.step()
+	if f.status.Phase != v1.RolloutProgressing || f.status.Reason != NoClusterYet || f.status.EndTime != nil {
+		t.Fatalf("roll-out with no cluster: %s %q, ended %v; want Progressing %q", f.status.Phase, f.status.Reason, f.status.EndTime, NoClusterYet)
+	}
+	p := &v1.ClusterProfile{Spec: v1.ClusterProfileSpec{Name: "hello", Version: "1.1.0", Rollout: &f.policy}, Status: v1.ClusterProfileStatus{Rollout: f.status}}
+	if d := Decide(p, "edge", "c1"); d.Admit {
+		t.Fatal("a cluster not listed yet is admitted by a roll-out that reached nobody")
+	}
+	f.members["c1"] = &Member{Namespace: "edge", Name: "c1"}
+	f.order = []string{"c1"}
+	f.step()
+	f.expect(v1.RolloutPaused, "stores:c1=Pending")
+}
