@@ -1,9 +1,10 @@
 package controller
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -196,32 +197,66 @@ func (r *PackRegistryReconciler) connect(ctx context.Context, pr *v1.PackRegistr
 // verifier builds what checks a registry's signatures. Anything wrong
 // with it is an error: a registry is never trusted by accident.
 func (r *PackRegistryReconciler) verifier(ctx context.Context, namespace string, v *v1.SignatureVerification) (signature.Verifier, error) {
+	return trustFrom(ctx, r.secrets(), namespace, "spec.verify", v)
+}
+
+// trustFrom builds a verifier from a verify stanza whose Secrets are in
+// namespace; field is the stanza's path, which every error names.
+func trustFrom(ctx context.Context, secrets client.Reader, namespace, field string, v *v1.SignatureVerification) (signature.Verifier, error) {
+	secret := func(ref string, name string) (*corev1.Secret, error) {
+		s := &corev1.Secret{}
+		if err := secrets.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s); err != nil {
+			return nil, fmt.Errorf("%s.%s: Secret %s/%s: %w", field, ref, namespace, name, err)
+		}
+		return s, nil
+	}
 	switch v.Provider {
 	case v1.SignatureCosign:
 		ref := v.PublicKeySecretRef
 		if ref == nil {
-			return nil, errors.New("spec.verify.publicKeySecretRef: provider cosign needs the Secret holding its public key")
+			return nil, fmt.Errorf("%s.publicKeySecretRef: provider cosign needs the Secret holding its public key", field)
 		}
-		key := ref.Key
-		if key == "" {
-			key = "cosign.pub"
-		}
-		s := &corev1.Secret{}
-		if err := r.secrets().Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, s); err != nil {
-			return nil, fmt.Errorf("spec.verify.publicKeySecretRef: Secret %s/%s: %w", namespace, ref.Name, err)
+		key := cmp.Or(ref.Key, "cosign.pub")
+		s, err := secret("publicKeySecretRef", ref.Name)
+		if err != nil {
+			return nil, err
 		}
 		if len(s.Data[key]) == 0 {
-			return nil, fmt.Errorf("spec.verify.publicKeySecretRef: Secret %s/%s has no key %q", namespace, ref.Name, key)
+			return nil, fmt.Errorf("%s.publicKeySecretRef: Secret %s/%s has no key %q", field, namespace, ref.Name, key)
 		}
 		c, err := signature.NewCosign(s.Data[key])
 		if err != nil {
-			return nil, fmt.Errorf("spec.verify.publicKeySecretRef: key %q of Secret %s/%s: %w", key, namespace, ref.Name, err)
+			return nil, fmt.Errorf("%s.publicKeySecretRef: key %q of Secret %s/%s: %w", field, key, namespace, ref.Name, err)
 		}
 		return c, nil
 	case v1.SignatureNotation:
-		return nil, errors.New("spec.verify.provider: notation is not supported by this version of Strata; use cosign")
+		if v.TrustPolicySecretRef == nil || v.TrustStoreSecretRef == nil {
+			return nil, fmt.Errorf("%s: provider notation needs trustPolicySecretRef and trustStoreSecretRef", field)
+		}
+		ref := v.TrustPolicySecretRef
+		key := cmp.Or(ref.Key, "trustpolicy.json")
+		policy, err := secret("trustPolicySecretRef", ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if len(policy.Data[key]) == 0 {
+			return nil, fmt.Errorf("%s.trustPolicySecretRef: Secret %s/%s has no key %q", field, namespace, ref.Name, key)
+		}
+		store, err := secret("trustStoreSecretRef", v.TrustStoreSecretRef.Name)
+		if err != nil {
+			return nil, err
+		}
+		certs := maps.Clone(store.Data)
+		if store.Name == policy.Name {
+			delete(certs, key) // one Secret may hold both
+		}
+		n, err := signature.NewNotation(policy.Data[key], certs)
+		if err != nil {
+			return nil, fmt.Errorf("%s: Secrets %s/%s and %s/%s: %w", field, namespace, ref.Name, namespace, store.Name, err)
+		}
+		return n, nil
 	default:
-		return nil, fmt.Errorf("spec.verify.provider: %q: want cosign or notation", v.Provider)
+		return nil, fmt.Errorf("%s.provider: %q: want cosign or notation", field, v.Provider)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"oras.land/oras-go/v2/registry/remote"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -110,7 +111,55 @@ func TestAVerifyingRegistryRunsOnlySignedPacks(t *testing.T) {
 		t.Errorf("what ran before stopped running: %v", err)
 	}
 
+	// The same packs signed with notation: hello-universe under the trusted
+	// authority's certificate.
+	notary := testenv.NewNotationSigner(t, "acme")
+	nep, _ := registry.ParseEndpoint(srv.Endpoint("notary"))
+	npusher, err := registry.New(nep, registry.Options{PlainHTTP: true})
+	must(t, err)
+	for _, dir := range []string{"hello-universe-1.2.0", "spegel-0.0.30"} {
+		p, problems := pack.Load(filepath.Join("../../../shared/testdata/pack-central", dir))
+		must(t, problems.Err())
+		_, err := npusher.Push(ctx, p, false)
+		must(t, err)
+		if p.Name == "hello-universe" {
+			repo, err := remote.NewRepository(nep.PackRepository(p.Name))
+			must(t, err)
+			repo.PlainHTTP = true
+			manifest, err := repo.Resolve(ctx, p.Version)
+			must(t, err)
+			notary.Sign(t, repo, manifest)
+		}
+	}
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "notary", Namespace: "fleet"}, Data: map[string][]byte{
+		"trustpolicy.json": testenv.NotationPolicy("acme", nep.PackRepository("hello-universe"), nep.PackRepository("spegel")),
+		"ca.acme.crt":      notary.RootPEM,
+	}}))
+	notarized := func(name, trustStore string) *v1.PackRegistry {
+		return &v1.PackRegistry{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "fleet"}, Spec: v1.PackRegistrySpec{
+			Endpoint: srv.Host, BaseContentPath: "notary", PlainHTTP: true,
+			Verify: &v1.SignatureVerification{Provider: v1.SignatureNotation,
+				TrustPolicySecretRef: &v1.SecretKeyRef{Name: "notary"}, TrustStoreSecretRef: &v1.LocalObjectRef{Name: trustStore}},
+		}}
+	}
+	must(t, c.Create(ctx, notarized("notary", "notary")))
+	waitFor(t, "the notation registry Ready, refusing only the unsigned pack", func() (bool, string) {
+		pr := &v1.PackRegistry{}
+		must(t, c.Get(ctx, client.ObjectKey{Namespace: "fleet", Name: "notary"}, pr))
+		ready := apimeta.IsStatusConditionTrue(pr.Status.Conditions, v1.ConditionReady)
+		ok := ready && len(pr.Status.Refused) == 1 && pr.Status.Refused[0].Name == "spegel" &&
+			strings.Contains(pr.Status.Refused[0].Reason, "no Notary Project signature")
+		return ok, fmt.Sprintf("%+v", pr.Status)
+	})
+
 	// Verification that cannot be set up: the registry is not used.
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "untyped-store", Namespace: "fleet"}, Data: map[string][]byte{"acme.crt": notary.RootPEM}}))
+	invalid := map[string]string{
+		"notary-no-store":      "spec.verify.trustStoreSecretRef: Secret fleet/absent",
+		"notary-untyped-store": `trust store key "acme.crt": want <type>.<store name>.crt`,
+	}
+	must(t, c.Create(ctx, notarized("notary-no-store", "absent")))
+	must(t, c.Create(ctx, notarized("notary-untyped-store", "untyped-store")))
 	for name, tc := range map[string]struct {
 		ref  v1.SecretKeyRef
 		want string
@@ -120,11 +169,14 @@ func TestAVerifyingRegistryRunsOnlySignedPacks(t *testing.T) {
 		"junk":      {v1.SecretKeyRef{Name: "signer", Key: "junk"}, `spec.verify.publicKeySecretRef: key "junk" of Secret fleet/signer: not a PEM public key`},
 	} {
 		must(t, c.Create(ctx, verified(name, tc.ref)))
+		invalid[name] = tc.want
+	}
+	for name, want := range invalid {
 		waitFor(t, "registry "+name+" refused", func() (bool, string) {
 			pr := &v1.PackRegistry{}
 			must(t, c.Get(ctx, client.ObjectKey{Namespace: "fleet", Name: name}, pr))
 			cond := apimeta.FindStatusCondition(pr.Status.Conditions, v1.ConditionReady)
-			return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "InvalidSpec" && strings.Contains(cond.Message, tc.want), fmt.Sprintf("%+v", cond)
+			return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "InvalidSpec" && strings.Contains(cond.Message, want), fmt.Sprintf("%+v", cond)
 		})
 	}
 }

@@ -293,7 +293,7 @@ func (r *Registry) check(ctx context.Context, v signature.Verifier, name, versio
 	if err != nil {
 		return err
 	}
-	err = v.Verify(ctx, repo, manifest)
+	err = v.Verify(ctx, repo, r.Endpoint.PackRepository(name), manifest)
 	var refusal *signature.Refusal
 	if errors.As(err, &refusal) {
 		return &RefusedError{Name: name, Version: version, Repository: r.Endpoint.PackRepository(name), Refusal: refusal}

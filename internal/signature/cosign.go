@@ -91,7 +91,7 @@ func (c *Cosign) ID() string { return c.id }
 
 // Verify looks for a bundle among subject's referrers, then for the older
 // .sig tag, and accepts the first signature made by the key over subject.
-func (c *Cosign) Verify(ctx context.Context, repo Repository, subject ocispec.Descriptor) error {
+func (c *Cosign) Verify(ctx context.Context, repo Repository, _ string, subject ocispec.Descriptor) error {
 	var found []string
 	bundles, err := c.bundlesOf(ctx, repo, subject)
 	if err != nil {

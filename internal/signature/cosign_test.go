@@ -76,28 +76,28 @@ func TestCosignSignaturesAreCheckedAgainstTheKey(t *testing.T) {
 		signed := pushArtifact(t, repo, "1.0.0", "signed pack")
 		_, err := signature.SignCosign(ctx, repo, signed, trusted)
 		must(t, err)
-		if err := verifier.Verify(ctx, repo, signed); err != nil {
+		if err := verifier.Verify(ctx, repo, "", signed); err != nil {
 			t.Errorf("referrers API %v: a pack signed with the trusted key: %v", api, err)
 		}
 
 		unsigned := pushArtifact(t, repo, "2.0.0", "unsigned pack")
-		refused(t, verifier.Verify(ctx, repo, unsigned), "not signed: ")
+		refused(t, verifier.Verify(ctx, repo, "", unsigned), "not signed: ")
 
 		byOther := pushArtifact(t, repo, "3.0.0", "pack signed by someone else")
 		_, err = signature.SignCosign(ctx, repo, byOther, other)
 		must(t, err)
-		refused(t, verifier.Verify(ctx, repo, byOther), "another key")
+		refused(t, verifier.Verify(ctx, repo, "", byOther), "another key")
 
 		// A signature of another digest, made to refer to this one.
 		elsewhere := pushArtifact(t, repo, "4.0.0", "pack whose signature is another's")
 		referTo(t, repo, signed, elsewhere)
-		refused(t, verifier.Verify(ctx, repo, elsewhere), "a signature of sha256:"+signed.Digest.Encoded()+", not of "+elsewhere.Digest.String())
+		refused(t, verifier.Verify(ctx, repo, "", elsewhere), "a signature of sha256:"+signed.Digest.Encoded()+", not of "+elsewhere.Digest.String())
 
 		// The tag moves to other content after signing: what it points at
 		// now was never signed.
 		moved := pushArtifact(t, repo, "1.0.0", "signed pack, changed afterwards")
-		refused(t, verifier.Verify(ctx, repo, moved), "not signed: ")
-		if err := verifier.Verify(ctx, repo, signed); err != nil {
+		refused(t, verifier.Verify(ctx, repo, "", moved), "not signed: ")
+		if err := verifier.Verify(ctx, repo, "", signed); err != nil {
 			t.Errorf("the signed content itself still verifies: %v", err)
 		}
 	}
@@ -108,15 +108,16 @@ func TestCosignSignaturesAreCheckedAgainstTheKey(t *testing.T) {
 	first := pushArtifact(t, repo, "1.0.0", "first")
 	second := pushArtifact(t, repo, "2.0.0", "second")
 	attachLegacy(t, repo, first, first, trusted)
-	if err := verifier.Verify(ctx, repo, first); err != nil {
+	if err := verifier.Verify(ctx, repo, "", first); err != nil {
 		t.Errorf("older cosign's .sig signature by the trusted key: %v", err)
 	}
 	attachLegacy(t, repo, second, first, trusted)
-	refused(t, verifier.Verify(ctx, repo, second), "a signature of "+first.Digest.String()+", not of "+second.Digest.String())
+	refused(t, verifier.Verify(ctx, repo, "", second), "a signature of "+first.Digest.String()+", not of "+second.Digest.String())
 }
 
 func refused(t *testing.T, err error, want string) {
 	t.Helper()
+	t.Log(err)
 	if !signature.IsRefusal(err) || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want a refusal saying %q", err, want)
 	}

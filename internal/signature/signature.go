@@ -28,10 +28,11 @@ type Repository interface {
 
 // Verifier checks that a manifest carries a trusted signature.
 type Verifier interface {
-	// Verify returns nil when subject is signed by a trusted signer; a
-	// *Refusal when it is not; another error when it could not tell (the
-	// registry did not answer).
-	Verify(ctx context.Context, repo Repository, subject ocispec.Descriptor) error
+	// Verify returns nil when subject, a manifest of the repository repo
+	// named name (host/path, as trust policies scope it), is signed by a
+	// trusted signer; a *Refusal when it is not; another error when it
+	// could not tell (the registry did not answer).
+	Verify(ctx context.Context, repo Repository, name string, subject ocispec.Descriptor) error
 	// ID identifies what the verifier trusts (a key's fingerprint), so
 	// that a digest verified under it may be remembered.
 	ID() string
