@@ -157,6 +157,7 @@ type PackSource struct {
 }
 
 // ChartSource names a Helm chart.
+// +kubebuilder:validation:XValidation:rule="!has(self.verify) || self.repository.startsWith('oci://')",message="verify needs an oci:// repository: signatures are read from the OCI registry"
 type ChartSource struct {
 	// Repository is an HTTP(S) Helm repository URL or an oci:// reference.
 	// +kubebuilder:validation:MinLength=1
@@ -166,6 +167,12 @@ type ChartSource struct {
 	Name string `json:"name,omitempty"`
 	// +kubebuilder:validation:MinLength=1
 	Version string `json:"version"`
+	// Verify, when set, admits the chart (oci:// only) only when its
+	// manifest carries a trusted signature, as a PackRegistry's verify
+	// does for packs; its Secrets are read from the profile's namespace.
+	// A chart refused is not applied: its layer fails and says why.
+	// +optional
+	Verify *SignatureVerification `json:"verify,omitempty"`
 }
 
 // ManifestSource holds raw manifests.

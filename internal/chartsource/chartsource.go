@@ -7,12 +7,17 @@ package chartsource
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
 
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
@@ -21,6 +26,7 @@ import (
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/zarf"
 )
 
@@ -64,9 +70,24 @@ func New(opts Options) *Fetcher {
 	return &Fetcher{opts: opts, cache: map[string]*chartv2.Chart{}, zarf: map[digest.Digest]*zarf.Source{}, zarfRefs: map[string]digest.Digest{}}
 }
 
-// Fetch returns the chart a layer names.
-func (f *Fetcher) Fetch(src *v1.ChartSource) (*chartv2.Chart, error) {
+// Fetch returns the chart a layer names. With src.Verify set, trust must
+// accept the signature of the chart's manifest: it is checked before any
+// of the chart is read, and the chart is then read by the digest checked,
+// so a tag moved meanwhile cannot slip another chart in.
+func (f *Fetcher) Fetch(src *v1.ChartSource, trust signature.Verifier) (*chartv2.Chart, error) {
+	oci := strings.HasPrefix(src.Repository, "oci://")
+	switch {
+	case src.Verify != nil && !oci:
+		return nil, fmt.Errorf("chart %s %s from %s: chart.verify needs an oci:// repository: signatures are read from the OCI registry", src.Name, src.Version, src.Repository)
+	case src.Verify != nil && trust == nil:
+		// Never trusted by accident: whoever resolved the stack did not
+		// build what verify names.
+		return nil, fmt.Errorf("chart oci://%s: chart.verify is set, and nothing to check its signature with was given", ociRef(src))
+	}
 	key := src.Repository + "|" + src.Name + "|" + src.Version
+	if trust != nil {
+		key += "|" + trust.ID()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c, ok := f.cache[key]; ok {
@@ -74,9 +95,12 @@ func (f *Fetcher) Fetch(src *v1.ChartSource) (*chartv2.Chart, error) {
 	}
 	var data []byte
 	var err error
-	if strings.HasPrefix(src.Repository, "oci://") {
+	switch {
+	case trust != nil:
+		data, err = f.pullVerified(src, trust)
+	case oci:
 		data, err = f.pullOCI(src)
-	} else {
+	default:
 		data, err = f.downloadHTTP(src)
 	}
 	if err != nil {
@@ -126,6 +150,57 @@ func (f *Fetcher) pullOCI(src *v1.ChartSource) ([]byte, error) {
 		return nil, fmt.Errorf("pull chart %s from OCI registry: %w", ociRef(src), err)
 	}
 	return res.Chart.Data, nil
+}
+
+// maxChartBytes bounds a chart archive read from a registry.
+const maxChartBytes = 64 << 20
+
+// pullVerified resolves an OCI chart's tag, has trust check the manifest
+// it points at, then reads the chart layer of that manifest.
+func (f *Fetcher) pullVerified(src *v1.ChartSource, trust signature.Verifier) ([]byte, error) {
+	ref := "oci://" + ociRef(src)
+	repo, err := f.repository("chart", ref)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	desc, err := repo.Resolve(ctx, repo.Reference.Reference)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: %w", ref, err)
+	}
+	name := repo.Reference.Registry + "/" + repo.Reference.Repository
+	if err := trust.Verify(ctx, repo, name, desc); err != nil {
+		if signature.IsRefusal(err) {
+			return nil, fmt.Errorf("chart %s (%s): %w", ref, desc.Digest, err)
+		}
+		return nil, fmt.Errorf("chart %s (%s): check its signature: %w", ref, desc.Digest, err)
+	}
+	if desc.Size > 4<<20 {
+		return nil, fmt.Errorf("chart %s (%s): manifest of %d bytes is not a chart's", ref, desc.Digest, desc.Size)
+	}
+	raw, err := content.FetchAll(ctx, repo, desc)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s (%s): manifest: %w", ref, desc.Digest, err)
+	}
+	var manifest ocispec.Manifest
+	if err := json.Unmarshal(raw, &manifest); err != nil {
+		return nil, fmt.Errorf("chart %s (%s): manifest: %w", ref, desc.Digest, err)
+	}
+	for _, l := range manifest.Layers {
+		if l.MediaType != registry.ChartLayerMediaType {
+			continue
+		}
+		if l.Size > maxChartBytes {
+			return nil, fmt.Errorf("chart %s (%s): chart archive of %d bytes, more than %d", ref, desc.Digest, l.Size, maxChartBytes)
+		}
+		data, err := content.FetchAll(ctx, repo, l)
+		if err != nil {
+			return nil, fmt.Errorf("chart %s (%s): chart archive: %w", ref, desc.Digest, err)
+		}
+		return data, nil
+	}
+	return nil, fmt.Errorf("chart %s (%s): no layer of media type %s: not a Helm chart", ref, desc.Digest, registry.ChartLayerMediaType)
 }
 
 func (f *Fetcher) downloadHTTP(src *v1.ChartSource) ([]byte, error) {

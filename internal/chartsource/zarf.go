@@ -80,12 +80,20 @@ func (f *Fetcher) FetchZarf(ctx context.Context, ref string) (*zarf.Source, dige
 }
 
 func (f *Fetcher) zarfRepository(ref string) (*remote.Repository, error) {
+	return f.repository("zarf package", ref)
+}
+
+// repository reaches the OCI repository of ref (oci://HOST/REPOSITORY:TAG)
+// as the fetcher's options say: credentials and TLS of the pack registry
+// on that host, else the Docker config file's. what names the object in
+// errors.
+func (f *Fetcher) repository(what, ref string) (*remote.Repository, error) {
 	repo, err := remote.NewRepository(strings.TrimPrefix(ref, "oci://"))
 	if err != nil {
-		return nil, fmt.Errorf("zarf package %s: want oci://HOST/REPOSITORY:TAG: %w", ref, err)
+		return nil, fmt.Errorf("%s %s: want oci://HOST/REPOSITORY:TAG: %w", what, ref, err)
 	}
 	if repo.Reference.Reference == "" {
-		return nil, fmt.Errorf("zarf package %s: want a tag or digest (oci://HOST/REPOSITORY:TAG)", ref)
+		return nil, fmt.Errorf("%s %s: want a tag or digest (oci://HOST/REPOSITORY:TAG)", what, ref)
 	}
 	access, known := HostAccess{}, false
 	if f.opts.Access != nil {
@@ -102,7 +110,7 @@ func (f *Fetcher) zarfRepository(ref string) (*remote.Repository, error) {
 	} else {
 		store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("zarf package %s: Docker config: %w", ref, err)
+			return nil, fmt.Errorf("%s %s: Docker config: %w", what, ref, err)
 		}
 		client.Credential = credentials.Credential(store)
 	}

@@ -85,7 +85,33 @@ func (f *targetFlags) prepare(errOut io.Writer, events func(engine.Event)) (*tar
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w\nnothing was applied", err)}
 	}
+	if err := f.trustCharts(st); err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%w\nnothing was applied", err)}
+	}
 	return &target{stack: st, engine: e}, nil
+}
+
+// trustCharts gives the chart layers with chart.verify the key of
+// --verify-key: offline, the Secrets verify names are not read.
+func (f *targetFlags) trustCharts(st *stack.Stack) error {
+	for i := range st.Layers {
+		l := &st.Layers[i]
+		if l.Spec.Chart == nil || l.Spec.Chart.Verify == nil {
+			continue
+		}
+		if l.Spec.Chart.Verify.Provider != v1.SignatureCosign {
+			return fmt.Errorf("layer %q: chart.verify.provider %s: offline, strata checks cosign signatures only (--verify-key FILE); let the manager deploy it", l.Name, l.Spec.Chart.Verify.Provider)
+		}
+		if f.verifyKey == "" {
+			return fmt.Errorf("layer %q: chart.verify is set: pass --verify-key FILE, the cosign public key its chart must be signed with (offline, the Secrets it names are not read)", l.Name)
+		}
+		trust, err := readVerifyKey(f.verifyKey)
+		if err != nil {
+			return fmt.Errorf("--verify-key: %w", err)
+		}
+		l.ChartTrust = trust
+	}
+	return nil
 }
 
 // cluster is the Cluster of --cluster, or one that attaches every profile

@@ -40,7 +40,7 @@ func (f *registryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.username, "username", "", "registry user (the password is read from standard input with --password-stdin); default: the Docker config file's credentials")
 	cmd.Flags().BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password (or token, without --username) from standard input")
 	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "where pulled packs are kept (default: the user cache folder, strata/packs)")
-	cmd.Flags().StringVar(&f.verifyKey, "verify-key", "", "cosign public key (PEM): packs from the registries must be signed with its private key, or they are refused")
+	cmd.Flags().StringVar(&f.verifyKey, "verify-key", "", "cosign public key (PEM): packs from the registries, and the charts of layers with chart.verify, must be signed with its private key, or they are refused")
 }
 
 // open connects to the registries at the oci:// endpoints and opens the cache.

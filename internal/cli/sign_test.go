@@ -8,13 +8,17 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
+	"oras.land/oras-go/v2/registry/remote"
 
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -119,5 +123,68 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Offline, a chart layer with chart.verify is checked with --verify-key:
+// without it nothing is planned, with the signer's key the chart installs,
+// with another key it is refused for its signature.
+func TestDeployVerifiesChartLayersWithTheVerifyKey(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	private, public := keyFiles(t, "")
+	_, otherPublic := keyFiles(t, "")
+	data, err := os.ReadFile("../../../shared/testdata/pack-central/spegel-0.0.30/charts/spegel-0.0.30.tgz")
+	must(t, err)
+	pusher, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP())
+	must(t, err)
+	_, err = pusher.Push(data, srv.Host+"/charts/spegel:v0.0.30")
+	must(t, err)
+	repo, err := remote.NewRepository(srv.Host + "/charts/spegel")
+	must(t, err)
+	repo.PlainHTTP = true
+	manifest, err := repo.Resolve(t.Context(), "v0.0.30")
+	must(t, err)
+	pem, err := os.ReadFile(private)
+	must(t, err)
+	key, err := signature.ParsePrivateKey(pem, nil)
+	must(t, err)
+	_, err = signature.SignCosign(t.Context(), repo, manifest, key)
+	must(t, err)
+
+	profile := filepath.Join(t.TempDir(), "profile.yaml")
+	writeFile(t, profile, fmt.Sprintf(`apiVersion: strata.dev/v1alpha1
+kind: ClusterProfile
+metadata: {name: mirror-1.0.0}
+spec:
+  name: mirror
+  version: 1.0.0
+  type: add-on
+  layers:
+    - name: mirror
+      kind: addon
+      chart:
+        repository: oci://%s/charts
+        name: spegel
+        version: v0.0.30
+        verify: {provider: cosign, publicKeySecretRef: {name: chart-signer}}
+`, srv.Host))
+	_, kubeconfig := workload(t)
+	deploy := func(extra ...string) (string, int) {
+		out, errOut, code := runSaying(t, append([]string{"deploy", "--dry-run", "--plain-http", "--kubeconfig", kubeconfig, "-f", profile}, extra...)...)
+		return out + errOut, code
+	}
+	out, code := deploy()
+	if code != ExitUsage || !strings.Contains(out, `layer "mirror": chart.verify is set: pass --verify-key FILE`) {
+		t.Errorf("without --verify-key: exit %d\n%s", code, out)
+	}
+	out, code = deploy("--verify-key", public)
+	if code != ExitOK || !strings.Contains(out, "mirror  install") {
+		t.Errorf("with the signer's key: exit %d\n%s", code, out)
+	}
+	// The plan refuses the layer, as it refuses one the cluster cannot run.
+	out, _ = deploy("--verify-key", otherPublic)
+	if !strings.Contains(out, "mirror  refuse") || !strings.Contains(out, "signature: a signature by another key") || !strings.Contains(out, manifest.Digest.String()) {
+		t.Errorf("with another key:\n%s", out)
 	}
 }

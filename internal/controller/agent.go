@@ -197,7 +197,8 @@ func readSecrets(names []string) []rbacv1.PolicyRule {
 }
 
 // registrySecrets names the Secrets the namespace's PackRegistries take
-// credentials, CAs and signature keys from, sorted.
+// credentials, CAs and signature keys from, and those its profiles' chart
+// layers take signature keys from, sorted.
 func (r *ClusterReconciler) registrySecrets(ctx context.Context, namespace string) ([]string, error) {
 	var list v1.PackRegistryList
 	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
@@ -205,7 +206,18 @@ func (r *ClusterReconciler) registrySecrets(ctx context.Context, namespace strin
 	}
 	var names []string
 	for i := range list.Items {
-		names = append(names, secretsNamed(&list.Items[i])...)
+		names = append(names, secretsNamed(list.Items[i].Spec.CredentialsSecretRef, list.Items[i].Spec.CASecretRef, list.Items[i].Spec.Verify)...)
+	}
+	var profiles v1.ClusterProfileList
+	if err := r.List(ctx, &profiles, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	for _, p := range profiles.Items {
+		for _, l := range p.Spec.Layers {
+			if l.Chart != nil {
+				names = append(names, secretsNamed(nil, nil, l.Chart.Verify)...)
+			}
+		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names), nil

@@ -542,6 +542,9 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 	if err != nil {
 		return nil, err
 	}
+	if err := r.trustCharts(ctx, st, visible); err != nil {
+		return nil, err
+	}
 	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy, visible: visible, waiting: waiting}
 	if res.policy == "" {
 		res.policy = v1.UpdateAutomatic
@@ -552,6 +555,32 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 		}
 	}
 	return res, nil
+}
+
+// trustCharts builds what checks the signature of each chart layer with
+// chart.verify, from the Secrets of the namespace of the profile the layer
+// comes from: a shared profile's trust is its own, not a project's.
+func (r *ClusterReconciler) trustCharts(ctx context.Context, st *stack.Stack, visible []profile.Profile) error {
+	for i := range st.Layers {
+		l := &st.Layers[i]
+		if l.Spec.Chart == nil || l.Spec.Chart.Verify == nil {
+			continue
+		}
+		i := slices.IndexFunc(visible, func(p profile.Profile) bool {
+			return p.Spec.Name == l.Profile && p.Spec.Version == l.ProfileVersion
+		})
+		if i < 0 {
+			return fmt.Errorf("layer %q: profile %s %s is not visible", l.Name, l.Profile, l.ProfileVersion)
+		}
+		p := visible[i]
+		field := fmt.Sprintf("clusterprofile %s/%s: layer %q chart.verify", p.Namespace, p.Name, l.Name)
+		trust, err := trustFrom(ctx, r.APIReader, p.Namespace, field, l.Spec.Chart.Verify)
+		if err != nil {
+			return err
+		}
+		l.ChartTrust = trust
+	}
+	return nil
 }
 
 func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) ([]profile.Profile, error) {

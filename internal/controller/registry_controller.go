@@ -290,22 +290,23 @@ func (r *PackRegistryReconciler) registriesNaming(ctx context.Context, secret cl
 	}
 	var reqs []ctrl.Request
 	for _, pr := range list.Items {
-		if slices.Contains(secretsNamed(&pr), secret.GetName()) {
+		if slices.Contains(secretsNamed(pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef, pr.Spec.Verify), secret.GetName()) {
 			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&pr)})
 		}
 	}
 	return reqs
 }
 
-// secretsNamed lists the Secrets a registry's spec names.
-func secretsNamed(pr *v1.PackRegistry) []string {
+// secretsNamed lists the Secrets a registry's credentials, CA and verify
+// name (a chart layer's verify: nil, nil, verify).
+func secretsNamed(credentials, ca *v1.LocalObjectRef, v *v1.SignatureVerification) []string {
 	var names []string
-	for _, ref := range []*v1.LocalObjectRef{pr.Spec.CredentialsSecretRef, pr.Spec.CASecretRef} {
+	for _, ref := range []*v1.LocalObjectRef{credentials, ca} {
 		if ref != nil {
 			names = append(names, ref.Name)
 		}
 	}
-	if v := pr.Spec.Verify; v != nil {
+	if v != nil {
 		if v.PublicKeySecretRef != nil {
 			names = append(names, v.PublicKeySecretRef.Name)
 		}

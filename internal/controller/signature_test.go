@@ -6,12 +6,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -23,6 +25,7 @@ import (
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -179,4 +182,105 @@ func TestAVerifyingRegistryRunsOnlySignedPacks(t *testing.T) {
 			return cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "InvalidSpec" && strings.Contains(cond.Message, want), fmt.Sprintf("%+v", cond)
 		})
 	}
+}
+
+// A chart layer with chart.verify runs only a chart signed with the key its
+// profile's namespace holds: the signed one is Ready, the unsigned one's
+// layer fails saying why and nothing of it runs, and the other layers go
+// on; a verify whose Secret is missing stalls the cluster naming the
+// profile, the layer and the field.
+func TestAVerifiedChartLayerRunsOnlySignedCharts(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ctx := context.Background()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	pushChart := func(file, ref string, sign bool) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join("../../../shared/testdata/pack-central", file))
+		must(t, err)
+		client, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP())
+		must(t, err)
+		_, err = client.Push(data, srv.Host+"/charts/"+ref)
+		must(t, err)
+		if !sign {
+			return
+		}
+		repo, err := remote.NewRepository(srv.Host + "/charts/" + strings.Split(ref, ":")[0])
+		must(t, err)
+		repo.PlainHTTP = true
+		manifest, err := repo.Resolve(ctx, strings.Split(ref, ":")[1])
+		must(t, err)
+		_, err = signature.SignCosign(ctx, repo, manifest, key)
+		must(t, err)
+	}
+	pushChart("spegel-0.0.30/charts/spegel-0.0.30.tgz", "spegel:v0.0.30", true)
+	pushChart("kubewatch-1.0.7/charts/kubewatch.tgz", "kubewatch:1.0.7", false)
+
+	mgmt, c := emptyManagementPlane(t, controller.SharedNamespace, "fleet")
+	noFolders, err := pack.LoadCatalog()
+	must(t, err)
+	startManagerWith(t, mgmt, controller.ManagerOptions{Packs: noFolders, PackCacheDir: t.TempDir(), LayerTimeout: 2 * time.Minute})
+	// Charts on a registry's host are reached as the registry says (here:
+	// plain HTTP).
+	must(t, c.Create(ctx, &v1.PackRegistry{ObjectMeta: metav1.ObjectMeta{Name: "charts-host", Namespace: "fleet"}, Spec: v1.PackRegistrySpec{
+		Endpoint: srv.Host, BaseContentPath: "packs", PlainHTTP: true,
+	}}))
+	waitFor(t, "the registry Ready", func() (bool, string) {
+		pr := &v1.PackRegistry{}
+		must(t, c.Get(ctx, client.ObjectKey{Namespace: "fleet", Name: "charts-host"}, pr))
+		return apimeta.IsStatusConditionTrue(pr.Status.Conditions, v1.ConditionReady), fmt.Sprintf("%+v", pr.Status.Conditions)
+	})
+	pub, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
+	must(t, err)
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chart-signer", Namespace: controller.SharedNamespace}, Data: map[string][]byte{"cosign.pub": pub}}))
+	verify := &v1.SignatureVerification{Provider: v1.SignatureCosign, PublicKeySecretRef: &v1.SecretKeyRef{Name: "chart-signer"}}
+	chartLayer := func(name, chart, version string) v1.Layer {
+		return v1.Layer{Name: name, Kind: v1.LayerAddon, Chart: &v1.ChartSource{Repository: "oci://" + srv.Host + "/charts", Name: chart, Version: version, Verify: verify}}
+	}
+	p := &v1.ClusterProfile{ObjectMeta: metav1.ObjectMeta{Name: "charts-1.0.0", Namespace: controller.SharedNamespace}, Spec: v1.ClusterProfileSpec{
+		Name: "charts", Version: "1.0.0", Type: v1.ProfileAddOn,
+		Layers: []v1.Layer{
+			chartLayer("mirror", "spegel", "v0.0.30"),
+			chartLayer("watch", "kubewatch", "1.0.7"),
+			{Name: "config", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: charts-config, namespace: default}\n"}},
+		},
+	}}
+	must(t, c.Create(ctx, p))
+	workload := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	cluster := importCluster(t, c, "fleet", "store", workload.Kubeconfig(), v1.UpdateAutomatic, v1.ProfileAttachment{Name: "charts", Version: "1.0.0"})
+	waitFor(t, "the signed chart Ready, the unsigned one refused", func() (bool, string) {
+		got := getCluster(t, c, cluster)
+		phases := map[string]string{}
+		var watchMessage string
+		for _, l := range got.Status.Layers {
+			phases[l.Name] = l.Phase
+			if l.Name == "watch" {
+				watchMessage = l.Message
+			}
+		}
+		ok := phases["mirror"] == "Ready" && phases["config"] == "Ready" && phases["watch"] == "Failed"
+		for _, want := range []string{"chart oci://" + srv.Host + "/charts/kubewatch:1.0.7", "sha256:", "signature: not signed"} {
+			ok = ok && strings.Contains(watchMessage, want)
+		}
+		return ok, fmt.Sprintf("%v %q", phases, watchMessage)
+	})
+	cs, err := workload.Clientset()
+	must(t, err)
+	deployments, err := cs.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	for _, d := range deployments.Items {
+		if strings.Contains(d.Name, "kubewatch") {
+			t.Errorf("the unsigned chart runs: deployment %s/%s", d.Namespace, d.Name)
+		}
+	}
+
+	// The key's Secret gone: nothing is trusted by accident.
+	must(t, c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chart-signer", Namespace: controller.SharedNamespace}}))
+	waitFor(t, "the cluster Stalled on the missing key", func() (bool, string) {
+		cond := apimeta.FindStatusCondition(getCluster(t, c, cluster).Status.Conditions, v1.ConditionStalled)
+		ok := cond != nil && cond.Status == metav1.ConditionTrue &&
+			strings.Contains(cond.Message, `clusterprofile strata-system/charts-1.0.0: layer "mirror" chart.verify.publicKeySecretRef: Secret strata-system/chart-signer`)
+		return ok, fmt.Sprintf("%+v", cond)
+	})
 }

@@ -17,6 +17,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/stack"
 	"strata.dev/strata/internal/zarf"
 )
@@ -50,7 +51,7 @@ func layerChart(l stack.Layer, opts Options) (*chartv2.Chart, map[string]any, er
 		ch, _, err := Zarf(l, opts)
 		return ch, map[string]any{}, err
 	case l.Source == stack.SourceChart && l.Spec.Chart != nil && opts.Charts != nil:
-		ch, err := opts.Charts.Fetch(l.Spec.Chart)
+		ch, err := opts.Charts.Fetch(l.Spec.Chart, l.ChartTrust)
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer %q: %w", l.Name, err)
 		}
@@ -118,7 +119,9 @@ type ZarfFetcher interface {
 
 // ChartFetcher fetches a chart from a Helm repository or OCI registry.
 type ChartFetcher interface {
-	Fetch(src *v1.ChartSource) (*chartv2.Chart, error)
+	// Fetch returns the chart src names; with src.Verify set, only when
+	// trust verifies its signature.
+	Fetch(src *v1.ChartSource, trust signature.Verifier) (*chartv2.Chart, error)
 }
 
 // spectroKey holds .Spectro's facts in a manifest chart's values.

@@ -9,6 +9,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -67,7 +68,9 @@ var chartSource = v1.ChartSource{Repository: "oci://registry.example/charts", Na
 // does.
 type fetcherFunc func() *chartv2.Chart
 
-func (f fetcherFunc) Fetch(*v1.ChartSource) (*chartv2.Chart, error) { return f(), nil }
+func (f fetcherFunc) Fetch(*v1.ChartSource, signature.Verifier) (*chartv2.Chart, error) {
+	return f(), nil
+}
 
 // A pack of several charts installs each as Helm would install it alone:
 // a subchart its values disable is left out.

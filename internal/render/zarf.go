@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 
+	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/stack"
 	"strata.dev/strata/internal/zarf"
 )
@@ -39,7 +40,8 @@ func Zarf(l stack.Layer, opts Options) (*chartv2.Chart, *zarf.Result, error) {
 		},
 	}
 	if opts.Charts != nil {
-		build.FetchChart = opts.Charts.Fetch
+		// Charts a Zarf package names carry no verify of their own.
+		build.FetchChart = func(src *v1.ChartSource) (*chartv2.Chart, error) { return opts.Charts.Fetch(src, nil) }
 	}
 	res, err := zarf.Build(src, build)
 	if err != nil {

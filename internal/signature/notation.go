@@ -93,7 +93,7 @@ func (n *Notation) Verify(ctx context.Context, repo Repository, name string, sub
 	opts := notation.VerifierVerifyOptions{ArtifactReference: name + "@" + subject.Digest.String()}
 	if s, ok := n.verifier.(skipper); ok {
 		skip, _, err := s.SkipVerify(ctx, opts)
-		var none notation.ErrorNoApplicableTrustPolicy
+		var none notation.NoApplicableTrustPolicyError
 		if errors.As(err, &none) {
 			return refuse(subject, "no trust policy applies to %s", name)
 		}

@@ -7,6 +7,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/signature"
 	vals "strata.dev/strata/internal/values"
 )
 
@@ -79,6 +80,10 @@ type Layer struct {
 	Spec v1.Layer `json:"-"`
 	// Pack is the pack the layer uses, when it uses one.
 	Pack *pack.Pack `json:"-"`
+	// ChartTrust verifies the signature of the OCI chart of a layer whose
+	// chart.verify is set; whoever resolves the stack builds it from what
+	// verify names (a stack is resolved without reading Secrets).
+	ChartTrust signature.Verifier `json:"-"`
 }
 
 // Redacted returns a copy of the layer whose masked values read "(masked)".
