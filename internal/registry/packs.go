@@ -431,9 +431,11 @@ func (r *Registry) packNames(ctx context.Context) ([]string, error) {
 }
 
 // Mirror copies every pack version of src into dst as it is — manifest and
-// archive byte for byte, so digests stay the same — skipping those dst
-// already holds with the same content and refusing to move a dst tag that
-// holds other content unless force.
+// archive byte for byte, so digests stay the same — with the signatures
+// that refer to it (cosign, notation) and older cosign's .sig tag, so a
+// mirror verifies as its source does. A version dst already holds with the
+// same content gets only the signatures it lacks; a dst tag that holds
+// other content is not moved unless force.
 func Mirror(ctx context.Context, src, dst *Registry, force bool) ([]Pushed, error) {
 	names, err := src.packNames(ctx)
 	if err != nil {
@@ -460,19 +462,20 @@ func Mirror(ctx context.Context, src, dst *Registry, force bool) ([]Pushed, erro
 			}
 			p := Pushed{Name: name, Version: tag, Layer: res.kind, Digest: res.layer.Digest.String(), Manifest: res.manifest.Digest.String()}
 			if have, err := dst.resolve(ctx, name, tag); err == nil {
-				if have.layer.Digest == res.layer.Digest {
-					p.Unchanged = true
-					out = append(out, p)
-					continue
-				}
-				if !force {
+				if have.layer.Digest != res.layer.Digest && !force {
 					return out, fmt.Errorf("%s:%s: %w (%s, the source has %s): pass --force to move it", dst.Endpoint.PackRepository(name), tag, ErrTagMoved, have.layer.Digest, res.layer.Digest)
 				}
+				p.Unchanged = have.manifest.Digest == res.manifest.Digest
 			} else if !errors.Is(err, errdef.ErrNotFound) {
 				return out, err
 			}
-			if _, err := oras.Copy(ctx, from, tag, to, tag, oras.DefaultCopyOptions); err != nil {
+			// The manifest and every artifact referring to it: signatures.
+			if _, err := oras.ExtendedCopy(ctx, from, tag, to, tag, oras.DefaultExtendedCopyOptions); err != nil {
 				return out, fmt.Errorf("copy %s:%s to %s: %w", name, tag, dst.Endpoint, err)
+			}
+			legacy := "sha256-" + res.manifest.Digest.Encoded() + ".sig"
+			if _, err := oras.Copy(ctx, from, legacy, to, legacy, oras.DefaultCopyOptions); err != nil && !errors.Is(err, errdef.ErrNotFound) {
+				return out, fmt.Errorf("copy the signature %s of %s:%s to %s: %w", legacy, name, tag, dst.Endpoint, err)
 			}
 			out = append(out, p)
 		}

@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,9 +20,11 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/signature"
 	"strata.dev/strata/internal/stack"
 	"strata.dev/strata/internal/testenv"
 )
@@ -418,7 +423,8 @@ func TestSamePackInTwoRegistries(t *testing.T) {
 	}
 }
 
-// Mirroring copies every pack with its digest, and again copies nothing.
+// Mirroring copies every pack with its digest and its signatures, and
+// again copies nothing.
 func TestMirrorKeepsDigests(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRegistry(t, testenv.RegistryOptions{})
@@ -428,6 +434,18 @@ func TestMirrorKeepsDigests(t *testing.T) {
 		if _, err := src.Push(ctx, loadPack(t, filepath.Join(packCentral, dir)), false); err != nil {
 			t.Fatal(err)
 		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Sign(ctx, "spegel", "0.0.30", key); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := cryptoutils.MarshalPublicKeyToPEM(key.Public())
+	trust, err := signature.NewCosign(pub)
+	if err != nil {
+		t.Fatal(err)
 	}
 	copied, err := Mirror(ctx, src, dst, false)
 	if err != nil || len(copied) != 3 {
@@ -443,6 +461,16 @@ func TestMirrorKeepsDigests(t *testing.T) {
 			t.Errorf("mirrored %+v, source %+v: want the same digest", got[i], want[i])
 		}
 	}
+	if _, err := dst.Verify(ctx, "spegel", "0.0.30", trust); err != nil {
+		t.Errorf("the mirror of a signed pack does not verify: %v", err)
+	}
+	if _, err := dst.Verify(ctx, "spegel", "0.0.18", trust); !signature.IsRefusal(err) {
+		t.Errorf("the mirror of an unsigned pack: %v, want a refusal", err)
+	}
+	// Signed after the first mirror: the next one brings the signature.
+	if _, err := src.Sign(ctx, "spegel", "0.0.18", key); err != nil {
+		t.Fatal(err)
+	}
 	again, err := Mirror(ctx, src, dst, false)
 	if err != nil {
 		t.Fatal(err)
@@ -451,6 +479,9 @@ func TestMirrorKeepsDigests(t *testing.T) {
 		if !p.Unchanged {
 			t.Errorf("a second mirror copied %s:%s again", p.Name, p.Version)
 		}
+	}
+	if _, err := dst.Verify(ctx, "spegel", "0.0.18", trust); err != nil {
+		t.Errorf("a signature made after the first mirror was not brought: %v", err)
 	}
 }
 
