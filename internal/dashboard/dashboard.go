@@ -28,6 +28,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/packview"
 )
 
 //go:embed templates/*.html
@@ -54,6 +55,9 @@ type Options struct {
 	// request naming any other Host is refused. In team mode, none means
 	// any name.
 	Hosts []string
+	// PackFiles finds packs' logos and READMEs on this machine; without
+	// it every pack has its drawn placeholder and no README.
+	PackFiles PackFiles
 }
 
 // Server serves the dashboard of one management plane.
@@ -63,14 +67,19 @@ type Server struct {
 	hosts   []hostName
 	csrfKey []byte
 	pages   map[string]*template.Template
+	// What was made of pack files, by pack folder: made once per pack
+	// version, not per request.
+	logos    *packview.Memo[[]byte]
+	contents *packview.Memo[packContent]
 }
 
 // New parses the templates once.
 func New(opts Options) (*Server, error) {
-	s := &Server{Options: opts, hosts: allowedHosts(opts.Local, opts.Listen, opts.Hosts), csrfKey: make([]byte, 32), pages: map[string]*template.Template{}}
+	s := &Server{Options: opts, hosts: allowedHosts(opts.Local, opts.Listen, opts.Hosts), csrfKey: make([]byte, 32), pages: map[string]*template.Template{},
+		logos: packview.NewMemo[[]byte](1024), contents: packview.NewMemo[packContent](256)}
 	_, _ = rand.Read(s.csrfKey) // crypto/rand.Read never fails
-	funcs := template.FuncMap{"inc": func(i int) int { return i + 1 }}
-	for _, page := range []string{"clusters", "cluster", "profiles", "diff", "inventory", "packs", "rollouts", "error"} {
+	funcs := template.FuncMap{"inc": func(i int) int { return i + 1 }, "logo": logoURL}
+	for _, page := range []string{"clusters", "cluster", "profiles", "diff", "inventory", "packs", "pack", "rollouts", "error"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("dashboard template %s: %w", page, err)
@@ -92,6 +101,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /profiles/{namespace}/{name}/diff", s.profileDiff)
 	mux.HandleFunc("GET /inventory", s.inventory)
 	mux.HandleFunc("GET /packs", s.packs)
+	mux.HandleFunc("GET /packs/{name}/{version}", s.packVersion)
+	mux.HandleFunc("GET /packs/{name}/{version}/logo", s.packLogo)
 	mux.HandleFunc("GET /rollouts", s.rollouts)
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /login", s.login)

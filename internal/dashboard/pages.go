@@ -41,6 +41,7 @@ type clustersPage struct {
 	page
 	Filter   clusterFilter
 	Phases   []string
+	Fleet    fleetPicture
 	Clusters []clusterRow
 	Error    string
 }
@@ -72,6 +73,7 @@ func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	data.Fleet = fleetOf(list.Items, visibleProfiles(r, c, f.Project))
 	for i := range list.Items {
 		cl := &list.Items[i]
 		row := toRow(cl)
@@ -100,8 +102,32 @@ func toRow(cl *v1.Cluster) clusterRow {
 	return row
 }
 
+// visibleProfiles lists the profile versions a project's clusters see —
+// its own and the shared ones — or every one when no project is chosen;
+// what the user may not list is left out (the fleet picture then shows no
+// newest version or roll-out from it).
+func visibleProfiles(r *http.Request, c client.Client, project string) []v1.ClusterProfile {
+	var out []v1.ClusterProfile
+	scopes := [][]client.ListOption{nil}
+	if project != "" {
+		scopes = [][]client.ListOption{{client.InNamespace(project)}, {client.InNamespace(controller.SharedNamespace)}}
+	}
+	for _, opts := range scopes {
+		var list v1.ClusterProfileList
+		if err := c.List(r.Context(), &list, opts...); err == nil {
+			out = append(out, list.Items...)
+		}
+	}
+	return out
+}
+
+// attaches tells whether the cluster attaches a profile (name), or runs
+// one version of it (name@version).
 func attaches(cl *v1.Cluster, profile string) bool {
-	return slices.ContainsFunc(cl.Spec.Profiles, func(a v1.ProfileAttachment) bool { return a.Name == profile })
+	name, version, pinned := strings.Cut(profile, "@")
+	return slices.ContainsFunc(controller.AttachedProfiles(cl), func(a controller.ProfileRef) bool {
+		return a.Name == name && (!pinned || a.Version == version)
+	})
 }
 
 // runsPack tells whether a layer of the cluster runs name@version (or name
@@ -129,6 +155,7 @@ type event struct {
 type clusterPage struct {
 	page
 	Cluster    *v1.Cluster
+	Stack      stackPicture
 	Profiles   []controller.ProfileRef
 	Plan       []plannedLayer
 	CanApprove bool
@@ -147,7 +174,7 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	data := clusterPage{page: s.newPage(r, cl.Name, "clusters"), Cluster: cl, Profiles: controller.AttachedProfiles(cl)}
+	data := clusterPage{page: s.newPage(r, cl.Name, "clusters"), Cluster: cl, Stack: clusterStack(cl), Profiles: controller.AttachedProfiles(cl)}
 	if p := cl.Status.PendingPlan; p != nil {
 		for _, l := range p.Layers {
 			data.Plan = append(data.Plan, plannedLayer{PlannedLayer: l, Rows: sideBySide(l.ValuesDiff)})
@@ -207,6 +234,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 
 type profileVersion struct {
 	Version, Valid    string
+	Stack             stackPicture
 	Warnings          []string
 	Layers, Variables []string
 	Clusters          []string
@@ -258,7 +286,7 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 			g = &profileGroup{Namespace: p.Namespace, Name: p.Spec.Name, Type: string(p.Spec.Type)}
 			groups[key] = g
 		}
-		pv := profileVersion{Version: p.Spec.Version, Valid: "-"}
+		pv := profileVersion{Version: p.Spec.Version, Valid: "-", Stack: profileStack(&p)}
 		pv.semver, _ = semver.NewVersion(p.Spec.Version)
 		if cond := apimeta.FindStatusCondition(p.Status.Conditions, controller.ConditionValid); cond != nil {
 			pv.Valid = string(cond.Status)

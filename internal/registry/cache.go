@@ -54,8 +54,10 @@ func OpenCache(dir string, maxBytes int64) (*Cache, error) {
 // Dir is the cache's folder.
 func (c *Cache) Dir() string { return c.dir }
 
-func (c *Cache) entry(d digest.Digest) string {
-	return filepath.Join(c.dir, "packs", d.Algorithm().String()+"-"+d.Encoded())
+func (c *Cache) entry(d digest.Digest) string { return entryIn(c.dir, d) }
+
+func entryIn(dir string, d digest.Digest) string {
+	return filepath.Join(dir, "packs", d.Algorithm().String()+"-"+d.Encoded())
 }
 
 // Lookup returns the pack folder of a cached archive, marking it used.
@@ -314,4 +316,45 @@ func folderSize(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// CachedPackDir finds the pack folder of a cached archive in the cache
+// folder dir without opening the cache: for readers beside the process
+// that fills it (the dashboard), which must neither clean its temporary
+// files nor mark entries used.
+func CachedPackDir(dir string, d digest.Digest) (string, bool) {
+	if dir == "" || d.Validate() != nil {
+		return "", false
+	}
+	entry := entryIn(dir, d)
+	meta, err := readMeta(entry)
+	if err != nil {
+		return "", false
+	}
+	return filepath.Join(entry, meta.Top), true
+}
+
+// PackFiles finds the folder of a pack version — in the pack cache by the
+// digest of its archive, else among pack folders — without pulling it.
+type PackFiles struct {
+	CacheDir string
+	Folders  Packs
+}
+
+// Dir is the pack version's folder, when it is on this machine.
+func (f PackFiles) Dir(name, version, archiveDigest string) (string, bool) {
+	if dir, ok := CachedPackDir(f.CacheDir, digest.Digest(archiveDigest)); ok {
+		return dir, true
+	}
+	if f.Folders == nil {
+		return "", false
+	}
+	p, err := f.Folders.Pack(name, version)
+	if err != nil || p.Path == "" {
+		return "", false
+	}
+	if st, err := os.Stat(p.Path); err != nil || !st.IsDir() {
+		return "", false // a chart archive read as a pack ships no logo
+	}
+	return p.Path, true
 }

@@ -1,0 +1,168 @@
+package dashboard
+
+import (
+	"html/template"
+	"net/http"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/packview"
+	"strata.dev/strata/internal/registry"
+)
+
+// PackFiles finds the folder of a pack version on the dashboard's machine
+// (pack folders, the pack cache) without pulling it; a registry.PackFiles.
+type PackFiles interface {
+	Dir(name, version, archiveDigest string) (string, bool)
+}
+
+// packContent is what a pack version's page shows of its files, made once
+// per pack version.
+type packContent struct {
+	Readme      template.HTML
+	Values      string
+	Presets     []pack.Preset
+	Schema      []pack.Constraint
+	Constraints *pack.Constraints
+	Problem     string
+}
+
+type packPage struct {
+	page
+	Use     registry.PackUse
+	Content packContent
+	// Missing says why the pack's files are not shown.
+	Missing string
+	Newer   []string
+	Error   string
+}
+
+// packUsage lists what the user may see of the registries' packs, the
+// profiles and the clusters using them.
+func packUsage(r *http.Request, c client.Client) ([]registry.PackUse, string, error) {
+	var regs v1.PackRegistryList
+	if err := c.List(r.Context(), &regs); err != nil {
+		return nil, "", err
+	}
+	var profiles v1.ClusterProfileList
+	var clusters v1.ClusterList
+	var problem string
+	if err := c.List(r.Context(), &profiles); err != nil {
+		problem = "which profiles use each pack is not shown: " + err.Error()
+	}
+	if err := c.List(r.Context(), &clusters); err != nil {
+		problem = "which clusters run each pack is not shown: " + err.Error()
+	}
+	return registry.Usage(regs.Items, profiles.Items, clusters.Items), problem, nil
+}
+
+// packVersion shows one pack version: logo, README, values, presets,
+// schema rules and constraints, who uses it, the newer versions.
+func (s *Server) packVersion(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name, version := r.PathValue("name"), r.PathValue("version")
+	uses, problem, err := packUsage(r, c)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := packPage{page: s.newPage(r, name+" "+version, "packs"), Error: problem}
+	found := false
+	for _, u := range uses {
+		if u.Name == name && u.Version == version {
+			data.Use, found = u, true
+		}
+	}
+	if !found {
+		s.renderStatus(w, r, http.StatusNotFound, "error", errorPage{page: s.newPage(r, "No such pack", "packs"), Message: "pack " + name + " " + version + " is in no pack registry you can see"})
+		return
+	}
+	for _, u := range uses {
+		if u.Name == name && compareVersions(u.Version, version) > 0 {
+			data.Newer = append(data.Newer, u.Version)
+		}
+	}
+	dir, ok := s.packDir(name, version, data.Use.Digest)
+	if !ok {
+		data.Missing = "its files are not on the dashboard's machine yet: they come once a cluster uses it"
+	} else {
+		data.Content = s.contents.Get(dir, func() packContent { return readPackContent(dir) })
+	}
+	s.render(w, r, "pack", data)
+}
+
+func (s *Server) packDir(name, version, digest string) (string, bool) {
+	if s.PackFiles == nil {
+		return "", false
+	}
+	return s.PackFiles.Dir(name, version, digest)
+}
+
+func readPackContent(dir string) packContent {
+	var out packContent
+	p, problems := pack.Load(dir)
+	if err := problems.Err(); err != nil && p == nil {
+		out.Problem = err.Error()
+		return out
+	}
+	out.Values, out.Presets, out.Schema, out.Constraints = string(p.ValuesYAML), p.Presets, p.Schema, p.Constraints
+	readme, err := packview.ReadmeOf(dir)
+	if err != nil {
+		out.Problem = "README.md: " + err.Error()
+	}
+	out.Readme = readme
+	return out
+}
+
+// packLogo serves a pack version's logo, re-encoded as PNG, or a drawn
+// placeholder: a pack without a usable logo, a chart, a pack not on this
+// machine. Only a signed-in user gets it.
+func (s *Server) packLogo(w http.ResponseWriter, r *http.Request) {
+	c, err := s.clientFor(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name, version := r.PathValue("name"), r.PathValue("version")
+	var logo []byte
+	if dir, ok := s.packDir(name, version, s.archiveDigest(r, c, name, version)); ok {
+		logo = s.logos.Get(dir, func() []byte {
+			png, err := packview.Logo(dir)
+			if err != nil {
+				return nil // the placeholder stands in
+			}
+			return png
+		})
+	}
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	if logo == nil {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		_, _ = w.Write(packview.Placeholder(name))
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	_, _ = w.Write(logo)
+}
+
+// archiveDigest is the digest a registry the user sees lists for a pack
+// version: where it is in the pack cache. "" when none lists it.
+func (s *Server) archiveDigest(r *http.Request, c client.Client, name, version string) string {
+	var regs v1.PackRegistryList
+	if err := c.List(r.Context(), &regs); err != nil {
+		return ""
+	}
+	for _, reg := range regs.Items {
+		for _, e := range reg.Status.Entries {
+			if e.Name == name && e.Version == version {
+				return e.Digest
+			}
+		}
+	}
+	return ""
+}
