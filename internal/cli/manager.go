@@ -12,6 +12,7 @@ import (
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/dashboard"
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/registry"
 )
 
 func newManagerCommand() *cobra.Command {
@@ -51,7 +52,8 @@ empty.`,
 				return err
 			}
 			if dashboardAddr != "0" {
-				board, err := dashboard.New(dashboard.Options{Config: cfg, Listen: dashboardAddr, Hosts: dashboardHosts})
+				board, err := dashboard.New(dashboard.Options{Config: cfg, Listen: dashboardAddr, Hosts: dashboardHosts,
+					PackFiles: registry.PackFiles{CacheDir: opts.PackCacheDir, Folders: catalog}})
 				if err != nil {
 					return err
 				}

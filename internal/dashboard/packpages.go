@@ -3,7 +3,9 @@ package dashboard
 import (
 	"html/template"
 	"net/http"
+	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -39,12 +41,16 @@ type packPage struct {
 	Error   string
 }
 
-// packUsage lists what the user may see of the registries' packs, the
-// profiles and the clusters using them.
-func packUsage(r *http.Request, c client.Client) ([]registry.PackUse, string, error) {
+// packUsage lists what the user may see of the registries' packs (and of
+// the pack folders' entries given), the profiles and the clusters using
+// them.
+func packUsage(r *http.Request, c client.Client, folders ...v1.PackEntry) ([]registry.PackUse, string, error) {
 	var regs v1.PackRegistryList
 	if err := c.List(r.Context(), &regs); err != nil {
 		return nil, "", err
+	}
+	if len(folders) > 0 {
+		regs.Items = append(regs.Items, v1.PackRegistry{ObjectMeta: metav1.ObjectMeta{Name: "pack folders"}, Status: v1.PackRegistryStatus{Entries: folders}})
 	}
 	var profiles v1.ClusterProfileList
 	var clusters v1.ClusterList
@@ -72,8 +78,20 @@ func (s *Server) packVersion(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	found := slices.ContainsFunc(uses, func(u registry.PackUse) bool { return u.Name == name && u.Version == version })
+	if !found {
+		// A pack of the manager's pack folders, which no registry lists.
+		if dir, ok := s.packDir(name, version, ""); ok {
+			if p, _ := pack.Load(dir); p != nil {
+				uses, problem, err = packUsage(r, c, v1.PackEntry{Name: name, Version: version, Layer: string(p.Layer)})
+				if err != nil {
+					s.fail(w, r, err)
+					return
+				}
+			}
+		}
+	}
 	data := packPage{page: s.newPage(r, name+" "+version, "packs"), Error: problem}
-	found := false
 	for _, u := range uses {
 		if u.Name == name && u.Version == version {
 			data.Use, found = u, true

@@ -21,6 +21,8 @@ type band struct {
 	Phase string
 	// Package and Version name the pack (or chart) whose logo the band shows.
 	Package, Version string
+	// Pack: Package is a pack, whose page the band links to.
+	Pack bool
 	// Change is the pending plan's change of the layer: "1.2.0 → 1.3.0",
 	// "added", "removed", "values change".
 	Change  string
@@ -29,6 +31,11 @@ type band struct {
 
 // Logo is the band's logo address.
 func (b band) Logo() string { return logoURL(b.Package, b.Version) }
+
+// Page is the address of the band's pack page.
+func (b band) Page() string {
+	return "/packs/" + url.PathEscape(b.Package) + "/" + url.PathEscape(b.Version)
+}
 
 func logoURL(name, version string) string {
 	return "/packs/" + url.PathEscape(name) + "/" + url.PathEscape(cmp.Or(version, "-")) + "/logo"
@@ -62,7 +69,7 @@ func clusterStack(cl *v1.Cluster) stackPicture {
 	}
 	var pic stackPicture
 	for _, l := range cl.Status.Layers {
-		b := band{Layer: l.Name, Phase: l.Phase, Package: packageOf(l), Version: l.Version, Message: l.Message}
+		b := band{Layer: l.Name, Phase: l.Phase, Package: packageOf(l), Version: l.Version, Pack: l.Source == "pack", Message: l.Message}
 		if pl, ok := planned[l.Name]; ok {
 			b.Change = changeOf(pl)
 		}
@@ -112,10 +119,12 @@ func profileStack(p *v1.ClusterProfile) stackPicture {
 		switch {
 		case l.Pack != nil:
 			name, version = l.Pack.Name, l.Pack.Version
+		case l.Manifests != nil && l.Manifests.FromPack != nil:
+			name, version = l.Manifests.FromPack.Name, l.Manifests.FromPack.Version
 		case l.Chart != nil:
 			name, version = cmp.Or(l.Chart.Name, l.Name), l.Chart.Version
 		}
-		pic.add(p.Spec.Name, p.Spec.Version, band{Layer: l.Name, Package: name, Version: version})
+		pic.add(p.Spec.Name, p.Spec.Version, band{Layer: l.Name, Package: name, Version: version, Pack: l.Pack != nil})
 	}
 	return pic
 }

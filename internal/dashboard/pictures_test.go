@@ -6,7 +6,6 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,32 +18,10 @@ import (
 	"strata.dev/strata/internal/dashboard"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/registry"
+	"strata.dev/strata/internal/testenv"
 )
 
 const packCentral = "../../../shared/testdata/pack-central"
-
-// hostilePack writes a pack folder whose logo is HTML and whose README
-// carries script, an event handler, a javascript: link and a remote image.
-func hostilePack(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "packs", "evil-1.0.0")
-	must(t, os.MkdirAll(filepath.Join(dir, "manifests"), 0o755))
-	src := filepath.Join(packCentral, "hello-universe-1.2.0")
-	for _, f := range []string{"values.yaml", "manifests/hello-universe.yaml"} {
-		data, err := os.ReadFile(filepath.Join(src, f))
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(dir, f), data, 0o600))
-	}
-	files := map[string]string{
-		"pack.json": `{"name": "evil", "version": "1.0.0", "layer": "addon", "addonType": "app services", "cloudTypes": ["all"], "kubeManifests": ["manifests/hello-universe.yaml"]}`,
-		"logo.png":  `<html><body><script>alert("logo")</script></body></html>`,
-		"README.md": "# Evil\n\n<script>alert('readme')</script>\n\n<img src=x onerror=alert(1)>\n\n[docs](javascript:alert(2))\n\n![pixel](https://tracker.example/p.png)\n\nPlain *text* stays.\n",
-	}
-	for name, data := range files {
-		must(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600))
-	}
-	return filepath.Dir(dir)
-}
 
 // The pictures follow the live state: the fleet's counts by phase and by
 // profile version, each cluster's stack bottom up with its phases and
@@ -54,7 +31,7 @@ func TestPicturesFollowTheFleet(t *testing.T) {
 	t.Parallel()
 	cfg, c := managementPlane(t)
 	fleet(t, c, 8)
-	folders, err := pack.LoadCatalog(filepath.Join(packCentral, "hello-universe-1.2.0"), hostilePack(t))
+	folders, err := pack.LoadCatalog(filepath.Join(packCentral, "hello-universe-1.2.0"), testenv.HostilePack(t, packCentral))
 	must(t, err)
 	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, PackFiles: registry.PackFiles{Folders: folders}})
 	must(t, err)
@@ -105,6 +82,11 @@ func TestPicturesFollowTheFleet(t *testing.T) {
 		if res.Header.Get("Content-Type") != "image/svg+xml" || !bytes.HasPrefix(body, []byte("<svg ")) || bytes.Contains(body, []byte("script")) {
 			t.Errorf("%s: %v %s, want the drawn placeholder", path, res.Header.Get("Content-Type"), body)
 		}
+	}
+
+	// A pack of the pack folders, which no registry lists, has its page.
+	if code, body := get(t, srv, "/packs/hello-universe/1.2.0", ""); code != http.StatusOK || !strings.Contains(body, "in pack folders") || !strings.Contains(body, `<article class="readme">`) {
+		t.Errorf("folder pack page: %d\n%s", code, body)
 	}
 
 	// A pack's page: the README rendered with nothing that runs or calls out.

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -39,7 +40,7 @@ func Usage(registries []v1.PackRegistry, profiles []v1.ClusterProfile, clusters 
 				u = &PackUse{Name: e.Name, Version: e.Version, Layer: e.Layer, Digest: e.Digest, Registries: []string{}, Profiles: []string{}, Clusters: []string{}}
 				byKey[key] = u
 			}
-			u.Registries = append(u.Registries, r.Namespace+"/"+r.Name)
+			u.Registries = append(u.Registries, strings.TrimPrefix(r.Namespace+"/"+r.Name, "/"))
 			if v, err := semver.NewVersion(e.Version); err == nil && (newest[e.Name] == nil || v.GreaterThan(newest[e.Name])) {
 				newest[e.Name] = v
 			}

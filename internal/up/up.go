@@ -36,6 +36,7 @@ import (
 	"strata.dev/strata/internal/dashboard"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/provider/local"
+	"strata.dev/strata/internal/registry"
 )
 
 // Options configure `strata up`.
@@ -134,7 +135,8 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("dashboard: %w", err)
 	}
 	dashboardAddr := listener.Addr().String()
-	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, Listen: dashboardAddr})
+	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, Listen: dashboardAddr,
+		PackFiles: registry.PackFiles{CacheDir: filepath.Join(opts.Dir, "pack-cache"), Folders: catalog}})
 	if err != nil {
 		_ = listener.Close()
 		return err
@@ -151,7 +153,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer provider.StopAll()
 	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{
 		Packs: catalog, MetricsAddr: metricsAddr, HealthAddr: healthAddr, Local: provider,
-		PackCacheDir: filepath.Join(opts.Dir, "pack-cache"),
+		PackCacheDir: filepath.Join(opts.Dir, "pack-cache"), // the dashboard reads logos from it
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@
 package browser
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/dashboard"
 	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -68,7 +71,8 @@ func TestDashboardInABrowser(t *testing.T) {
 	for _, ns := range []string{controller.SharedNamespace, "shop"} {
 		must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	}
-	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
+	// Among the packs, a hostile one: its logo is HTML, its README script.
+	packs, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs", testenv.HostilePack(t, "../../../shared/testdata/pack-central"))
 	must(t, err)
 	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute})
 	must(t, err)
@@ -128,9 +132,19 @@ func TestDashboardInABrowser(t *testing.T) {
 		Approve   string         `json:"approve"`
 		Digest    string         `json:"digest"`
 		Attacker  string         `json:"attacker"`
-	}{Profiles: []string{"strata-system/hello"}, Inventory: map[string]int{}, Approve: "shop/manual"}
+		// Phases and Versions are the fleet picture's counts: clusters by
+		// phase, and by the version of hello they run.
+		Phases   map[string]int `json:"phases"`
+		Versions map[string]int `json:"versions"`
+		Hostile  string         `json:"hostile"`
+	}{Profiles: []string{"strata-system/hello"}, Inventory: map[string]int{}, Approve: "shop/manual",
+		Phases: map[string]int{"Ready": 0, "Pending": 0, "Failed": 0}, Versions: map[string]int{}, Hostile: "/packs/evil/1.0.0"}
 	for _, cl := range list.Items {
 		expect.Clusters = append(expect.Clusters, row{Key: "shop/" + cl.Name, Phase: string(cl.Status.Phase), Updates: cl.Status.PendingPlan != nil})
+		expect.Phases[cmp.Or(string(cl.Status.Phase), "Pending")]++
+		for _, p := range controller.AttachedProfiles(&cl) {
+			expect.Versions[cmp.Or(p.Version, "none")]++
+		}
 		if "shop/"+cl.Name == expect.Approve {
 			expect.Digest = cl.Status.PendingPlan.Digest
 		}
@@ -143,7 +157,12 @@ func TestDashboardInABrowser(t *testing.T) {
 	// The dashboard as strata up serves it: acting as the admin, for the
 	// names of the loopback address it listens on.
 	srv := httptest.NewUnstartedServer(nil)
-	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, Listen: srv.Listener.Addr().String()})
+	// The hostile pack is listed by a registry, so its page is served.
+	preg := &v1.PackRegistry{ObjectMeta: metav1.ObjectMeta{Name: "platform", Namespace: controller.SharedNamespace}, Spec: v1.PackRegistrySpec{Endpoint: "registry.example.com"}}
+	must(t, c.Create(ctx, preg))
+	preg.Status.Entries = []v1.PackEntry{{Name: "evil", Version: "1.0.0", Layer: "addon", Digest: "sha256:" + strings.Repeat("e", 64)}}
+	must(t, c.Status().Update(ctx, preg))
+	board, err := dashboard.New(dashboard.Options{Config: cfg, Local: true, Listen: srv.Listener.Addr().String(), PackFiles: registry.PackFiles{Folders: packs}})
 	must(t, err)
 	// What the server answered each POST, to check that the attacker's
 	// were refused whatever the browser let its page see.

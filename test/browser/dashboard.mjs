@@ -50,6 +50,15 @@ try {
     check(updates === c.updates, `clusters page: ${c.key} updates badge ${updates}, want ${c.updates}`);
   }
   check((await page.locator("tr[data-cluster]").count()) === expect.clusters.length, "clusters page: extra rows");
+  // The fleet at a glance counts what the table lists.
+  for (const [phase, count] of Object.entries(expect.phases)) {
+    const got = await page.locator(`.fleet [data-phase="${phase}"]`).getAttribute("data-count");
+    check(Number(got) === count, `fleet picture: ${got} ${phase}, want ${count}`);
+  }
+  for (const [version, count] of Object.entries(expect.versions)) {
+    const got = await page.locator(`.fleet [data-profile="hello"][data-version="${version}"]`).getAttribute("data-count");
+    check(Number(got) === count, `fleet picture: hello ${version} on ${got}, want ${count}`);
+  }
   await shot("clusters");
 
   // Profiles and inventory.
@@ -99,6 +108,16 @@ try {
   await page.goto(`${base}/clusters/${expect.approve}`);
   check((await page.locator("#plan").count()) === 1, "cluster page: no pending plan (after the attacks)");
   check((await page.locator(`input[name=digest][value="${expect.digest}"]`).count()) === 1, "cluster page: the plan changed during the attacks");
+  // The stack picture: the layer to install is drawn as added and Pending,
+  // in words as well as in colour, its logo loaded.
+  const band = page.locator('.band[data-layer="hello-universe"]');
+  check((await band.getAttribute("data-phase")) === "Pending", `band phase ${await band.getAttribute("data-phase")}, want Pending`);
+  check((await band.getAttribute("data-change")) === "added", `band change ${await band.getAttribute("data-change")}, want added`);
+  check((await band.locator(".band-phase").textContent()).trim() === "Pending", "band: phase not in words");
+  check((await band.locator(".band-change").textContent()).trim() === "added", "band: change not in words");
+  await band.locator("img").evaluate((img) => img.decode());
+  check((await band.locator("img").evaluate((img) => img.naturalWidth)) > 0, "band: logo not loaded");
+  const pendingColour = await band.evaluate((el) => getComputedStyle(el).backgroundColor);
   await shot("cluster-pending");
   // The page that comes back after approving must converge even when the
   // cluster does before its live stream opens: its /events request is held
@@ -122,7 +141,33 @@ try {
   await page.locator('tr[data-layer] .badge.Ready').first().waitFor({ timeout: 120000 });
   const phases = await page.locator("tr[data-layer] .badge").allTextContents();
   check(phases.length > 0 && phases.every((p) => p.trim() === "Ready"), `after approval, layers ${phases}`);
+  const ready = page.locator('.band[data-layer="hello-universe"]');
+  check((await ready.getAttribute("data-phase")) === "Ready", `band after approval: ${await ready.getAttribute("data-phase")}`);
+  check((await ready.getAttribute("data-change")) === null, "band after approval still shows a change");
+  const readyColour = await ready.evaluate((el) => getComputedStyle(el).backgroundColor);
+  check(readyColour !== pendingColour, `band colour stayed ${readyColour} from Pending to Ready`);
   await shot("cluster-converged");
+
+  // A hostile pack: its README's script, handler and javascript: link do
+  // nothing, its HTML "logo" is drawn as a placeholder, the page works.
+  const dialogs = [];
+  page.on("dialog", async (d) => {
+    dialogs.push(d.message());
+    await d.dismiss();
+  });
+  const packPage = await page.goto(base + expect.hostile);
+  check(packPage.status() === 200, `hostile pack page: ${packPage.status()}`);
+  check((await page.locator(".readme em").textContent()) === "text", "hostile pack: README not rendered");
+  check((await page.locator(".readme script, .readme img, .readme [onerror], .readme a[href^='javascript']").count()) === 0, "hostile pack: README keeps what runs");
+  const logo = page.locator(".pack-title img");
+  await logo.evaluate((img) => img.decode());
+  check((await logo.evaluate((img) => img.naturalWidth)) > 0, "hostile pack: no logo drawn");
+  const logoType = (await page.request.get(base + expect.hostile + "/logo")).headers()["content-type"];
+  check(logoType === "image/svg+xml", `hostile pack logo served as ${logoType}, want the placeholder`);
+  await shot("pack-hostile");
+  await page.goto(base + "/packs/hello-universe/1.2.0");
+  await shot("pack");
+  check(dialogs.length === 0, `a pack's content ran: ${dialogs.join("; ")}`);
   check(blocked.length === 0, `the pages' own policy blocked: ${blocked.join("; ")}`);
   console.log(`checked ${expect.clusters.length} clusters, ${expect.profiles.length} profiles, approved ${expect.approve}`);
 } finally {
