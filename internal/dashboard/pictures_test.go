@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
@@ -66,6 +67,28 @@ func TestPicturesFollowTheFleet(t *testing.T) {
 	_, body = get(t, srv, "/clusters/retail/site-002", "")
 	if !strings.Contains(body, `data-layer="hello-universe" data-phase="Ready" data-change="values change"`) {
 		t.Errorf("the pending change is not drawn\n%s", body)
+	}
+
+	// A version change is drawn as an arrow; a roll-out in progress shows
+	// its wave and how many clusters are through.
+	moving := &v1.Cluster{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: "retail", Name: "site-006"}, moving))
+	moving.Status.PendingPlan.Layers[0].ToVersion = "1.3.0"
+	must(t, c.Status().Update(context.Background(), moving))
+	if _, body := get(t, srv, "/clusters/retail/site-006", ""); !strings.Contains(body, `data-change="1.2.0 → 1.3.0"`) || !strings.Contains(body, `<span class="band-change">1.2.0 → 1.3.0</span>`) {
+		t.Errorf("the version change is not drawn\n%s", body)
+	}
+	rolling := &v1.ClusterProfile{}
+	must(t, c.Get(context.Background(), client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.1.0"}, rolling))
+	rolling.Spec.Rollout = &v1.RolloutPolicy{Waves: []v1.Wave{{Name: "canary"}}}
+	must(t, c.Update(context.Background(), rolling))
+	rolling.Status.Rollout = &v1.RolloutStatus{Phase: v1.RolloutProgressing, Waves: []v1.WaveStatus{
+		{Name: "canary", Clusters: []v1.RolloutCluster{{Namespace: "retail", Name: "site-000", State: v1.ClusterRolloutHealthy}}},
+		{Name: "rest", Clusters: []v1.RolloutCluster{{Namespace: "retail", Name: "site-003", State: v1.ClusterRolloutUpdating}, {Namespace: "retail", Name: "site-004", State: v1.ClusterRolloutPending}}},
+	}}
+	must(t, c.Status().Update(context.Background(), rolling))
+	if _, body := get(t, srv, "/", ""); !regexp.MustCompile(`data-rollout="hello@1.1.0"><a href="/rollouts">hello 1.1.0</a> <span class="badge Progressing">Progressing</span> wave rest · 1 of 3 healthy`).MatchString(body) {
+		t.Errorf("the roll-out in progress is not shown\n%s", body)
 	}
 
 	// Logos: the pack's own, re-encoded; a placeholder for a pack whose
