@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -68,7 +69,7 @@ func NewNotation(policyJSON []byte, stores map[string][]byte) (*Notation, error)
 	}
 	h := sha256.New()
 	h.Write(policyJSON)
-	for _, k := range sortedKeys(stores) {
+	for _, k := range slices.Sorted(maps.Keys(stores)) {
 		h.Write([]byte{0})
 		h.Write([]byte(k))
 		h.Write([]byte{0})
@@ -166,7 +167,7 @@ type trustStore struct {
 
 func newTrustStore(files map[string][]byte) (*trustStore, error) {
 	s := &trustStore{certs: map[truststore.Type]map[string][]*x509.Certificate{}}
-	for _, key := range sortedKeys(files) {
+	for _, key := range slices.Sorted(maps.Keys(files)) {
 		base := strings.TrimSuffix(strings.TrimSuffix(key, ".crt"), ".pem")
 		typ, name, ok := strings.Cut(base, ".")
 		if !ok || name == "" || !slices.Contains(truststore.Types, truststore.Type(typ)) {
@@ -224,13 +225,4 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 		out = c
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string][]byte) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

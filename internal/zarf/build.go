@@ -3,6 +3,7 @@ package zarf
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -252,7 +253,7 @@ func (s *Source) componentDocuments(c Component, opts BuildOptions, subst map[st
 		var texts []Document
 		if s.Built {
 			prefix := c.Name + "/manifests/" + m.Name + "-"
-			for _, name := range sortedKeys(files) {
+			for _, name := range slices.Sorted(maps.Keys(files)) {
 				if strings.HasPrefix(name, prefix) {
 					texts = append(texts, Document{Name: name, YAML: string(files[name])})
 				}
@@ -293,7 +294,7 @@ func (s *Source) chartDocument(c Component, ch Chart, files map[string][]byte, o
 	switch {
 	case s.Built:
 		prefix := c.Name + "/charts/" + ch.Name + "-"
-		for _, name := range sortedKeys(files) {
+		for _, name := range slices.Sorted(maps.Keys(files)) {
 			if strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".tgz") {
 				chart, err = loader.LoadArchive(strings.NewReader(string(files[name])))
 				break

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -208,13 +207,4 @@ func (s *Source) readDefinitionFile(rel string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: not in the package folder", rel)
 	}
 	return data, err
-}
-
-func sortedKeys(m map[string][]byte) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
