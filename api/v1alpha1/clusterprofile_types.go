@@ -45,6 +45,7 @@ const (
 // +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.name`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Draft",type=boolean,JSONPath=`.spec.draft`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -96,6 +97,12 @@ type ClusterProfileSpec struct {
 	// rolling back by itself; without it every cluster moves at once.
 	// +optional
 	Rollout *RolloutPolicy `json:"rollout,omitempty"`
+	// Draft keeps the version from every cluster while its effect on the
+	// fleet is previewed: version ranges (1.x) skip it, a cluster naming it
+	// exactly is Stalled, its roll-out does not start. Publishing is
+	// setting it false (strata profile publish).
+	// +optional
+	Draft bool `json:"draft,omitempty"`
 }
 
 // Layer is one pack, chart, manifest set or Zarf package placed in a

@@ -22,9 +22,9 @@ import (
 func newProfileCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "profile",
-		Short: "Validate and render cluster profiles offline",
+		Short: "Validate and render cluster profiles offline; publish a draft version",
 	}
-	cmd.AddCommand(newProfileValidateCommand(), newProfileRenderCommand())
+	cmd.AddCommand(newProfileValidateCommand(), newProfileRenderCommand(), newProfilePublishCommand())
 	return cmd
 }
 

@@ -624,7 +624,7 @@ func profilesRun(c *v1.Cluster, st *stack.Stack, visible []profile.Profile, reje
 		var latest *semver.Version
 		for _, p := range visible {
 			v, err := semver.NewVersion(p.Spec.Version)
-			if p.Spec.Name == a.Name && err == nil && (latest == nil || v.GreaterThan(latest)) {
+			if p.Spec.Name == a.Name && !p.Spec.Draft && err == nil && (latest == nil || v.GreaterThan(latest)) {
 				latest, ps.Latest = v, p.Spec.Version
 			}
 		}

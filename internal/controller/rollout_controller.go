@@ -40,8 +40,8 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if p.Spec.Rollout == nil {
-		return ctrl.Result{}, nil
+	if p.Spec.Rollout == nil || p.Spec.Draft {
+		return ctrl.Result{}, nil // a draft rolls out once published
 	}
 	members, err := r.members(ctx, p)
 	if err != nil {

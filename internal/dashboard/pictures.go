@@ -187,7 +187,7 @@ func fleetOf(clusters []v1.Cluster, profiles []v1.ClusterProfile) fleetPicture {
 		}
 	}
 	for _, p := range profiles {
-		if v, err := semver.NewVersion(p.Spec.Version); err == nil && (newest[p.Spec.Name] == nil || v.GreaterThan(newest[p.Spec.Name])) {
+		if v, err := semver.NewVersion(p.Spec.Version); err == nil && !p.Spec.Draft && (newest[p.Spec.Name] == nil || v.GreaterThan(newest[p.Spec.Name])) {
 			newest[p.Spec.Name] = v
 		}
 	}

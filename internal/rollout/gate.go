@@ -91,7 +91,10 @@ func Gate(c *v1.Cluster, visible []profile.Profile) (out []v1.ProfileAttachment,
 		}
 		running, lastGood := runs(c, a.Name)
 		target, ok := stack.FindProfile(allowed, a.Name, a.Version)
-		if ok && (target.Spec.Version == running || Decide(target.ClusterProfile, c.Namespace, c.Name).Admit) {
+		// A draft named exactly goes on to resolving, which refuses it: the
+		// cluster says it names a draft rather than waiting for a roll-out
+		// that does not start.
+		if ok && (target.Spec.Version == running || target.Spec.Draft || Decide(target.ClusterProfile, c.Namespace, c.Name).Admit) {
 			a.Version = target.Spec.Version
 			out = append(out, a)
 			continue

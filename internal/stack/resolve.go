@@ -43,6 +43,9 @@ type Facts struct {
 	// an infra or full profile only when Strata makes it exist (provider
 	// local); an imported cluster brings its own infrastructure.
 	Existing bool
+	// Drafts lets a cluster's attachment name a draft version exactly: a
+	// preview of what the draft would do to it.
+	Drafts bool
 }
 
 // needsInfra reports whether a cluster must attach exactly one infra or
@@ -59,6 +62,7 @@ func needsInfra(c profile.Cluster, facts Facts) bool {
 func ResolveStack(profiles []profile.Profile, cluster profile.Cluster, packs Packs, facts Facts) (*Stack, error) {
 	r := newResolver(cluster, packs)
 	r.k8sVers = strings.TrimPrefix(facts.KubernetesVersion, "v")
+	r.drafts = facts.Drafts
 	r.attach(profiles, needsInfra(cluster, facts))
 	return r.resolve()
 }
@@ -74,7 +78,7 @@ func ResolveProfile(p profile.Profile, packs Packs, facts Facts) (*Stack, error)
 	c.Name = p.Spec.Name
 	r := newResolver(c, packs)
 	r.k8sVers = strings.TrimPrefix(facts.KubernetesVersion, "v")
-	r.preview = true
+	r.preview, r.drafts = true, true // a profile's own check: drafts too
 	r.attach([]profile.Profile{p}, false)
 	return r.resolve()
 }
@@ -110,6 +114,7 @@ type resolver struct {
 	clusterObj string
 	packs      Packs
 	preview    bool
+	drafts     bool
 	fs         profile.Findings
 	// ws are warnings: worth a look, never blocking.
 	ws     profile.Findings
@@ -149,6 +154,10 @@ func (r *resolver) attach(profiles []profile.Profile, requireInfra bool) {
 		p, ok := FindProfile(profiles, a.Name, a.Version)
 		if !ok {
 			r.clusterFinding(field, "profile %q: no version %s found%s", a.Name, a.Version, versionsOf(profiles, a.Name))
+			continue
+		}
+		if p.Spec.Draft && !r.drafts {
+			r.clusterFinding(field, "version %s of %s is a draft: it runs nowhere until it is published (strata profile publish %s %s)", p.Spec.Version, p.Spec.Name, p.Spec.Name, p.Spec.Version)
 			continue
 		}
 		r.fs = append(r.fs, profile.Validate(p)...)
@@ -755,7 +764,8 @@ func chartName(c *v1.ChartSource) string {
 // FindProfile picks the version of a profile a cluster follows: the one
 // named exactly, else the newest that the semantic-version range (1.x,
 // ~1.2, >=1.0.0 <2.0.0) allows. Pre-releases are picked only by a range
-// that names one, as semver ranges do.
+// that names one, as semver ranges do; drafts only when named exactly
+// (the caller refuses them where clusters run).
 func FindProfile(profiles []profile.Profile, name, version string) (profile.Profile, bool) {
 	var best profile.Profile
 	var bestVersion *semver.Version
@@ -768,7 +778,7 @@ func FindProfile(profiles []profile.Profile, name, version string) (profile.Prof
 			return p, true
 		}
 		v, err := semver.NewVersion(p.Spec.Version)
-		if rangeErr != nil || err != nil || !constraint.Check(v) {
+		if p.Spec.Draft || rangeErr != nil || err != nil || !constraint.Check(v) {
 			continue
 		}
 		if bestVersion == nil || v.GreaterThan(bestVersion) {

@@ -355,3 +355,25 @@ func TestVersionRangesPickTheNewestInRange(t *testing.T) {
 		}
 	}
 }
+
+// A draft version runs nowhere: a range skips it, a cluster naming it is
+// refused saying it is a draft; a preview (Facts.Drafts) resolves it.
+func TestDraftVersionsAreSkippedUntilPublished(t *testing.T) {
+	draft := strings.ReplaceAll(strings.ReplaceAll(hello, "hello-1.0.0", "hello-1.1.0"), "version: 1.0.0", "version: 1.1.0\n  draft: true")
+	st, err := resolveCluster(t, hello, draft, cluster("  profiles: [{name: hello, version: 1.x}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := st.ProfileVersion("hello"); v != "1.0.0" {
+		t.Errorf("1.x picked %s, want 1.0.0: the draft 1.1.0 is skipped", v)
+	}
+	_, err = resolveCluster(t, hello, draft, cluster("  profiles: [{name: hello, version: 1.1.0}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "version 1.1.0 of hello is a draft") {
+		t.Errorf("naming the draft: %v, want it refused as a draft", err)
+	}
+	d := read(t, "fleet.yaml", strings.Join([]string{hello, draft, cluster("  profiles: [{name: hello, version: 1.1.0}]\n")}, "\n---\n"))
+	st, err = stack.ResolveStack(d.Profiles, d.Clusters[0], realPacks(t), stack.Facts{Drafts: true})
+	if err != nil || st.ProfileVersion("hello") != "1.1.0" {
+		t.Errorf("a preview of the draft: %v", err)
+	}
+}
