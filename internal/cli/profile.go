@@ -24,7 +24,7 @@ func newProfileCommand() *cobra.Command {
 		Use:   "profile",
 		Short: "Validate and render cluster profiles offline; publish a draft version",
 	}
-	cmd.AddCommand(newProfileValidateCommand(), newProfileRenderCommand(), newProfilePublishCommand())
+	cmd.AddCommand(newProfileValidateCommand(), newProfileRenderCommand(), newProfilePublishCommand(), newProfilePreviewCommand())
 	return cmd
 }
 

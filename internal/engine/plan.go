@@ -1,25 +1,21 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 
-	"github.com/pmezard/go-difflib/difflib"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	releasecommon "helm.sh/helm/v4/pkg/release/common"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"strata.dev/strata/internal/render"
 	"strata.dev/strata/internal/stack"
+	"strata.dev/strata/internal/values"
 )
 
 // Action is what a plan does to a layer.
@@ -177,7 +173,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 			plan.Layers = append(plan.Layers, LayerPlan{
 				Name: rec.Name, Action: ActionRemove, FromVersion: rec.Version, recorded: rec,
 				Reason:     fmt.Sprintf("no longer in the stack (was %s %s from profile %s %s)", rec.Package, rec.Version, rec.Profile, rec.ProfileVersion),
-				ValuesDiff: valuesDiff(rec.Values, nil),
+				ValuesDiff: values.Diff(rec.Values, nil, "applied", "desired"),
 			})
 		}
 	}
@@ -190,7 +186,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		if installed {
 			lp.recorded, lp.FromVersion, lp.FromDigest = rec, rec.Version, rec.PackDigest
 		}
-		lp.ValuesDiff = valuesDiff(rec.Values, l.Redacted().Values)
+		lp.ValuesDiff = values.Diff(rec.Values, l.Redacted().Values, "applied", "desired")
 
 		ch, values, err := e.layerChart(l, opts, &lp)
 		if err != nil {
@@ -295,42 +291,6 @@ func digestPrefix(ch *chartv2.Chart, packDigest string) string {
 		prefix += "pack " + packDigest + "\n"
 	}
 	return prefix
-}
-
-// valuesDiff is a unified diff of two value trees as YAML.
-func valuesDiff(from, to map[string]any) string {
-	// Most plans change no values: JSON, which prints numbers of any type
-	// alike, tells so for less than the YAML the diff is made of.
-	if len(from) == 0 && len(to) == 0 || reflect.DeepEqual(from, to) {
-		return ""
-	}
-	if ja, err := json.Marshal(from); err == nil {
-		if jb, err := json.Marshal(to); err == nil && bytes.Equal(ja, jb) {
-			return ""
-		}
-	}
-	a, b := valuesText(from), valuesText(to)
-	if a == b {
-		return ""
-	}
-	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(a), B: difflib.SplitLines(b), FromFile: "applied", ToFile: "desired", Context: 2,
-	})
-	if err != nil {
-		return ""
-	}
-	return d
-}
-
-func valuesText(v map[string]any) string {
-	if len(v) == 0 {
-		return ""
-	}
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		return ""
-	}
-	return string(b)
 }
 
 // lastRelease is what a release's last revision says of itself.
