@@ -313,6 +313,9 @@ func Down(ctx context.Context, dir string, purge bool, out io.Writer) error {
 		}
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 			p, err := RunningPID(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, nil // its pid file is gone, its lock not yet released: stopping
+			}
 			return p == 0, err
 		})
 		if err != nil {
