@@ -294,6 +294,72 @@ type ClusterProfileStatus struct {
 	// Rollout is this version's roll-out, when its spec has a policy.
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
+	// Impact is what a draft version would do to the fleet, were it
+	// published: the plan of each cluster that would move to it, or why it
+	// would refuse it. Only drafts have one.
+	// +optional
+	Impact *ImpactStatus `json:"impact,omitempty"`
+}
+
+// ImpactStatus is a draft version's effect on the clusters that would
+// move to it. Nothing is written to any cluster to compute it.
+type ImpactStatus struct {
+	// ObservedGeneration is the draft's generation it was computed for: an
+	// impact of an older generation is not the draft's current one.
+	ObservedGeneration int64 `json:"observedGeneration"`
+	// ComputedTime is when it was computed.
+	ComputedTime metav1.Time `json:"computedTime"`
+	// Summary counts every cluster, listed or not.
+	Summary ImpactSummary `json:"summary"`
+	// Clusters lists each cluster's outcome, by namespace and name.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=1000
+	Clusters []ClusterImpact `json:"clusters,omitempty"`
+	// Truncated is true when more clusters would move than are listed.
+	// +optional
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// ImpactSummary counts clusters by outcome.
+type ImpactSummary struct {
+	Change    int32 `json:"change"`
+	Unchanged int32 `json:"unchanged"`
+	Refused   int32 `json:"refused"`
+	// Unknown counts clusters the manager has not reached yet, whose
+	// Kubernetes version and APIs it does not know.
+	Unknown int32 `json:"unknown"`
+}
+
+// ClusterImpact is a draft's effect on one cluster.
+type ClusterImpact struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// From is the version of the profile the cluster runs now.
+	// +optional
+	From string `json:"from,omitempty"`
+	// Refused is why the cluster would not take the draft.
+	// +optional
+	Refused string `json:"refused,omitempty"`
+	// Unknown says why the outcome is not known.
+	// +optional
+	Unknown string `json:"unknown,omitempty"`
+	// +optional
+	// +listType=atomic
+	Layers []LayerImpact `json:"layers,omitempty"`
+}
+
+// LayerImpact is what one layer of a cluster would do.
+type LayerImpact struct {
+	Name string `json:"name"`
+	// Action is install, upgrade, remove, swap or unchanged.
+	Action string `json:"action"`
+	// +optional
+	FromVersion string `json:"fromVersion,omitempty"`
+	// +optional
+	ToVersion string `json:"toVersion,omitempty"`
+	// +optional
+	ValuesChanged bool `json:"valuesChanged,omitempty"`
 }
 
 // +kubebuilder:object:root=true

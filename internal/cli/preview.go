@@ -19,12 +19,15 @@ import (
 // documents: which clusters would change, how, and which would refuse.
 func newProfilePreviewCommand() *cobra.Command {
 	var in inputFlags
+	var mf mgmtFlags
 	var clusterFiles []string
 	var output, only string
 	cmd := &cobra.Command{
-		Use:   "preview [PROFILE VERSION] -f FILE... --clusters FILE...",
+		Use:   "preview PROFILE VERSION [-n NS] | preview [PROFILE VERSION] -f FILE... --clusters FILE...",
 		Short: "Show what a draft profile version would do to each cluster before it is published",
-		Long: `Previews each draft version among the profiles given (or the one named) on the
+		Long: `With PROFILE VERSION and no -f, shows the impact the manager keeps for a draft
+version on the live fleet (status.impact). Offline, with -f, previews each draft
+version among the profiles given (or the one named) on the
 Cluster documents given: for every cluster whose attachment would pick it once
 published, the plan it would run — per layer install, upgrade, remove, swap or
 unchanged, versions from and to, whether values change — or why it would refuse
@@ -37,6 +40,9 @@ cluster would refuse, 1 when one would, 2 on usage errors.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(in.files) == 0 && len(args) == 2 {
+				return previewOnline(cmd.OutOrStdout(), &mf, args[0], args[1], only, output)
+			}
 			docs, catalog, err := in.load(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -95,16 +101,61 @@ cluster would refuse, 1 when one would, 2 on usage errors.`,
 		},
 	}
 	in.register(cmd)
+	mf.register(cmd)
 	cmd.Flags().StringArrayVar(&clusterFiles, "clusters", nil, "file or folder of Cluster documents to preview on; repeatable (Clusters among -f count too)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&only, "cluster", "", "show one cluster's full plan, with each layer's values diff (masked values masked)")
 	return cmd
 }
 
+// previewOnline prints the impact the manager computed for a draft.
+func previewOnline(out io.Writer, f *mgmtFlags, name, version, only, output string) error {
+	_, p, err := getProfileVersion(f, name, version)
+	if err != nil {
+		return err
+	}
+	im := p.Status.Impact
+	switch {
+	case !p.Spec.Draft:
+		return &exitError{code: ExitFail, err: fmt.Errorf("%s %s is published: a preview is of a draft version (spec.draft: true)", name, version)}
+	case im == nil:
+		return &exitError{code: ExitFail, err: fmt.Errorf("%s %s: the manager has not computed its impact yet", name, version)}
+	}
+	impact := preview.Impact{Profile: name, Version: version, Clusters: []preview.ClusterImpact{}, Summary: preview.Summary{
+		Change: int(im.Summary.Change), Unchanged: int(im.Summary.Unchanged), Refused: int(im.Summary.Refused), Unknown: int(im.Summary.Unknown),
+	}}
+	for _, c := range im.Clusters {
+		ci := preview.ClusterImpact{Namespace: c.Namespace, Name: c.Name, From: c.From, Refused: c.Refused, Unknown: c.Unknown, Layers: []preview.LayerChange{}}
+		for _, l := range c.Layers {
+			ci.Layers = append(ci.Layers, preview.LayerChange{Name: l.Name, Action: l.Action, FromVersion: l.FromVersion, ToVersion: l.ToVersion, ValuesChanged: l.ValuesChanged})
+		}
+		impact.Clusters = append(impact.Clusters, ci)
+	}
+	if im.ObservedGeneration != p.Generation {
+		// Never shown as current: the draft changed since.
+		fmt.Fprintf(out, "note: computed for generation %d of the draft, which is at %d now; the manager is computing it again\n", im.ObservedGeneration, p.Generation)
+	}
+	switch {
+	case only != "":
+		return printClusterPlan(out, impact, only, output)
+	case output == "json":
+		return json.NewEncoder(out).Encode(impact)
+	}
+	printImpact(out, impact)
+	if im.Truncated {
+		fmt.Fprintf(out, "(the first %d clusters are listed; the counts are of all)\n", len(im.Clusters))
+	}
+	return nil
+}
+
 // printImpact prints a draft's impact as a table.
 func printImpact(out io.Writer, impact preview.Impact) {
 	s := impact.Summary
-	fmt.Fprintf(out, "%s %s: %d would change, %d unchanged, %d would refuse\n", impact.Profile, impact.Version, s.Change, s.Unchanged, s.Refused)
+	fmt.Fprintf(out, "%s %s: %d would change, %d unchanged, %d would refuse", impact.Profile, impact.Version, s.Change, s.Unchanged, s.Refused)
+	if s.Unknown > 0 {
+		fmt.Fprintf(out, ", %d not known", s.Unknown)
+	}
+	fmt.Fprintln(out)
 	if len(impact.Clusters) == 0 {
 		fmt.Fprintln(out, "  no cluster follows it")
 		return
@@ -112,14 +163,14 @@ func printImpact(out io.Writer, impact preview.Impact) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tFROM\tCHANGE\tREFUSED")
 	for _, c := range impact.Clusters {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clusterKey(c), dash(c.From), changeSummary(c), dash(firstLine(c.Refused)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clusterKey(c), dash(c.From), changeSummary(c), dash(firstLine(c.Refused+c.Unknown)))
 	}
 	tw.Flush()
 }
 
 // changeSummary says in one line what a cluster's layers would do.
 func changeSummary(c preview.ClusterImpact) string {
-	if c.Refused != "" {
+	if c.Refused != "" || c.Unknown != "" {
 		return "-"
 	}
 	var parts []string
@@ -158,14 +209,27 @@ func printClusterPlan(out io.Writer, impact preview.Impact, name, output string)
 			}{c, c.Plan()})
 		}
 		fmt.Fprintf(out, "%s with %s %s (from %s):\n", clusterKey(c), impact.Profile, impact.Version, dash(c.From))
+		if c.Unknown != "" {
+			fmt.Fprintf(out, "  %s\n", c.Unknown)
+			return nil
+		}
 		if c.Refused != "" {
 			fmt.Fprintf(out, "  refuses it: %s\n", c.Refused)
 			return nil
 		}
-		for _, l := range c.Plan() {
+		plan := c.Plan()
+		if plan == nil { // from the manager's status: no values to diff
+			for _, l := range c.Layers {
+				plan = append(plan, preview.PlannedLayer{LayerChange: l})
+			}
+		}
+		for _, l := range plan {
 			fmt.Fprintf(out, "  %s: %s", l.Name, l.Action)
 			if l.FromVersion != "" || l.ToVersion != "" {
 				fmt.Fprintf(out, " %s → %s", dash(l.FromVersion), dash(l.ToVersion))
+			}
+			if l.ValuesChanged && l.ValuesDiff == "" {
+				fmt.Fprint(out, ", values change (the diff: strata profile preview -f … --cluster NAME)")
 			}
 			fmt.Fprintln(out)
 			for _, line := range strings.Split(strings.TrimRight(l.ValuesDiff, "\n"), "\n") {

@@ -145,6 +145,10 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	ir := &ImpactReconciler{Client: mgr.GetClient(), Packs: opts.Packs, Registries: set}
+	if err := ir.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }
 

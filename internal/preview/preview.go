@@ -46,7 +46,9 @@ type ClusterImpact struct {
 	From string `json:"from"`
 	// Refused is why the cluster would not take the draft; its layers are
 	// then empty.
-	Refused string        `json:"refused,omitempty"`
+	Refused string `json:"refused,omitempty"`
+	// Unknown is why its outcome is not known.
+	Unknown string        `json:"unknown,omitempty"`
 	Layers  []LayerChange `json:"layers"`
 
 	// before and after are the stacks compared, for a full plan.
@@ -91,6 +93,7 @@ type Summary struct {
 	Change    int `json:"change"`
 	Unchanged int `json:"unchanged"`
 	Refused   int `json:"refused"`
+	Unknown   int `json:"unknown,omitempty"`
 }
 
 // Impact is a draft version's effect on every cluster that would move to it.
@@ -111,6 +114,9 @@ type Fleet struct {
 	Packs    func(c profile.Cluster) stack.Packs
 	// Facts are what is known of a cluster that runs (its Kubernetes version).
 	Facts func(c profile.Cluster) stack.Facts
+	// Unknown, when set, says why a cluster's outcome cannot be known
+	// (the manager has not reached it), or "".
+	Unknown func(c profile.Cluster) string
 }
 
 // Compute previews draft on the fleet: the clusters whose attachment of
@@ -125,8 +131,15 @@ func Compute(draft *v1.ClusterProfile, fleet Fleet) Impact {
 		if i < 0 {
 			continue
 		}
-		ci := previewCluster(c, i, visible, draft, fleet)
+		var ci ClusterImpact
+		if why := unknown(fleet, c); why != "" {
+			ci = ClusterImpact{Namespace: c.Namespace, Name: c.Name, Unknown: why, Layers: []LayerChange{}}
+		} else {
+			ci = previewCluster(c, i, visible, draft, fleet)
+		}
 		switch {
+		case ci.Unknown != "":
+			out.Summary.Unknown++
 		case ci.Refused != "":
 			out.Summary.Refused++
 		case ci.Changes():
@@ -140,6 +153,13 @@ func Compute(draft *v1.ClusterProfile, fleet Fleet) Impact {
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 	return out
+}
+
+func unknown(fleet Fleet, c profile.Cluster) string {
+	if fleet.Unknown == nil {
+		return ""
+	}
+	return fleet.Unknown(c)
 }
 
 // picksDraft says whether the attachment would pick the draft, were it

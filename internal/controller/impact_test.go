@@ -1,0 +1,114 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/testenv"
+)
+
+// A draft's impact on the live fleet, in its status: the cluster that
+// would change with the right actions, the one whose value the draft's
+// new rule refuses (naming it), the one the manager never reached as not
+// known, the one pinned to the old version left out — and nothing
+// changed on any cluster meanwhile.
+func TestADraftsImpactOnTheFleet(t *testing.T) {
+	t.Parallel()
+	mgmt, c := managementPlane(t, 0, controller.SharedNamespace, "edge")
+	ctx := context.Background()
+	old := helloProfile("1.0.0", "1")
+	old.Spec.Layers = append(old.Spec.Layers, v1.Layer{Name: "config", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hello-config, namespace: default}\n"}})
+	must(t, c.Create(ctx, old))
+	follows := func(replicas string) v1.ProfileAttachment {
+		return v1.ProfileAttachment{Name: "hello", Version: "1.x", Variables: []v1.VariableValue{{Name: "replicas", Value: replicas}}}
+	}
+	w1 := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	w2 := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	store1 := importCluster(t, c, "edge", "store-1", w1.Kubeconfig(), v1.UpdateAutomatic, follows("2"))
+	store2 := importCluster(t, c, "edge", "store-2", w2.Kubeconfig(), v1.UpdateAutomatic, follows("5"))
+	// Two the manager cannot reach (no credentials): one following 1.x,
+	// one pinned to 1.0.0.
+	for name, a := range map[string]v1.ProfileAttachment{"store-3": follows("1"), "pinned": {Name: "hello", Version: "1.0.0"}} {
+		must(t, c.Create(ctx, &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "edge"}, Spec: v1.ClusterSpec{
+			KubeconfigSecretRef: &v1.SecretKeyRef{Name: "no-such-secret"}, Profiles: []v1.ProfileAttachment{a},
+		}}))
+	}
+	for _, cl := range []*v1.Cluster{store1, store2} {
+		waitFor(t, cl.Name+" Ready on 1.0.0", func() (bool, string) {
+			v, ready := runsVersion(t, c, cl)
+			return v == "1.0.0" && ready, v
+		})
+	}
+	cs, err := w1.Clientset()
+	must(t, err)
+	releases := func() string {
+		list, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+		must(t, err)
+		var out []string
+		for _, s := range list.Items {
+			out = append(out, s.Name+"@"+s.ResourceVersion)
+		}
+		return strings.Join(out, ",")
+	}
+	before := releases()
+
+	draft := helloProfile("1.1.0", "1")
+	draft.Spec.Draft = true
+	draft.Spec.Variables[0].Regex = "^[1-3]$"
+	draft.Spec.Layers[0].Values += "    port: 8081\n"
+	must(t, c.Create(ctx, draft))
+	stored := &v1.ClusterProfile{}
+	waitFor(t, "the draft's impact", func() (bool, string) {
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(draft), stored))
+		im := stored.Status.Impact
+		return im != nil && im.ObservedGeneration == stored.Generation && im.Summary == v1.ImpactSummary{Change: 1, Refused: 1, Unknown: 1}, fmt.Sprintf("%+v", im)
+	})
+	outcome := map[string]v1.ClusterImpact{}
+	for _, ci := range stored.Status.Impact.Clusters {
+		outcome[ci.Name] = ci
+	}
+	if len(outcome) != 3 {
+		t.Errorf("clusters listed %v, want store-1, store-2, store-3 (not the pinned one)", outcome)
+	}
+	actions := map[string]string{}
+	for _, l := range outcome["store-1"].Layers {
+		actions[l.Name] = l.Action
+		if l.Name == "hello-universe" && !l.ValuesChanged {
+			t.Errorf("store-1: hello-universe's values change, the impact says not")
+		}
+	}
+	if outcome["store-1"].From != "1.0.0" || actions["hello-universe"] != "upgrade" || actions["config"] != "remove" {
+		t.Errorf("store-1: %+v", outcome["store-1"])
+	}
+	if r := outcome["store-2"].Refused; !strings.Contains(r, "replicas") || !strings.Contains(r, `"5"`) {
+		t.Errorf("store-2 refused %q, want the variable and its value named", r)
+	}
+	if !strings.Contains(outcome["store-3"].Unknown, "not known") {
+		t.Errorf("store-3: %+v, want not known", outcome["store-3"])
+	}
+	if after := releases(); after != before {
+		t.Errorf("Helm releases changed while previewing: %s → %s", before, after)
+	}
+	out := strataCLI(t, testenv.Kubeconfig(t, mgmt), controller.SharedNamespace, "profile", "preview", "hello", "1.1.0")
+	if !strings.Contains(out, "hello 1.1.0: 1 would change, 0 unchanged, 1 would refuse, 1 not known") || !strings.Contains(out, "edge/store-1") {
+		t.Errorf("strata profile preview:\n%s", out)
+	}
+
+	// Published: the impact is gone, the changing cluster moves.
+	strataCLI(t, testenv.Kubeconfig(t, mgmt), controller.SharedNamespace, "profile", "publish", "hello", "1.1.0")
+	waitFor(t, "store-1 on 1.1.0", func() (bool, string) {
+		v, ready := runsVersion(t, c, store1)
+		return v == "1.1.0" && ready, v
+	})
+	waitFor(t, "the impact cleared", func() (bool, string) {
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(draft), stored))
+		return stored.Status.Impact == nil, fmt.Sprintf("%+v", stored.Status.Impact)
+	})
+}
