@@ -99,6 +99,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /clusters/{namespace}/{name}/approve", s.approve)
 	mux.HandleFunc("GET /profiles", s.profiles)
 	mux.HandleFunc("GET /profiles/{namespace}/{name}/diff", s.profileDiff)
+	mux.HandleFunc("POST /profiles/{namespace}/{name}/publish", s.publish)
 	mux.HandleFunc("GET /inventory", s.inventory)
 	mux.HandleFunc("GET /packs", s.packs)
 	mux.HandleFunc("GET /packs/{name}/{version}", s.packVersion)

@@ -196,8 +196,13 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 // allowed asks the management plane whether the user may verb clusters in
 // the namespace.
 func allowed(r *http.Request, c client.Client, verb, namespace string) bool {
+	return allowedOn(r, c, "clusters", verb, namespace)
+}
+
+// allowedOn asks whether the user may verb a resource of Strata's group.
+func allowedOn(r *http.Request, c client.Client, resource, verb, namespace string) bool {
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: v1.GroupVersion.Group, Resource: "clusters", Verb: verb, Namespace: namespace},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Group: v1.GroupVersion.Group, Resource: resource, Verb: verb, Namespace: namespace},
 	}}
 	if err := c.Create(r.Context(), review); err != nil {
 		return false
@@ -233,8 +238,15 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 }
 
 type profileVersion struct {
-	Version, Valid    string
-	Stack             stackPicture
+	Version, Valid string
+	Stack          stackPicture
+	// Draft versions show their impact, and Publish to those allowed.
+	Draft      bool
+	Impact     *impactView
+	CanPublish bool
+	// Object and Generation name the version's object as the user saw it.
+	Object            string
+	Generation        int64
 	Warnings          []string
 	Layers, Variables []string
 	Clusters          []string
@@ -286,7 +298,11 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 			g = &profileGroup{Namespace: p.Namespace, Name: p.Spec.Name, Type: string(p.Spec.Type)}
 			groups[key] = g
 		}
-		pv := profileVersion{Version: p.Spec.Version, Valid: "-", Stack: profileStack(&p)}
+		pv := profileVersion{Version: p.Spec.Version, Valid: "-", Stack: profileStack(&p), Draft: p.Spec.Draft, Object: p.Name, Generation: p.Generation}
+		if p.Spec.Draft {
+			pv.Impact = impactOf(&p)
+			pv.CanPublish = allowedOn(r, c, "clusterprofiles", "patch", p.Namespace)
+		}
 		pv.semver, _ = semver.NewVersion(p.Spec.Version)
 		if cond := apimeta.FindStatusCondition(p.Status.Conditions, controller.ConditionValid); cond != nil {
 			pv.Valid = string(cond.Status)
