@@ -92,6 +92,13 @@ func TestDashboardInABrowser(t *testing.T) {
 			{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}},
 		}},
 	}))
+	// A draft version, to preview and publish from the Profiles page.
+	must(t, c.Create(ctx, &v1.ClusterProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello-1.1.0", Namespace: controller.SharedNamespace},
+		Spec: v1.ClusterProfileSpec{Name: "hello", Version: "1.1.0", Type: v1.ProfileAddOn, Draft: true, Layers: []v1.Layer{
+			{Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"}},
+		}},
+	}))
 	// Three clusters in three states: Ready, waiting for approval, and
 	// Stalled without credentials.
 	for _, name := range []string{"auto", "manual", "nocreds"} {
@@ -204,12 +211,19 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	t.Logf("%s(screenshots in %s)", out, shots)
 
-	// Two forged posts refused, then the user's own click.
+	// The click on Publish, two forged posts refused, then the user's own
+	// click on Approve.
 	posts.Lock()
-	if !slices.Equal(posts.codes, []int{http.StatusForbidden, http.StatusForbidden, http.StatusSeeOther}) {
-		t.Errorf("POSTs answered %v, want the attacker's two refused (403), then the click's 303", posts.codes)
+	if !slices.Equal(posts.codes, []int{http.StatusSeeOther, http.StatusForbidden, http.StatusForbidden, http.StatusSeeOther}) {
+		t.Errorf("POSTs answered %v, want Publish's 303, the attacker's two refused (403), then Approve's 303", posts.codes)
 	}
 	posts.Unlock()
+	// Publish was clicked in the browser.
+	published := &v1.ClusterProfile{}
+	must(t, c.Get(ctx, client.ObjectKey{Namespace: controller.SharedNamespace, Name: "hello-1.1.0"}, published))
+	if published.Spec.Draft {
+		t.Error("hello 1.1.0 is still a draft after the click on Publish")
+	}
 	// The click reached the cluster: approved, and converged.
 	manual := &v1.Cluster{}
 	must(t, c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "manual"}, manual))

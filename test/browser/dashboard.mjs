@@ -66,7 +66,13 @@ try {
   for (const p of expect.profiles) {
     check((await page.locator(`section[data-profile="${p}"]`).count()) === 1, `profiles page: no ${p}`);
   }
+  // The draft 1.1.0 with its impact (the clusters pin 1.0.0: none would
+  // move) and a Publish button, which publishes it.
+  check((await page.locator('tr[data-impact="1.1.0"]').count()) === 1, "profiles page: the draft shows no impact");
   await shot("profiles");
+  await page.click('tr[data-impact="1.1.0"] button.publish');
+  await page.waitForURL(base + "/profiles");
+  check((await page.locator('tr[data-impact="1.1.0"]').count()) === 0, "profiles page: still a draft after Publish");
   await page.goto(base + "/inventory");
   for (const [pkg, count] of Object.entries(expect.inventory)) {
     const cell = page.locator(`tr[data-package="${pkg}"] a`);
