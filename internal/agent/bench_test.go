@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/testenv"
 )
 
@@ -129,4 +131,50 @@ func (m *managerProcess) cpuSeconds(tb testing.TB) float64 {
 	must(tb, err)
 	// Clock ticks: 100 per second on Linux.
 	return (utime + stime) / 100
+}
+
+// BenchmarkFleetWithADraft measures what a draft's impact costs the rest
+// of the fleet: a new version's time to reach every cluster of a hollow
+// fleet (STRATA_BENCH_CLUSTERS, 300 by default) without, then with, a
+// draft that every cluster would move to — so that the manager computes
+// its impact on all of them while they move — and how long that impact
+// took to cover the fleet.
+func BenchmarkFleetWithADraft(b *testing.B) {
+	n := 300
+	if v, err := strconv.Atoi(os.Getenv("STRATA_BENCH_CLUSTERS")); err == nil && v > 0 {
+		n = v
+	}
+	f := newHollowFleet(b)
+	startManagerProcess(b, testenv.Kubeconfig(b, f.mgmt))
+	ctx := context.Background()
+	must(b, f.c.Create(ctx, helloProfile("1.0.0", "1")))
+	f.grow(b, n, 30*time.Second)
+	waitLong(b, "all on 1.0.0", f.allOn(b, "1.0.0"))
+	move := func(version, replicas string) time.Duration {
+		published := time.Now()
+		must(b, f.c.Create(ctx, helloProfile(version, replicas)))
+		waitLong(b, "all on "+version, f.allOn(b, version))
+		return time.Since(published)
+	}
+	baseline := move("1.1.0", "2")
+
+	draft := helloProfile("1.9.0", "3")
+	draft.Spec.Draft = true
+	created := time.Now()
+	must(b, f.c.Create(ctx, draft))
+	withDraft := move("1.2.0", "1")
+	waitLong(b, "the draft's impact on every cluster", func() (bool, string) {
+		got := &v1.ClusterProfile{}
+		must(b, f.c.Get(ctx, client.ObjectKeyFromObject(draft), got))
+		im := got.Status.Impact
+		if im == nil {
+			return false, "none yet"
+		}
+		s := im.Summary
+		return int(s.Change+s.Unchanged+s.Refused) == n, fmt.Sprintf("%+v", s)
+	})
+	b.ReportMetric(baseline.Seconds(), "s-to-all@no-draft")
+	b.ReportMetric(withDraft.Seconds(), "s-to-all@draft")
+	b.ReportMetric(withDraft.Seconds()/baseline.Seconds(), "ratio")
+	b.ReportMetric(time.Since(created).Seconds(), "s-impact-covers-fleet")
 }
