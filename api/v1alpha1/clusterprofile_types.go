@@ -311,10 +311,11 @@ type ImpactStatus struct {
 	ComputedTime metav1.Time `json:"computedTime"`
 	// Summary counts every cluster, listed or not.
 	Summary ImpactSummary `json:"summary"`
-	// Clusters lists each cluster's outcome, by namespace and name.
+	// Clusters lists each cluster's outcome, by namespace and name: the
+	// first 200 (strata profile preview -f … lists every one, offline).
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:MaxItems=200
 	Clusters []ClusterImpact `json:"clusters,omitempty"`
 	// Truncated is true when more clusters would move than are listed.
 	// +optional
