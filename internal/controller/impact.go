@@ -53,18 +53,31 @@ type ImpactReconciler struct {
 	Registries *registry.Set
 
 	mu sync.Mutex
-	// took is how long each draft's last computation took.
-	took map[types.NamespacedName]time.Duration
+	// last is each draft's last computation, written or not.
+	last map[types.NamespacedName]computation
 }
 
-// interval is the least time between two computations of a draft's impact.
-func (r *ImpactReconciler) interval(key types.NamespacedName) time.Duration {
+// computation is when a draft's impact was last computed, and how long it
+// took.
+type computation struct {
+	at   time.Time
+	took time.Duration
+}
+
+// wait is how long a draft's next computation must wait: impactInterval,
+// or impactShare times the last one's duration, from the last one (the
+// status's time when this process has computed none yet).
+func (r *ImpactReconciler) wait(key types.NamespacedName, stored time.Time) time.Duration {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return max(impactInterval, impactShare*r.took[key])
+	last := r.last[key]
+	r.mu.Unlock()
+	if last.at.Before(stored) {
+		last.at = stored
+	}
+	return max(impactInterval, impactShare*last.took) - time.Since(last.at)
 }
 
-// Reconcile computes a draft's impact, at most once per impactInterval.
+// Reconcile computes a draft's impact, no sooner than wait allows.
 func (r *ImpactReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &v1.ClusterProfile{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
@@ -72,7 +85,7 @@ func (r *ImpactReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if !p.Spec.Draft {
 		r.mu.Lock()
-		delete(r.took, req.NamespacedName)
+		delete(r.last, req.NamespacedName)
 		r.mu.Unlock()
 		if p.Status.Impact == nil {
 			return ctrl.Result{}, nil
@@ -81,7 +94,7 @@ func (r *ImpactReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, r.Status().Update(ctx, p)
 	}
 	if im := p.Status.Impact; im != nil && im.ObservedGeneration == p.Generation {
-		if wait := r.interval(req.NamespacedName) - time.Since(im.ComputedTime.Time); wait > 0 {
+		if wait := r.wait(req.NamespacedName, im.ComputedTime.Time); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
@@ -91,10 +104,12 @@ func (r *ImpactReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	r.mu.Lock()
-	if r.took == nil {
-		r.took = map[types.NamespacedName]time.Duration{}
+	if r.last == nil {
+		r.last = map[types.NamespacedName]computation{}
 	}
-	r.took[req.NamespacedName] = time.Since(started)
+	// Remembered even when nothing is written, so an unchanged impact is
+	// not computed again on the next event.
+	r.last[req.NamespacedName] = computation{at: started, took: time.Since(started)}
 	r.mu.Unlock()
 	if before := p.Status.Impact; before != nil && before.ObservedGeneration == impact.ObservedGeneration &&
 		before.Summary == impact.Summary && equality.Semantic.DeepEqual(before.Clusters, impact.Clusters) && before.Truncated == impact.Truncated {
