@@ -222,6 +222,10 @@ const (
 	// ConditionAgentConnected is True while an agent-mode cluster's agent
 	// sends its heartbeat.
 	ConditionAgentConnected = "AgentConnected"
+	// ConditionVersionRefused is True while a cluster following a range
+	// keeps the version it runs because the newest one the range picks
+	// refuses it (its values break the new schema, a constraint fails).
+	ConditionVersionRefused = "VersionRefused"
 )
 
 // ClusterStatus is observed state of a cluster.
@@ -299,6 +303,18 @@ type ProfileStatus struct {
 	// range does not pick them again until a user retries.
 	// +optional
 	Rejected []string `json:"rejected,omitempty"`
+	// Refused is the newest version the cluster's range picks and the
+	// cluster cannot take, and why; it keeps running Version meanwhile.
+	// +optional
+	Refused *RefusedVersion `json:"refused,omitempty"`
+}
+
+// RefusedVersion is a profile version a cluster does not take.
+type RefusedVersion struct {
+	Version string `json:"version"`
+	// Reason lists what the version refuses in this cluster, each naming
+	// the file, object and field.
+	Reason string `json:"reason"`
 }
 
 // PendingPlan is a plan waiting for approval.

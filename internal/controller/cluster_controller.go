@@ -224,8 +224,10 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	resolved, err := r.resolve(ctx, c, kv)
 	if err != nil {
 		// An invalid change applies nothing; the message is the offline CLI's.
+		recordRefusals(c, nil)
 		return r.stalled(c, "InvalidStack", err), nil
 	}
+	recordRefusals(c, resolved.profiles)
 	st, profiles := resolved.stack, resolved.profiles
 	c.Status.UpdatePolicy = resolved.policy
 	plan, err := e.Plan(ctx, st)
@@ -256,7 +258,14 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		// less often, and at least every fifth of the resync period.
 		return ctrl.Result{RequeueAfter: min(r.retryAfterFailure(c), r.Resync/5)}, nil
 	}
-	r.reached(c)
+	next := r.Resync
+	if resolved.refused {
+		// A refusal may pass (a pack registry back from an outage): look
+		// again, less and less often.
+		next = r.retryAfterFailure(c)
+	} else {
+		r.reached(c)
+	}
 	if c.Status.Phase == v1.ClusterReady {
 		for i := range c.Status.Profiles {
 			if v := c.Status.Profiles[i].Version; v != "" {
@@ -267,9 +276,25 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	if r.checkHealth(ctx, c, e, resolved) {
 		// A roll-out is watching this cluster: look again soon, so a gate
 		// that fails during the soak is seen in time.
-		return ctrl.Result{RequeueAfter: min(r.Resync, healthRecheck)}, nil
+		return ctrl.Result{RequeueAfter: min(next, healthRecheck)}, nil
 	}
-	return ctrl.Result{RequeueAfter: r.Resync}, nil
+	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// recordRefusals says, in the VersionRefused condition, which versions the
+// cluster does not take and why; the versions it keeps are in its profiles.
+func recordRefusals(c *v1.Cluster, profiles []v1.ProfileStatus) {
+	var said []string
+	for _, p := range profiles {
+		if p.Refused != nil {
+			said = append(said, fmt.Sprintf("%s %s is not taken, %s stays: %s", p.Name, p.Refused.Version, p.Version, p.Refused.Reason))
+		}
+	}
+	if len(said) == 0 {
+		apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionVersionRefused)
+		return
+	}
+	setCondition(c, v1.ConditionVersionRefused, metav1.ConditionTrue, "NewerVersionRefused", strings.Join(said, "; "))
 }
 
 // healthRecheck is how often a cluster that a roll-out is updating or
@@ -520,6 +545,9 @@ type resolution struct {
 	// waiting says, by profile name, what each attached profile the
 	// cluster runs nothing of waits for (a roll-out not at its wave yet).
 	waiting map[string]string
+	// refused is true when the cluster keeps a version because the newer
+	// one its range picks refuses it (in profiles' Refused).
+	refused bool
 }
 
 // resolve reads the versions of the cluster's attached profiles that its
@@ -538,14 +566,24 @@ func (r *ClusterReconciler) resolve(ctx context.Context, c *v1.Cluster, kv strin
 	var rejected map[string][]string
 	var waiting map[string]string
 	gated.Spec.Profiles, rejected, waiting = rollout.Gate(c, visible)
-	st, err := stack.ResolveStack(visible, profile.Cluster{Cluster: gated, Source: src}, packsFor(r.Registries, r.Packs, c.Namespace), stack.Facts{KubernetesVersion: kv})
+	resolveWith := func(attachments []v1.ProfileAttachment) (*stack.Stack, error) {
+		gated.Spec.Profiles = attachments
+		return stack.ResolveStack(visible, profile.Cluster{Cluster: gated, Source: src}, packsFor(r.Registries, r.Packs, c.Namespace), stack.Facts{KubernetesVersion: kv})
+	}
+	picked := gated.Spec.Profiles
+	st, err := resolveWith(picked)
+	var refused map[string]v1.RefusedVersion
 	if err != nil {
-		return nil, err
+		held, why, ok := rollout.HoldBack(c, picked, visible, resolveWith)
+		if !ok {
+			return nil, err
+		}
+		st, refused = held, why
 	}
 	if err := r.trustCharts(ctx, st, visible); err != nil {
 		return nil, err
 	}
-	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected), policy: c.Spec.UpdatePolicy, visible: visible, waiting: waiting}
+	res := &resolution{stack: st, profiles: profilesRun(c, st, visible, rejected, refused), policy: c.Spec.UpdatePolicy, visible: visible, waiting: waiting, refused: len(refused) > 0}
 	if res.policy == "" {
 		res.policy = v1.UpdateAutomatic
 		for _, p := range visible {
@@ -616,12 +654,15 @@ func visibleProfiles(ctx context.Context, r client.Reader, c *v1.Cluster) ([]pro
 }
 
 // profilesRun lists the version of each attached profile in the stack, the
-// newest version visible, the last version run healthy and the versions
-// rejected in roll-outs.
-func profilesRun(c *v1.Cluster, st *stack.Stack, visible []profile.Profile, rejected map[string][]string) []v1.ProfileStatus {
+// newest version visible, the last version run healthy, the versions
+// rejected in roll-outs and the version refused, if any.
+func profilesRun(c *v1.Cluster, st *stack.Stack, visible []profile.Profile, rejected map[string][]string, refused map[string]v1.RefusedVersion) []v1.ProfileStatus {
 	out := make([]v1.ProfileStatus, 0, len(c.Spec.Profiles))
 	for _, a := range c.Spec.Profiles {
 		ps := v1.ProfileStatus{Name: a.Name, Version: st.ProfileVersion(a.Name), Rejected: rejected[a.Name]}
+		if why, ok := refused[a.Name]; ok {
+			ps.Refused = &why
+		}
 		for _, s := range c.Status.Profiles {
 			if s.Name == a.Name {
 				ps.LastGood = s.LastGood

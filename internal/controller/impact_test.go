@@ -6,19 +6,22 @@ import (
 	"strings"
 	"testing"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/testenv"
 )
 
-// A draft's impact on the live fleet, in its status: the cluster that
+// A draft's impact on the live fleet, in its status: the clusters that
 // would change with the right actions, the one whose value the draft's
 // new rule refuses (naming it), the one the manager never reached as not
 // known, the one pinned to the old version left out — and nothing
-// changed on any cluster meanwhile.
+// changed on any cluster meanwhile. Once published, exactly the two move;
+// the refusing one keeps its version, Ready, and says why.
 func TestADraftsImpactOnTheFleet(t *testing.T) {
 	t.Parallel()
 	mgmt, c := managementPlane(t, 0, controller.SharedNamespace, "edge")
@@ -31,8 +34,10 @@ func TestADraftsImpactOnTheFleet(t *testing.T) {
 	}
 	w1 := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
 	w2 := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
+	w4 := testenv.WorkloadCluster(t, testenv.ClusterOptions{Nodes: 1})
 	store1 := importCluster(t, c, "edge", "store-1", w1.Kubeconfig(), v1.UpdateAutomatic, follows("2"))
 	store2 := importCluster(t, c, "edge", "store-2", w2.Kubeconfig(), v1.UpdateAutomatic, follows("5"))
+	store4 := importCluster(t, c, "edge", "store-4", w4.Kubeconfig(), v1.UpdateAutomatic, follows("3"))
 	// Two the manager cannot reach (no credentials): one following 1.x,
 	// one pinned to 1.0.0.
 	for name, a := range map[string]v1.ProfileAttachment{"store-3": follows("1"), "pinned": {Name: "hello", Version: "1.0.0"}} {
@@ -40,15 +45,17 @@ func TestADraftsImpactOnTheFleet(t *testing.T) {
 			KubeconfigSecretRef: &v1.SecretKeyRef{Name: "no-such-secret"}, Profiles: []v1.ProfileAttachment{a},
 		}}))
 	}
-	for _, cl := range []*v1.Cluster{store1, store2} {
+	for _, cl := range []*v1.Cluster{store1, store2, store4} {
 		waitFor(t, cl.Name+" Ready on 1.0.0", func() (bool, string) {
 			v, ready := runsVersion(t, c, cl)
 			return v == "1.0.0" && ready, v
 		})
 	}
-	cs, err := w1.Clientset()
-	must(t, err)
-	releases := func() string {
+	// Each workload cluster's Helm releases, to see that a preview changes
+	// none and publishing changes only those that take the version.
+	releases := func(w *controlplane.ControlPlane) string {
+		cs, err := w.Clientset()
+		must(t, err)
 		list, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
 		must(t, err)
 		var out []string
@@ -57,7 +64,7 @@ func TestADraftsImpactOnTheFleet(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	before := releases()
+	before := releases(w1) + ";" + releases(w2) + ";" + releases(w4)
 
 	draft := helloProfile("1.1.0", "1")
 	draft.Spec.Draft = true
@@ -68,24 +75,26 @@ func TestADraftsImpactOnTheFleet(t *testing.T) {
 	waitFor(t, "the draft's impact", func() (bool, string) {
 		must(t, c.Get(ctx, client.ObjectKeyFromObject(draft), stored))
 		im := stored.Status.Impact
-		return im != nil && im.ObservedGeneration == stored.Generation && im.Summary == v1.ImpactSummary{Change: 1, Refused: 1, Unknown: 1}, fmt.Sprintf("%+v", im)
+		return im != nil && im.ObservedGeneration == stored.Generation && im.Summary == v1.ImpactSummary{Change: 2, Refused: 1, Unknown: 1}, fmt.Sprintf("%+v", im)
 	})
 	outcome := map[string]v1.ClusterImpact{}
 	for _, ci := range stored.Status.Impact.Clusters {
 		outcome[ci.Name] = ci
 	}
-	if len(outcome) != 3 {
-		t.Errorf("clusters listed %v, want store-1, store-2, store-3 (not the pinned one)", outcome)
+	if len(outcome) != 4 {
+		t.Errorf("clusters listed %v, want store-1 to store-4 (not the pinned one)", outcome)
 	}
-	actions := map[string]string{}
-	for _, l := range outcome["store-1"].Layers {
-		actions[l.Name] = l.Action
-		if l.Name == "hello-universe" && !l.ValuesChanged {
-			t.Errorf("store-1: hello-universe's values change, the impact says not")
+	for _, name := range []string{"store-1", "store-4"} {
+		actions := map[string]string{}
+		for _, l := range outcome[name].Layers {
+			actions[l.Name] = l.Action
+			if l.Name == "hello-universe" && !l.ValuesChanged {
+				t.Errorf("%s: hello-universe's values change, the impact says not", name)
+			}
 		}
-	}
-	if outcome["store-1"].From != "1.0.0" || actions["hello-universe"] != "upgrade" || actions["config"] != "remove" {
-		t.Errorf("store-1: %+v", outcome["store-1"])
+		if outcome[name].From != "1.0.0" || actions["hello-universe"] != "upgrade" || actions["config"] != "remove" {
+			t.Errorf("%s: %+v", name, outcome[name])
+		}
 	}
 	if r := outcome["store-2"].Refused; !strings.Contains(r, "replicas") || !strings.Contains(r, `"5"`) {
 		t.Errorf("store-2 refused %q, want the variable and its value named", r)
@@ -93,20 +102,45 @@ func TestADraftsImpactOnTheFleet(t *testing.T) {
 	if !strings.Contains(outcome["store-3"].Unknown, "not known") {
 		t.Errorf("store-3: %+v, want not known", outcome["store-3"])
 	}
-	if after := releases(); after != before {
+	if after := releases(w1) + ";" + releases(w2) + ";" + releases(w4); after != before {
 		t.Errorf("Helm releases changed while previewing: %s → %s", before, after)
 	}
 	out := strataCLI(t, testenv.Kubeconfig(t, mgmt), controller.SharedNamespace, "profile", "preview", "hello", "1.1.0")
-	if !strings.Contains(out, "hello 1.1.0: 1 would change, 0 unchanged, 1 would refuse, 1 not known") || !strings.Contains(out, "edge/store-1") {
+	if !strings.Contains(out, "hello 1.1.0: 2 would change, 0 unchanged, 1 would refuse, 1 not known") || !strings.Contains(out, "edge/store-1") {
 		t.Errorf("strata profile preview:\n%s", out)
 	}
 
-	// Published: the impact is gone, the changing cluster moves.
+	// Published: the impact is gone, the two changing clusters move, and
+	// the refusing one keeps running 1.0.0, saying why it does not move.
+	refusingBefore := releases(w2)
 	strataCLI(t, testenv.Kubeconfig(t, mgmt), controller.SharedNamespace, "profile", "publish", "hello", "1.1.0")
-	waitFor(t, "store-1 on 1.1.0", func() (bool, string) {
-		v, ready := runsVersion(t, c, store1)
-		return v == "1.1.0" && ready, v
+	for _, cl := range []*v1.Cluster{store1, store4} {
+		waitFor(t, cl.Name+" on 1.1.0", func() (bool, string) {
+			v, ready := runsVersion(t, c, cl)
+			return v == "1.1.0" && ready, v
+		})
+	}
+	waitFor(t, "store-2 saying it keeps 1.0.0", func() (bool, string) {
+		got := getCluster(t, c, store2)
+		refusal := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionVersionRefused)
+		return refusal != nil && refusal.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", got.Status.Conditions)
 	})
+	got := getCluster(t, c, store2)
+	if v, ready := runsVersion(t, c, store2); v != "1.0.0" || !ready {
+		t.Errorf("store-2 runs %q (Ready %v), want 1.0.0 Ready", v, ready)
+	}
+	if refusal := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionVersionRefused); !strings.Contains(refusal.Message, "hello 1.1.0 is not taken, 1.0.0 stays") || !strings.Contains(refusal.Message, "replicas") {
+		t.Errorf("store-2's VersionRefused says %q, want the version kept, the one refused and the variable", refusal.Message)
+	}
+	if p := got.Status.Profiles[0]; p.Version != "1.0.0" || p.Latest != "1.1.0" || p.Refused == nil || p.Refused.Version != "1.1.0" || !strings.Contains(p.Refused.Reason, "replicas") {
+		t.Errorf("store-2's status.profiles %+v, want 1.0.0 running and 1.1.0 refused naming the variable", p)
+	}
+	if out := strataCLI(t, testenv.Kubeconfig(t, mgmt), "edge", "get", "clusters"); !strings.Contains(out, "hello@1.0.0 (1.x) [1.1.0 refused]") {
+		t.Errorf("strata get clusters does not show store-2 keeping 1.0.0 and refusing 1.1.0:\n%s", out)
+	}
+	if after := releases(w2); after != refusingBefore {
+		t.Errorf("store-2's Helm releases changed although it refuses 1.1.0: %s → %s", refusingBefore, after)
+	}
 	waitFor(t, "the impact cleared", func() (bool, string) {
 		must(t, c.Get(ctx, client.ObjectKeyFromObject(draft), stored))
 		return stored.Status.Impact == nil, fmt.Sprintf("%+v", stored.Status.Impact)

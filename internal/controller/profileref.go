@@ -10,6 +10,8 @@ type ProfileRef struct {
 	Version string `json:"version"`
 	Follows string `json:"follows"`
 	Latest  string `json:"latest,omitempty"`
+	// Refused is a newer version the cluster does not take (its status says why).
+	Refused string `json:"refused,omitempty"`
 }
 
 // AttachedProfiles lists a cluster's attachments with what its status says
@@ -21,6 +23,9 @@ func AttachedProfiles(c *v1.Cluster) []ProfileRef {
 		for _, s := range c.Status.Profiles {
 			if s.Name == a.Name {
 				p.Latest = s.Latest
+				if s.Refused != nil {
+					p.Refused = s.Refused.Version
+				}
 				if s.Version != "" {
 					p.Version = s.Version
 				}
@@ -31,14 +36,17 @@ func AttachedProfiles(c *v1.Cluster) []ProfileRef {
 	return out
 }
 
-// String is "name@version", with the range followed and a newer version
-// when there are.
+// String is "name@version", with the range followed, a newer version
+// refused and a newer version published when there are.
 func (p ProfileRef) String() string {
 	s := p.Name + "@" + p.Version
 	if p.Follows != p.Version {
 		s += " (" + p.Follows + ")"
 	}
-	if p.Latest != "" && p.Latest != p.Version {
+	if p.Refused != "" {
+		s += " [" + p.Refused + " refused]"
+	}
+	if p.Latest != "" && p.Latest != p.Version && p.Latest != p.Refused {
 		s += " [" + p.Latest + " published]"
 	}
 	return s
