@@ -361,6 +361,12 @@ type LayerImpact struct {
 	ToVersion string `json:"toVersion,omitempty"`
 	// +optional
 	ValuesChanged bool `json:"valuesChanged,omitempty"`
+	// Package is the pack or chart, and FromPackage what it replaces in a
+	// swap.
+	// +optional
+	Package string `json:"package,omitempty"`
+	// +optional
+	FromPackage string `json:"fromPackage,omitempty"`
 }
 
 // +kubebuilder:object:root=true

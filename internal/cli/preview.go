@@ -173,27 +173,10 @@ func changeSummary(c preview.ClusterImpact) string {
 	if c.Refused != "" || c.Unknown != "" {
 		return "-"
 	}
-	var parts []string
-	for _, l := range c.Layers {
-		switch l.Action {
-		case preview.Unchanged:
-			continue
-		case preview.Upgrade:
-			if l.FromVersion != l.ToVersion {
-				parts = append(parts, fmt.Sprintf("%s %s→%s", l.Name, l.FromVersion, l.ToVersion))
-			} else {
-				parts = append(parts, l.Name+" values")
-			}
-		case preview.Swap:
-			parts = append(parts, fmt.Sprintf("%s %s→%s", l.Name, l.FromPackage, l.Package))
-		default:
-			parts = append(parts, l.Name+" "+l.Action)
-		}
+	if s := preview.Changes(c.Layers); s != "" {
+		return s
 	}
-	if len(parts) == 0 {
-		return "unchanged"
-	}
-	return strings.Join(parts, ", ")
+	return "unchanged"
 }
 
 // printClusterPlan prints one cluster's full plan.

@@ -138,7 +138,7 @@ func TestProfilePreviewOffline(t *testing.T) {
 	}
 
 	out, _ = run(t, args...)
-	for _, want := range []string{"hello 1.1.0: 2 would change, 0 unchanged, 1 would refuse", "edge/store-1  1.0.0  mirror 0.0.18→0.0.30, config remove"} {
+	for _, want := range []string{"hello 1.1.0: 2 would change, 0 unchanged, 1 would refuse", "edge/store-1  1.0.0  mirror 0.0.18 → 0.0.30, config remove"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q\n%s", want, out)
 		}

@@ -177,7 +177,7 @@ func (r *ImpactReconciler) compute(ctx context.Context, p *v1.ClusterProfile) (*
 		}
 		ci := v1.ClusterImpact{Namespace: c.Namespace, Name: c.Name, From: c.From, Refused: truncate(c.Refused, 1024), Unknown: c.Unknown}
 		for _, l := range c.Layers {
-			ci.Layers = append(ci.Layers, v1.LayerImpact{Name: l.Name, Action: l.Action, FromVersion: l.FromVersion, ToVersion: l.ToVersion, ValuesChanged: l.ValuesChanged})
+			ci.Layers = append(ci.Layers, v1.LayerImpact{Name: l.Name, Action: l.Action, FromVersion: l.FromVersion, ToVersion: l.ToVersion, ValuesChanged: l.ValuesChanged, Package: l.Package, FromPackage: l.FromPackage})
 		}
 		out.Clusters = append(out.Clusters, ci)
 	}

@@ -3,11 +3,11 @@ package dashboard
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/preview"
 )
 
 // impactView is a draft's impact as the Profiles page draws it.
@@ -49,25 +49,17 @@ func impactOf(p *v1.ClusterProfile) *impactView {
 	}
 	for _, c := range im.Clusters {
 		row := impactRow{Key: c.Namespace + "/" + c.Name, Outcome: "unchanged", Change: "no layer changes"}
-		var changes []string
-		for _, l := range c.Layers {
-			switch {
-			case l.Action == "unchanged":
-			case l.Action == "upgrade" && l.FromVersion != l.ToVersion:
-				changes = append(changes, fmt.Sprintf("%s %s → %s", l.Name, l.FromVersion, l.ToVersion))
-			case l.Action == "upgrade":
-				changes = append(changes, l.Name+" values")
-			default:
-				changes = append(changes, l.Name+" "+l.Action)
-			}
+		layers := make([]preview.LayerChange, len(c.Layers))
+		for i, l := range c.Layers {
+			layers[i] = preview.LayerChange{Name: l.Name, Action: l.Action, FromVersion: l.FromVersion, ToVersion: l.ToVersion, Package: l.Package, FromPackage: l.FromPackage}
 		}
-		switch {
+		switch changes := preview.Changes(layers); {
 		case c.Unknown != "":
 			row.Outcome, row.Change = "unknown", c.Unknown
 		case c.Refused != "":
 			row.Outcome, row.Change = "refused", c.Refused
-		case len(changes) > 0:
-			row.Outcome, row.Change = "change", strings.Join(changes, ", ")
+		case changes != "":
+			row.Outcome, row.Change = "change", changes
 		}
 		v.Clusters = append(v.Clusters, row)
 	}

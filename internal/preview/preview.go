@@ -37,6 +37,26 @@ type LayerChange struct {
 	FromPackage string `json:"fromPackage,omitempty"`
 }
 
+// Changes says in one line what the changing layers would do, e.g.
+// "web 1.0.0 → 1.1.0, config remove"; "" when no layer changes.
+func Changes(layers []LayerChange) string {
+	var parts []string
+	for _, l := range layers {
+		switch {
+		case l.Action == Unchanged:
+		case l.Action == Upgrade && l.FromVersion != l.ToVersion:
+			parts = append(parts, l.Name+" "+l.FromVersion+" → "+l.ToVersion)
+		case l.Action == Upgrade:
+			parts = append(parts, l.Name+" values")
+		case l.Action == Swap:
+			parts = append(parts, l.Name+" "+l.FromPackage+" → "+l.Package)
+		default:
+			parts = append(parts, l.Name+" "+l.Action)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // ClusterImpact is the draft's effect on one cluster.
 type ClusterImpact struct {
 	Namespace string `json:"namespace"`
