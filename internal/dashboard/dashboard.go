@@ -71,6 +71,7 @@ type Server struct {
 	// version, not per request.
 	logos    *packview.Memo[[]byte]
 	contents *packview.Memo[packContent]
+	digests  digestsSeen
 }
 
 // New parses the templates once.
@@ -112,12 +113,7 @@ func (s *Server) Handler() http.Handler {
 
 // clientFor acts as the request's user.
 func (s *Server) clientFor(r *http.Request) (client.WithWatch, error) {
-	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if token == "" {
-		if c, err := r.Cookie(tokenCookie); err == nil {
-			token = c.Value
-		}
-	}
+	token := tokenOf(r)
 	var cfg *rest.Config
 	switch {
 	case token != "":
@@ -129,6 +125,17 @@ func (s *Server) clientFor(r *http.Request) (client.WithWatch, error) {
 		return nil, errUnauthenticated
 	}
 	return client.NewWithWatch(cfg, client.Options{Scheme: controller.Scheme()})
+}
+
+// tokenOf is the bearer token a request carries, in its header or cookie.
+func tokenOf(r *http.Request) string {
+	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if token == "" {
+		if c, err := r.Cookie(tokenCookie); err == nil {
+			token = c.Value
+		}
+	}
+	return token
 }
 
 var errUnauthenticated = errors.New("sign in: the dashboard acts as you, with a token the management plane accepts")

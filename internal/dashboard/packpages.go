@@ -1,9 +1,13 @@
 package dashboard
 
 import (
+	"crypto/sha256"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
+	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -169,18 +173,72 @@ func (s *Server) packLogo(w http.ResponseWriter, r *http.Request) {
 }
 
 // archiveDigest is the digest a registry the user sees lists for a pack
-// version: where it is in the pack cache. "" when none lists it.
+// version: where it is in the pack cache. "" when none lists it. A page
+// asks for the logo of each of its layers at once: what the user may see
+// is read once and kept a short while.
 func (s *Server) archiveDigest(r *http.Request, c client.Client, name, version string) string {
-	var regs v1.PackRegistryList
-	if err := c.List(r.Context(), &regs); err != nil {
-		return ""
-	}
-	for _, reg := range regs.Items {
-		for _, e := range reg.Status.Entries {
-			if e.Name == name && e.Version == version {
-				return e.Digest
+	seen, ok := s.digests.get(tokenOf(r))
+	if !ok {
+		var regs v1.PackRegistryList
+		if err := c.List(r.Context(), &regs); err != nil {
+			return ""
+		}
+		seen = map[string]string{}
+		for _, reg := range regs.Items {
+			for _, e := range reg.Status.Entries {
+				if _, listed := seen[e.Name+"@"+e.Version]; !listed {
+					seen[e.Name+"@"+e.Version] = e.Digest
+				}
 			}
 		}
+		s.digests.put(tokenOf(r), seen)
 	}
-	return ""
+	return seen[name+"@"+version]
+}
+
+// digestsSeen keeps, per user, the pack digests the registries they may
+// see list, for digestsKept.
+type digestsSeen struct {
+	mu    sync.Mutex
+	users map[[sha256.Size]byte]digestsOf
+}
+
+type digestsOf struct {
+	digests map[string]string
+	until   time.Time
+}
+
+const (
+	digestsKept = 30 * time.Second
+	// digestsUsers bounds the users kept; past it the expired go first,
+	// then all.
+	digestsUsers = 256
+)
+
+// The user is known by a hash of their token: the token itself is not
+// kept.
+func (d *digestsSeen) get(token string) (map[string]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.users[sha256.Sum256([]byte(token))]
+	if !ok || time.Now().After(e.until) {
+		return nil, false
+	}
+	return e.digests, true
+}
+
+func (d *digestsSeen) put(token string, digests map[string]string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.users == nil {
+		d.users = map[[sha256.Size]byte]digestsOf{}
+	}
+	now := time.Now()
+	if len(d.users) >= digestsUsers {
+		maps.DeleteFunc(d.users, func(_ [sha256.Size]byte, e digestsOf) bool { return now.After(e.until) })
+	}
+	if len(d.users) >= digestsUsers {
+		clear(d.users)
+	}
+	d.users[sha256.Sum256([]byte(token))] = digestsOf{digests: digests, until: now.Add(digestsKept)}
 }
