@@ -231,24 +231,17 @@ var notOnlyImpact = predicate.Funcs{
 	},
 }
 
-// draftsOf maps a cluster to the drafts of the profiles it attaches, in
-// its namespace and the shared one.
+// draftsOf maps a cluster to the drafts it sees of the profiles it
+// attaches.
 func (r *ImpactReconciler) draftsOf(ctx context.Context, o client.Object) []ctrl.Request {
-	c := o.(*v1.Cluster)
-	names := map[string]bool{}
-	for _, a := range c.Spec.Profiles {
-		names[a.Name] = true
+	visible, err := visibleProfiles(ctx, r.Client, o.(*v1.Cluster))
+	if err != nil {
+		return nil
 	}
 	var reqs []ctrl.Request
-	for _, ns := range slices.Compact([]string{c.Namespace, SharedNamespace}) {
-		var list v1.ClusterProfileList
-		if err := r.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			continue
-		}
-		for _, p := range list.Items {
-			if p.Spec.Draft && names[p.Spec.Name] {
-				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
-			}
+	for _, p := range visible {
+		if p.Spec.Draft {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p.ClusterProfile)})
 		}
 	}
 	return reqs
