@@ -20,6 +20,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/chartsource"
 	"strata.dev/strata/internal/engine"
+	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -238,4 +239,27 @@ func (r *ClusterReconciler) wakeUp(key client.ObjectKey) {
 	case r.wake <- event.GenericEvent{Object: &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}:
 	default:
 	}
+}
+
+// errNotConnected: the manager holds no connection to a cluster.
+var errNotConnected = errors.New("the manager holds no connection to this cluster")
+
+// refusals says, by layer, why a cluster would refuse the named layers of
+// st — APIs it does not serve, a chart that does not render — from what
+// the engine of its connection knows, writing nothing. A cluster the
+// manager holds no connection to (an agent's, one not reached yet,
+// another shard's) answers errNotConnected: its layers go unchecked.
+func (r *ClusterReconciler) refusals(ctx context.Context, c *v1.Cluster, st *stack.Stack, visible []profile.Profile, layers []string) (map[string]string, error) {
+	r.conns.mu.Lock()
+	conn := r.conns.byCluster[c.UID]
+	r.conns.mu.Unlock()
+	if conn == nil || conn.engine == nil {
+		return nil, errNotConnected
+	}
+	// The draft's charts are checked with its own trust, as a cluster
+	// taking it would.
+	if err := r.trustCharts(ctx, st, visible); err != nil {
+		return nil, err
+	}
+	return conn.engine.Refusals(st, layers)
 }

@@ -51,6 +51,10 @@ type ImpactReconciler struct {
 	client.Client
 	Packs      stack.Packs
 	Registries *registry.Set
+	// Refusals, when set, checks a draft's changed layers against what
+	// the manager knows of a cluster it is connected to (the APIs it
+	// serves); a ClusterReconciler's.
+	Refusals func(ctx context.Context, c *v1.Cluster, st *stack.Stack, visible []profile.Profile, layers []string) (map[string]string, error)
 
 	mu sync.Mutex
 	// last is each draft's last computation, written or not.
@@ -165,6 +169,7 @@ func (r *ImpactReconciler) compute(ctx context.Context, p *v1.ClusterProfile) (*
 			}
 			return ""
 		},
+		Refusals: r.refusalsFor(ctx, visible),
 	})
 	out := &v1.ImpactStatus{ObservedGeneration: p.Generation, ComputedTime: metav1.Now(), Summary: v1.ImpactSummary{
 		Change: int32(impact.Summary.Change), Unchanged: int32(impact.Summary.Unchanged),
@@ -229,6 +234,16 @@ var notOnlyImpact = predicate.Funcs{
 		}
 		return !equality.Semantic.DeepEqual(a, b)
 	},
+}
+
+// refusalsFor checks a cluster's changed layers with Refusals, when set.
+func (r *ImpactReconciler) refusalsFor(ctx context.Context, visible map[types.UID][]profile.Profile) func(profile.Cluster, *stack.Stack, []string) (map[string]string, error) {
+	if r.Refusals == nil {
+		return nil
+	}
+	return func(c profile.Cluster, st *stack.Stack, layers []string) (map[string]string, error) {
+		return r.Refusals(ctx, c.Cluster, st, visible[c.UID], layers)
+	}
 }
 
 // draftsOf maps a cluster to the drafts it sees of the profiles it

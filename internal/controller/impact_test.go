@@ -110,6 +110,26 @@ func TestADraftsImpactOnTheFleet(t *testing.T) {
 		t.Errorf("strata profile preview:\n%s", out)
 	}
 
+	// A draft whose new layer needs an API the clusters do not serve: the
+	// clusters the manager is connected to refuse it, naming the kind.
+	monitored := helloProfile("1.2.0", "1")
+	monitored.Spec.Draft = true
+	monitored.Spec.Layers = append(monitored.Spec.Layers, v1.Layer{Name: "monitor", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{
+		Inline: "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: hello, namespace: default}\nspec: {endpoints: [{port: http}]}\n",
+	}})
+	must(t, c.Create(ctx, monitored))
+	waitFor(t, "1.2.0 refused for the API", func() (bool, string) {
+		must(t, c.Get(ctx, client.ObjectKeyFromObject(monitored), stored))
+		im := stored.Status.Impact
+		return im != nil && im.ObservedGeneration == stored.Generation && im.Summary == v1.ImpactSummary{Refused: 3, Unknown: 1}, fmt.Sprintf("%+v", im)
+	})
+	for _, ci := range stored.Status.Impact.Clusters {
+		if ci.Name == "store-1" && (!strings.Contains(ci.Refused, "layer monitor") || !strings.Contains(ci.Refused, "ServiceMonitor") || !strings.Contains(ci.Refused, "not served")) {
+			t.Errorf("store-1 refuses 1.2.0 with %q, want the layer and the kind the cluster does not serve", ci.Refused)
+		}
+	}
+	must(t, c.Delete(ctx, monitored))
+
 	// Published: the impact is gone, the two changing clusters move, and
 	// the refusing one keeps running 1.0.0, saying why it does not move.
 	refusingBefore := releases(w2)

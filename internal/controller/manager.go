@@ -145,7 +145,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	ir := &ImpactReconciler{Client: mgr.GetClient(), Packs: opts.Packs, Registries: set}
+	ir := &ImpactReconciler{Client: mgr.GetClient(), Packs: opts.Packs, Registries: set, Refusals: r.refusals}
 	if err := ir.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

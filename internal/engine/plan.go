@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
+	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	releasecommon "helm.sh/helm/v4/pkg/release/common"
 	corev1 "k8s.io/api/core/v1"
@@ -179,7 +181,7 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 	}
 
 	var releases map[string]lastRelease // read when a layer needs it
-	opts := render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts, Zarf: e.opts.Zarf}
+	opts := e.renderOptions(st, caps)
 	for _, l := range st.Layers {
 		lp := LayerPlan{Name: l.Name, layer: l, ToVersion: l.Version, ToDigest: l.PackDigest}
 		rec, installed := inv.Layer(l.Name)
@@ -188,25 +190,8 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 		}
 		lp.ValuesDiff = values.Diff(rec.Values, l.Redacted().Values, "applied", "desired")
 
-		ch, values, err := e.layerChart(l, opts, &lp)
-		if err != nil {
-			lp.Action, lp.Reason = ActionRefuse, err.Error()
-			plan.Layers = append(plan.Layers, lp)
-			continue
-		}
-		r, err := e.renderLayer(ch, values, l.ReleaseName, l.Namespace, caps)
-		if err != nil {
-			lp.Action, lp.Reason = ActionRefuse, err.Error()
-			plan.Layers = append(plan.Layers, lp)
-			continue
-		}
-		objs := e.defaultNamespaces(r.objects, l.Namespace)
-		lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
-		lp.digest = r.digest(ch, l.PackDigest)
-
-		if refusals := e.unservedAPIs(objs); len(refusals) > 0 {
-			lp.Action = ActionRefuse
-			lp.Reason = fmt.Sprintf("uses APIs this cluster (Kubernetes %s) does not serve: %s", caps.KubeVersion.Version, strings.Join(refusals, "; "))
+		if refusal := e.renderFor(l, opts, caps, &lp); refusal != "" {
+			lp.Action, lp.Reason = ActionRefuse, refusal
 			plan.Layers = append(plan.Layers, lp)
 			continue
 		}
@@ -244,6 +229,54 @@ func (e *Engine) Plan(ctx context.Context, st *stack.Stack) (*Plan, error) {
 // layerChart is render.LayerChart, keeping what a Zarf layer reports
 // besides its chart: the images its components run, and the components
 // that cannot deploy.
+// renderFor renders a layer into lp as it would go on this cluster, and
+// says why the cluster refuses it ("" when it does not): it fails to
+// render, or uses APIs the cluster does not serve.
+func (e *Engine) renderFor(l stack.Layer, opts render.Options, caps *common.Capabilities, lp *LayerPlan) (refusal string) {
+	ch, values, err := e.layerChart(l, opts, lp)
+	if err != nil {
+		return err.Error()
+	}
+	r, err := e.renderLayer(ch, values, l.ReleaseName, l.Namespace, caps)
+	if err != nil {
+		return err.Error()
+	}
+	objs := e.defaultNamespaces(r.objects, l.Namespace)
+	lp.chart, lp.values, lp.objects, lp.Objects = ch, values, objs, len(objs)
+	lp.digest = r.digest(ch, l.PackDigest)
+	if unserved := e.unservedAPIs(objs); len(unserved) > 0 {
+		return fmt.Sprintf("uses APIs this cluster (Kubernetes %s) does not serve: %s", caps.KubeVersion.Version, strings.Join(unserved, "; "))
+	}
+	return ""
+}
+
+// Refusals says, by layer name, why this cluster would refuse each of the
+// named layers of a stack, as its plan would: nothing is read from the
+// cluster but what the engine keeps of its APIs, and nothing is written.
+// A fleet's preview asks it of each cluster a new version changes.
+func (e *Engine) Refusals(st *stack.Stack, layers []string) (map[string]string, error) {
+	caps, err := e.capabilities()
+	if err != nil {
+		return nil, err
+	}
+	opts := e.renderOptions(st, caps)
+	out := map[string]string{}
+	for _, l := range st.Layers {
+		if !slices.Contains(layers, l.Name) {
+			continue
+		}
+		var lp LayerPlan
+		if refusal := e.renderFor(l, opts, caps, &lp); refusal != "" {
+			out[l.Name] = refusal
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) renderOptions(st *stack.Stack, caps *common.Capabilities) render.Options {
+	return render.Options{KubeVersion: caps.KubeVersion.Version, ClusterName: st.Cluster, APIServer: e.opts.RESTConfig.Host, Charts: e.opts.Charts, Zarf: e.opts.Zarf}
+}
+
 func (e *Engine) layerChart(l stack.Layer, opts render.Options, lp *LayerPlan) (*chartv2.Chart, map[string]any, error) {
 	if l.Source != stack.SourceZarf || l.Spec.Zarf == nil {
 		return render.LayerChart(l, opts)

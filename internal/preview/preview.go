@@ -137,6 +137,10 @@ type Fleet struct {
 	// Unknown, when set, says why a cluster's outcome cannot be known
 	// (the manager has not reached it), or "".
 	Unknown func(c profile.Cluster) string
+	// Refusals, when set, says by layer why the cluster itself would
+	// refuse the named layers of its stack on the draft (APIs it does
+	// not serve), from what is known of it; an error leaves them unchecked.
+	Refusals func(c profile.Cluster, after *stack.Stack, layers []string) (map[string]string, error)
 }
 
 // Compute previews draft on the fleet: the clusters whose attachment of
@@ -217,7 +221,38 @@ func previewCluster(c profile.Cluster, attachment int, visible []profile.Profile
 	}
 	ci.after = after
 	ci.Layers = Diff(before, after)
+	if ci.Refused = refusedByCluster(c, after, ci.Layers, fleet); ci.Refused != "" {
+		ci.Layers = []LayerChange{}
+	}
 	return ci
+}
+
+// refusedByCluster says why the cluster would refuse the layers the draft
+// installs or changes on it, or "".
+func refusedByCluster(c profile.Cluster, after *stack.Stack, changes []LayerChange, fleet Fleet) string {
+	if fleet.Refusals == nil {
+		return ""
+	}
+	var changed []string
+	for _, l := range changes {
+		if l.Action != Unchanged && l.Action != Remove {
+			changed = append(changed, l.Name)
+		}
+	}
+	if len(changed) == 0 {
+		return ""
+	}
+	refusals, err := fleet.Refusals(c, after, changed)
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, name := range changed {
+		if why, ok := refusals[name]; ok {
+			out = append(out, "layer "+name+": "+why)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // Diff compares two stacks layer by layer, in the order of after, then the
