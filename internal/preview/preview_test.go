@@ -2,8 +2,10 @@ package preview_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -24,7 +26,7 @@ func packLayer(name, pack, version string) v1.Layer {
 }
 
 func fleet(t testing.TB, n int, profiles ...*v1.ClusterProfile) preview.Fleet {
-	catalog, err := pack.LoadCatalog("../../../shared/testdata/pack-central")
+	catalog, err := pack.LoadCatalog("../../../shared/testdata/pack-central", "../../packs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,5 +87,37 @@ func BenchmarkImpact(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A local cluster whose node pool is too small for what the draft adds
+// refuses it, naming the pool and the layer; one with room takes it.
+func TestANodePoolTooSmallRefuses(t *testing.T) {
+	infra := &v1.ClusterProfile{ObjectMeta: metav1.ObjectMeta{Name: "base-1.0.0"}, Spec: v1.ClusterProfileSpec{
+		Name: "base", Version: "1.0.0", Type: v1.ProfileInfra, Layers: []v1.Layer{
+			{Name: "os", Kind: v1.LayerOS, Pack: &v1.PackSource{Name: "ubuntu", Version: "24.04"}},
+			{Name: "kubernetes", Kind: v1.LayerK8s, Pack: &v1.PackSource{Name: "kubernetes", Version: "1.37.2"}},
+			{Name: "cni", Kind: v1.LayerCNI, Pack: &v1.PackSource{Name: "antrea", Version: "1.9.0"}},
+			{Name: "csi", Kind: v1.LayerCSI, Pack: &v1.PackSource{Name: "csi-nfs-subdir-external", Version: "4.0.13"}},
+		},
+	}}
+	old := addon("1.0.0", false, packLayer("hello", "hello-universe", "1.2.0"))
+	draft := addon("1.1.0", true, packLayer("hello", "hello-universe", "1.2.0"), packLayer("inventory", "kubevious", "1.0.10"))
+	f := fleet(t, 2, infra, old, draft)
+	tiny := resource.MustParse("100m")
+	for i, c := range f.Clusters {
+		c.Spec.Provider = v1.ProviderLocal
+		c.Spec.Profiles = append([]v1.ProfileAttachment{{Name: "base", Version: "1.0.0"}}, c.Spec.Profiles...)
+		c.Spec.NodePools = []v1.NodePool{{Name: "workers", Count: 1}}
+		if i == 0 {
+			c.Spec.NodePools[0].CPU = &tiny
+		}
+	}
+	impact := preview.Compute(draft, f)
+	if impact.Summary.Refused != 1 || impact.Summary.Change != 1 {
+		t.Fatalf("summary %+v, want 1 refused (the tiny pool) and 1 change: %+v", impact.Summary, impact.Clusters)
+	}
+	if r := impact.Clusters[0].Refused; !strings.Contains(r, `pool "workers" is too small for layer "inventory"`) {
+		t.Errorf("store-0000 refused %q, want the pool and the layer named", r)
 	}
 }
