@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -128,6 +129,27 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	if a := getCluster(t, c, site).Status.Agent; a == nil || a.HeartbeatSeconds != 1 {
 		t.Errorf("status.agent = %+v, want a heartbeat every second", a)
 	}
+	// The heartbeat renews the agent's Lease; the Cluster is not written
+	// while nothing the agent reports changes.
+	renewed := func(after time.Time) func() (bool, string) {
+		return func() (bool, string) {
+			lease := &coordinationv1.Lease{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: "edge", Name: controller.AgentLease("site-1")}, lease); err != nil {
+				return false, err.Error()
+			}
+			if lease.Spec.RenewTime == nil {
+				return false, "never renewed"
+			}
+			return lease.Spec.RenewTime.After(after), lease.Spec.RenewTime.String()
+		}
+	}
+	steady := getCluster(t, c, site).ResourceVersion
+	start := time.Now()
+	waitFor(t, "the Lease renewed once", renewed(start))
+	waitFor(t, "the Lease renewed over three more heartbeats", renewed(start.Add(3*time.Second)))
+	if got := getCluster(t, c, site).ResourceVersion; got != steady {
+		t.Errorf("the Cluster was written (resourceVersion %s → %s) while the agent only beat", steady, got)
+	}
 
 	// The join token served once: the API server ends it as soon as its
 	// cache of authentications (10 s) lets go of it.
@@ -141,12 +163,9 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	// Started again with the spent token, as a Deployment would, the agent
 	// goes on with the credentials it keeps.
 	stopAgent()
-	before := getCluster(t, c, site).Status.Agent.LastHeartbeatTime
+	stopped := time.Now()
 	stopAgent = startAgent(t, append(args[2:], agentFlags...))
-	waitFor(t, "a heartbeat from the restarted agent", func() (bool, string) {
-		got := getCluster(t, c, site).Status.Agent.LastHeartbeatTime
-		return got.After(before.Time), got.String()
-	})
+	waitFor(t, "a heartbeat from the restarted agent", renewed(stopped))
 
 	// What the agent holds reaches its own Cluster, and nothing else.
 	agentClient := agentCredentials(t, ctx, ws, mgmt, proxy.Addr)
@@ -161,6 +180,9 @@ func TestAgentModeEndToEnd(t *testing.T) {
 		"read the project's Secrets":      func() error { return agentClient.List(ctx, &corev1.SecretList{}, client.InNamespace("edge")) },
 		"change its own Cluster's spec":   func() error { return agentClient.Update(ctx, getCluster(t, c, site)) },
 		"write the neighbour's status":    func() error { return agentClient.Status().Update(ctx, getCluster(t, c, neighbour)) },
+		"renew the neighbour's Lease": func() error {
+			return agentClient.Get(ctx, types.NamespacedName{Namespace: "edge", Name: controller.AgentLease("site-2")}, &coordinationv1.Lease{})
+		},
 		"mint a token for the neighbour": func() error {
 			return agentClient.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: controller.AgentServiceAccount("site-2"), Namespace: "edge"}}, &authenticationv1.TokenRequest{})
 		},
@@ -228,12 +250,9 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	// Restarted without a token, the agent goes on with its stored
 	// credentials.
 	stopAgent()
-	before = getCluster(t, c, site).Status.Agent.LastHeartbeatTime
+	stopped = time.Now()
 	startAgent(t, append([]string{"--cluster", "edge/site-1"}, agentFlags...))
-	waitFor(t, "a heartbeat from the restarted agent", func() (bool, string) {
-		got := getCluster(t, c, site).Status.Agent.LastHeartbeatTime
-		return got.After(before.Time), got.String()
-	})
+	waitFor(t, "a heartbeat from the restarted agent", renewed(stopped))
 	waitFor(t, "site-1 still Ready on 1.2.0", readyAt("1.2.0"))
 
 	// Deleting the Cluster: the agent removes the layers, then the Cluster

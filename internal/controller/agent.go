@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -117,7 +118,7 @@ func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Clu
 	if err := r.ensureAgentAccess(ctx, c); err != nil {
 		return ctrl.Result{}, fmt.Errorf("agent access of %s/%s: %w", c.Namespace, c.Name, err)
 	}
-	status, reason, message, next := agentConnection(c, time.Now())
+	status, reason, message, next := agentConnection(c, r.agentLeaseOf(ctx, c), time.Now())
 	if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != status || cond.Reason != reason {
 		if err := r.setAgentConnected(ctx, c, status, reason, message); err != nil {
 			return ctrl.Result{}, err
@@ -132,19 +133,27 @@ func heartbeatOf(a *v1.AgentStatus) time.Duration {
 }
 
 // agentConnection says whether the agent is heard from at now, and when to
-// look again.
-func agentConnection(c *v1.Cluster, now time.Time) (status metav1.ConditionStatus, reason, message string, next time.Duration) {
+// look again: its Lease renewed within its duration (three heartbeats);
+// without a Lease, its last status write within three heartbeats.
+func agentConnection(c *v1.Cluster, lease *coordinationv1.Lease, now time.Time) (status metav1.ConditionStatus, reason, message string, next time.Duration) {
 	a := c.Status.Agent
 	if a == nil {
 		return metav1.ConditionFalse, "NotRegistered",
 			fmt.Sprintf("no agent has reported yet: start one where it can reach the cluster, with the command `strata cluster join-command %s -n %s` prints", c.Name, c.Namespace),
 			time.Minute
 	}
-	deadline := a.LastHeartbeatTime.Add(heartbeatsMissed * heartbeatOf(a))
+	last, period := a.LastHeartbeatTime.Time, heartbeatOf(a)
+	if lease != nil && lease.Spec.RenewTime.After(last) {
+		last = lease.Spec.RenewTime.Time
+		if d := lease.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
+			period = time.Duration(*d) * time.Second / heartbeatsMissed
+		}
+	}
+	deadline := last.Add(heartbeatsMissed * period)
 	if now.After(deadline) {
 		return metav1.ConditionFalse, "HeartbeatMissed",
-			fmt.Sprintf("no heartbeat since %s: the agent keeps the last desired state it read applied, and reports when it is back", a.LastHeartbeatTime.UTC().Format(time.RFC3339)),
-			heartbeatOf(a)
+			fmt.Sprintf("no heartbeat since %s: the agent keeps the last desired state it read applied, and reports when it is back", last.UTC().Format(time.RFC3339)),
+			period
 	}
 	return metav1.ConditionTrue, "Heartbeat", "the agent reports", deadline.Sub(now) + time.Second
 }
@@ -166,13 +175,14 @@ func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster
 }
 
 // agentRules are what an agent may do in its cluster's namespace: read and
-// report on its own Cluster, read the project's profiles and registries,
-// renew its own token and burn its join token.
+// report on its own Cluster, renew its own Lease, read the project's
+// profiles and registries, renew its own token and burn its join token.
 func agentRules(cluster string, registrySecrets []string) []rbacv1.PolicyRule {
 	return append(readSecrets(registrySecrets), []rbacv1.PolicyRule{
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters/status"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "update", "patch"}},
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{AgentLease(cluster)}, Verbs: []string{"get", "update"}},
 		{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{AgentServiceAccount(cluster)}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{AgentJoinSecret(cluster)}, Verbs: []string{"get", "delete"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -257,6 +267,9 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(agentSharedBinding(c.Namespace, c.Name), SharedNamespace), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentSharedRole}},
+		// RBAC cannot let an agent create only its own Lease: the manager
+		// makes it, the agent renews it.
+		agentLeaseObject(owned(AgentLease(c.Name), c.Namespace)),
 	}
 	if done, _ := r.agentAccess.Load(agentSharedRole); done != sharedKey {
 		// One Role for every agent; applied once per manager run, and
@@ -289,6 +302,7 @@ func (r *ClusterReconciler) removeAgentAccess(ctx context.Context, c *v1.Cluster
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: AgentLease(c.Name), Namespace: c.Namespace}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: AgentJoinSecret(c.Name), Namespace: c.Namespace}},
 	} {
 		if err := r.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
@@ -306,35 +320,4 @@ func (r *ClusterReconciler) stampAgent(c *v1.Cluster, removed bool) {
 		HeartbeatSeconds: int32(r.Agent.Heartbeat / time.Second), LayersRemoved: removed,
 	}
 	setCondition(c, v1.ConditionAgentConnected, metav1.ConditionTrue, "Heartbeat", "the agent reports")
-}
-
-// heartbeat reports the agent alive every r.Agent.Heartbeat until ctx ends:
-// a merge patch of status.agent alone, unless AgentConnected must be set
-// back to True (the manager set it False while the agent was away).
-func (r *ClusterReconciler) heartbeat(ctx context.Context) {
-	key := r.Agent.Cluster
-	tick := time.NewTicker(r.Agent.Heartbeat)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		c := &v1.Cluster{}
-		if err := r.Get(ctx, key, c); err != nil || c.Spec.Mode != v1.ModeAgent || !c.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != metav1.ConditionTrue {
-			// The full reconcile writes the condition with the status.
-			r.wakeUp(key)
-			continue
-		}
-		patch := client.MergeFrom(c.DeepCopy())
-		removed := c.Status.Agent != nil && c.Status.Agent.LayersRemoved
-		r.stampAgent(c, removed)
-		// An unreachable management plane is what the heartbeat finds
-		// out; the next tick tries again.
-		_ = r.Status().Patch(ctx, c, patch)
-	}
 }

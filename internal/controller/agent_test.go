@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 )
@@ -14,7 +16,7 @@ import (
 func TestAgentConnection(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	c := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "store", Namespace: "retail"}}
-	if status, reason, _, _ := agentConnection(c, now); status != metav1.ConditionFalse || reason != "NotRegistered" {
+	if status, reason, _, _ := agentConnection(c, nil, now); status != metav1.ConditionFalse || reason != "NotRegistered" {
 		t.Errorf("no agent yet: %s %s", status, reason)
 	}
 	for _, tc := range []struct {
@@ -27,9 +29,35 @@ func TestAgentConnection(t *testing.T) {
 		{91 * time.Second, metav1.ConditionFalse, 30 * time.Second},
 	} {
 		c.Status.Agent = &v1.AgentStatus{HeartbeatSeconds: 30, LastHeartbeatTime: metav1.NewTime(now.Add(-tc.since))}
-		status, reason, _, next := agentConnection(c, now)
+		status, reason, _, next := agentConnection(c, nil, now)
 		if status != tc.status || next != tc.next {
 			t.Errorf("heartbeat %s ago: %s %s, next look in %s; want %s in %s", tc.since, status, reason, next, tc.status, tc.next)
+		}
+	}
+}
+
+// With a Lease, its renewal is the heartbeat: a status written long ago
+// does not make the agent look away, and the Lease's duration is the
+// deadline.
+func TestAgentConnectionFromItsLease(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	c := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "store", Namespace: "retail"},
+		Status: v1.ClusterStatus{Agent: &v1.AgentStatus{HeartbeatSeconds: 30, LastHeartbeatTime: metav1.NewTime(now.Add(-time.Hour))}}}
+	for _, tc := range []struct {
+		renewed time.Duration
+		status  metav1.ConditionStatus
+		next    time.Duration
+	}{
+		{0, metav1.ConditionTrue, 31 * time.Second},
+		{29 * time.Second, metav1.ConditionTrue, 2 * time.Second},
+		{31 * time.Second, metav1.ConditionFalse, 10 * time.Second},
+	} {
+		lease := &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{
+			RenewTime: &metav1.MicroTime{Time: now.Add(-tc.renewed)}, LeaseDurationSeconds: ptr.To(int32(30)),
+		}}
+		status, reason, _, next := agentConnection(c, lease, now)
+		if status != tc.status || next != tc.next {
+			t.Errorf("Lease renewed %s ago: %s %s, next look in %s; want %s in %s", tc.renewed, status, reason, next, tc.status, tc.next)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -824,6 +825,10 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// run than the turns let work.
 		WithOptions(controller.Options{MaxConcurrentReconciles: reconcilersPerTurn * r.Workers}).
 		Named("cluster")
+	if r.Agent == nil {
+		// A renewed Lease brings back an agent shown away.
+		b = b.Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease))
+	}
 	if r.Agent != nil {
 		// An agent reaches its own cluster, through no Secret.
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -95,13 +96,12 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 		cfg.Burst = 2 * int(cfg.QPS)
 	}
 	leaseName := "strata-manager.strata.dev"
-	var cacheOpts cache.Options
+	// Of Leases, the manager holds only its agents'.
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&coordinationv1.Lease{}: {Label: heartbeatLeases()}}}
 	if opts.Shard != "" {
 		leaseName = "strata-manager-" + opts.Shard + ".strata.dev"
 		// A shard's manager holds only its own Clusters.
-		cacheOpts.ByObject = map[client.Object]cache.ByObject{
-			&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{ShardLabel: opts.Shard})},
-		}
+		cacheOpts.ByObject[&v1.Cluster{}] = cache.ByObject{Label: labels.SelectorFromSet(labels.Set{ShardLabel: opts.Shard})}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
