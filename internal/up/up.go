@@ -5,6 +5,7 @@
 package up
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -25,12 +26,14 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"strata.dev/strata/config/crd"
+	"strata.dev/strata/config/flowcontrol"
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/dashboard"
@@ -114,6 +117,9 @@ func Run(ctx context.Context, opts Options) error {
 	cfg := mgmt.RESTConfig()
 	if err := installCRDs(ctx, cfg); err != nil {
 		return fmt.Errorf("install CRDs: %w", err)
+	}
+	if err := applyFlowControl(ctx, cfg); err != nil {
+		return fmt.Errorf("apply the agents' flow control: %w", err)
 	}
 	kubeconfig := filepath.Join(opts.Dir, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, mgmt.Kubeconfig(), 0o600); err != nil {
@@ -235,6 +241,27 @@ func installCRDs(ctx context.Context, cfg *rest.Config) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controller.SharedNamespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
+	}
+	return nil
+}
+
+// applyFlowControl applies the agents' share of the API server
+// (config/flowcontrol): a management plane that agents join is ready for
+// many of them.
+func applyFlowControl(ctx context.Context, cfg *rest.Config) error {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	for i, doc := range bytes.Split(flowcontrol.Manifests, []byte("\n---\n")) {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
+			return fmt.Errorf("config/flowcontrol document %d: %w", i+1, err)
+		}
+		//nolint:staticcheck // client.Apply with a whole object, as shipped.
+		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("strata"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("%s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
 	}
 	return nil
 }
