@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -140,17 +142,34 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	mgr, err := newManager(creds.config(), opts, log)
-	if err != nil {
-		return err
+	for {
+		followed, err := readAttached(ctx, creds.config(), opts)
+		if err != nil {
+			return err
+		}
+		mgr, err := newManager(creds.config(), opts, log, followed)
+		if err != nil {
+			return err
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		var changed atomic.Bool
+		if err := stopWhenAttachmentsChange(runCtx, mgr, followed, stop, &changed, log); err != nil {
+			stop()
+			return err
+		}
+		err = mgr.Start(runCtx)
+		stop()
+		if ctx.Err() != nil || !changed.Load() {
+			return err
+		}
 	}
-	return mgr.Start(ctx)
 }
 
 // newManager is a controller manager on the management plane, as the
-// agent: its cache holds the agent's own Cluster and the profiles of its
-// project and the shared namespace — all its RBAC lets it read.
-func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager, error) {
+// agent: its cache holds the agent's own Cluster, the versions of the
+// profiles it follows (in its project and the shared namespace) and the
+// registries there.
+func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []string) (ctrl.Manager, error) {
 	ns := opts.Cluster.Namespace
 	namespaces := map[string]cache.Config{ns: {}, controller.SharedNamespace: {}}
 	// Controller names are checked unique per process for their metrics;
@@ -163,7 +182,8 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager
 		Cache: cache.Options{
 			DefaultNamespaces: namespaces,
 			ByObject: map[client.Object]cache.ByObject{
-				&v1.Cluster{}: {Namespaces: map[string]cache.Config{ns: {FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.Cluster.Name)}}},
+				&v1.Cluster{}:        {Namespaces: map[string]cache.Config{ns: {FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.Cluster.Name)}}},
+				&v1.ClusterProfile{}: {Label: profilesNamed(followed)},
 			},
 		},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -177,7 +197,8 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger) (ctrl.Manager
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Packs: opts.Packs,
 		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: 1,
 		Recorder: mgr.GetEventRecorder("strata-agent"),
-		Agent:    &controller.AgentRole{Cluster: opts.Cluster, Heartbeat: opts.Heartbeat, Version: opts.Version},
+		Agent: &controller.AgentRole{Cluster: opts.Cluster, Heartbeat: opts.Heartbeat, Version: opts.Version,
+			Follows: func(c *v1.Cluster) bool { return slices.Equal(attachedNames(c), followed) }},
 		Workload: opts.Workload,
 	}
 	if opts.Hollow {

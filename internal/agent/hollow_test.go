@@ -194,3 +194,32 @@ func TestRolloutAcrossAgents(t *testing.T) {
 		return st != nil && st.Phase == v1.RolloutCompleted, fmt.Sprintf("%+v", st)
 	})
 }
+
+// An agent holds only the profiles its cluster attaches; attaching another
+// brings that one in (the agent starts again with it), and the cluster runs
+// both.
+func TestAnAgentFollowsWhatItsClusterAttaches(t *testing.T) {
+	f := newHollowFleet(t)
+	startManager(t, f.mgmt, controller.ManagerOptions{Packs: f.packs})
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, helloProfile("1.0.0", "1")))
+	extra := &v1.ClusterProfile{ObjectMeta: metav1.ObjectMeta{Name: "extra-1.0.0", Namespace: controller.SharedNamespace}, Spec: v1.ClusterProfileSpec{
+		Name: "extra", Version: "1.0.0", Type: v1.ProfileAddOn,
+		Layers: []v1.Layer{{Name: "extra", Kind: v1.LayerAddon, Manifests: &v1.ManifestSource{Inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra, namespace: default}\n"}}},
+	}}
+	must(t, f.c.Create(ctx, extra))
+	f.grow(t, 1, 2*time.Second)
+	waitFor(t, "the cluster Ready on hello 1.0.0", f.allOn(t, "1.0.0"))
+
+	key := types.NamespacedName{Namespace: "fleet", Name: f.names[0]}
+	c := &v1.Cluster{}
+	must(t, f.c.Get(ctx, key, c))
+	c.Spec.Profiles = append(c.Spec.Profiles, v1.ProfileAttachment{Name: "extra", Version: "1.0.0"})
+	must(t, f.c.Update(ctx, c))
+	waitFor(t, "the cluster Ready on hello and extra", func() (bool, string) {
+		got := &v1.Cluster{}
+		must(t, f.c.Get(ctx, key, got))
+		ok := got.Status.Phase == v1.ClusterReady && got.Status.ObservedGeneration == got.Generation && len(got.Status.Layers) == 2 && len(got.Status.Profiles) == 2 && got.Status.Profiles[1].Version == "1.0.0"
+		return ok, fmt.Sprintf("%s %+v %+v", got.Status.Phase, got.Status.Profiles, got.Status.Conditions)
+	})
+}

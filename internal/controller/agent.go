@@ -54,6 +54,10 @@ type AgentRole struct {
 	Heartbeat time.Duration
 	// Version of strata the agent runs, reported in the status.
 	Version string
+	// Follows, when set, says whether the agent's cache holds the
+	// profiles the cluster attaches; when not, the cluster waits for the
+	// agent to start again with those.
+	Follows func(c *v1.Cluster) bool
 }
 
 // AgentState tells how an agent-mode cluster's agent stands, as the

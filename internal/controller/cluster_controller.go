@@ -139,6 +139,10 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	case r.Agent != nil && c.Spec.Mode != v1.ModeAgent:
 		// Back in push mode: the manager has it.
 		return ctrl.Result{}, nil
+	case r.Agent != nil && r.Agent.Follows != nil && !r.Agent.Follows(c):
+		// The agent's cache holds other profiles than the cluster now
+		// attaches: the agent starts again with those.
+		return ctrl.Result{}, nil
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, c)

@@ -26,6 +26,11 @@ import (
 // InUseFinalizer keeps a profile version while clusters use it.
 const InUseFinalizer = "strata.dev/in-use"
 
+// ProfileLabel on a ClusterProfile is its spec.name, set by the manager:
+// an agent's cache holds only the versions of the profiles its cluster
+// attaches, selected by it.
+const ProfileLabel = "strata.dev/profile"
+
 // ConditionInUse on a ClusterProfile says which clusters hold it.
 const ConditionInUse = "InUse"
 
@@ -54,7 +59,14 @@ func (r *ProfileReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if p.DeletionTimestamp.IsZero() {
-		if controllerutil.AddFinalizer(p, InUseFinalizer) {
+		labelled := p.Labels[ProfileLabel] == p.Spec.Name
+		if !labelled {
+			if p.Labels == nil {
+				p.Labels = map[string]string{}
+			}
+			p.Labels[ProfileLabel] = p.Spec.Name
+		}
+		if controllerutil.AddFinalizer(p, InUseFinalizer) || !labelled {
 			return ctrl.Result{}, r.Update(ctx, p)
 		}
 		return ctrl.Result{}, r.validate(ctx, p)
