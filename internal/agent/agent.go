@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,9 @@ type Options struct {
 	Version string
 	// Log receives the agent's diagnostics; discarded when nil.
 	Log *slog.Logger
+	// ManagementTransport, when set, wraps every request the agent makes
+	// to the management plane once registered (a load test counts them).
+	ManagementTransport func(http.RoundTripper) http.RoundTripper
 	// Hollow, for load tests, runs the agent without a cluster (Workload
 	// unset): it resolves, plans and reports as a real agent does, and
 	// applying records the plan in memory (engine.Hollow).
@@ -134,6 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		log.Info("registered", "cluster", opts.Cluster.String(), "server", creds.server)
 	}
+	creds.wrap = opts.ManagementTransport
 	go creds.renew(ctx, workload, opts.TokenLifetime, func(err error) {
 		log.Warn("token not renewed; trying again in a minute", "error", err.Error())
 	})

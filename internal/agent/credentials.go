@@ -118,6 +118,9 @@ type credentials struct {
 	cluster types.NamespacedName
 	// kept is the Secret of the managed cluster holding them.
 	kept types.NamespacedName
+	// wrap, when set, wraps every request to the management plane (a load
+	// test counts them).
+	wrap func(http.RoundTripper) http.RoundTripper
 
 	mu      sync.RWMutex
 	token   string
@@ -146,6 +149,9 @@ func (c *credentials) set(token string, expires time.Time) {
 func (c *credentials) config() *rest.Config {
 	cfg := &rest.Config{Host: c.server, TLSClientConfig: rest.TLSClientConfig{CAData: c.caData}, UserAgent: "strata-agent"}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &bearer{creds: c, next: rt} })
+	if c.wrap != nil {
+		cfg.Wrap(c.wrap)
+	}
 	return cfg
 }
 

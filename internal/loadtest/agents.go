@@ -1,0 +1,315 @@
+// Package loadtest is `strata loadtest`: it measures how many agent-mode
+// clusters a management plane holds, with hollow agents — the real agent
+// code, resolving, planning and reporting as a real agent does, but
+// applying to no cluster — many in one process.
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/agent"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/profile"
+	"strata.dev/strata/internal/stack"
+)
+
+// Label marks the Clusters a load test made, for --delete.
+const Label = "strata.dev/loadtest"
+
+// Options of an agents load test.
+type Options struct {
+	// Management is the caller's access to the management plane.
+	Management *rest.Config
+	Namespace  string
+	// Clusters is how many agent-mode Clusters to make and join.
+	Clusters int
+	// Profile and Range are what each cluster attaches.
+	Profile, Range string
+	// Packs, PackCacheDir and Heartbeat serve each hollow agent as they
+	// would a real one.
+	Packs        stack.Packs
+	PackCacheDir string
+	Heartbeat    time.Duration
+	// Every is how often progress is printed; 10 s when zero.
+	Every time.Duration
+	Out   io.Writer
+}
+
+// Figures are what a load test measured.
+type Figures struct {
+	Elapsed time.Duration
+	// Created, Registered (an agent reported) and Ready clusters.
+	Created, Registered, Ready int
+	// JoinsPerSecond are registrations per second, from the start.
+	JoinsPerSecond float64
+	// Requests the agents made of the management plane, and how many of
+	// them were answered 429 (too many requests), in all.
+	Requests, TooMany int64
+	// HeapMiB is this process's heap, with every hollow agent in it.
+	HeapMiB float64
+}
+
+func (f Figures) String() string {
+	return fmt.Sprintf("%5.0fs  created %d  registered %d (%.1f joins/s)  Ready %d  agents' requests %d (%.1f/s), 429s %d  heap %.0f MiB (%.2f MiB/agent)",
+		f.Elapsed.Seconds(), f.Created, f.Registered, f.JoinsPerSecond, f.Ready, f.Requests, perSecond(f.Requests, f.Elapsed), f.TooMany, f.HeapMiB, f.HeapMiB/float64(max(f.Registered, 1)))
+}
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// workers bounds the Clusters created and the joins made at once.
+const workers = 16
+
+// Agents makes opts.Clusters agent-mode Clusters in opts.Namespace, joins
+// a hollow agent to each, and prints figures every opts.Every until ctx
+// ends; it returns the last figures. Bad options are refused before
+// anything is made.
+func Agents(ctx context.Context, opts Options) (Figures, error) {
+	if opts.Clusters < 1 {
+		return Figures{}, fmt.Errorf("--clusters %d: want at least 1", opts.Clusters)
+	}
+	if opts.Every == 0 {
+		opts.Every = 10 * time.Second
+	}
+	c, err := client.New(opts.Management, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return Figures{}, err
+	}
+	if err := checkProfile(ctx, c, opts); err != nil {
+		return Figures{}, err
+	}
+	clusters, err := cache.New(opts.Management, cache.Options{Scheme: controller.Scheme(),
+		ByObject: map[client.Object]cache.ByObject{&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{Label: "agents"})}},
+		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}})
+	if err != nil {
+		return Figures{}, err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = clusters.Start(ctx) }()
+	if !clusters.WaitForCacheSync(ctx) {
+		return Figures{}, errors.New("the management plane's Clusters could not be read")
+	}
+
+	t := &test{opts: opts, c: c, started: time.Now()}
+	done := make(chan error, 1)
+	go func() { done <- t.makeAndJoin(ctx) }()
+	tick := time.NewTicker(opts.Every)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				stop()
+				return t.figures(clusters), err
+			}
+			done = nil // all joined: figures go on until interrupted
+		case <-tick.C:
+			fmt.Fprintln(opts.Out, t.figures(clusters))
+		case <-ctx.Done():
+			f := t.figures(clusters)
+			fmt.Fprintln(opts.Out, f)
+			return f, nil
+		}
+	}
+}
+
+// checkProfile refuses a profile with no version in the range, in the
+// namespace or the shared one.
+func checkProfile(ctx context.Context, c client.Client, opts Options) error {
+	if err := c.Get(ctx, types.NamespacedName{Name: opts.Namespace}, &corev1.Namespace{}); err != nil {
+		return fmt.Errorf("namespace %s: %w", opts.Namespace, err)
+	}
+	var visible []profile.Profile
+	for _, ns := range slices.Compact([]string{opts.Namespace, controller.SharedNamespace}) {
+		var list v1.ClusterProfileList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for i := range list.Items {
+			visible = append(visible, profile.Profile{ClusterProfile: &list.Items[i]})
+		}
+	}
+	if _, ok := stack.FindProfile(visible, opts.Profile, opts.Range); !ok {
+		return fmt.Errorf("--profile %s:%s: no published version of profile %q in %s in namespace %s or %s", opts.Profile, opts.Range, opts.Profile, opts.Range, opts.Namespace, controller.SharedNamespace)
+	}
+	return nil
+}
+
+// test is one load test under way.
+type test struct {
+	opts    Options
+	c       client.Client
+	started time.Time
+	created atomic.Int64
+	// requests and tooMany count the agents' requests and 429 answers.
+	requests, tooMany atomic.Int64
+}
+
+// ClusterName is the name of the load test's i-th Cluster.
+func ClusterName(i int) string { return fmt.Sprintf("loadtest-%05d", i) }
+
+// makeAndJoin creates the Clusters and joins an agent to each, workers at
+// a time; the agents run until ctx ends.
+func (t *test) makeAndJoin(ctx context.Context) error {
+	work := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range work {
+				if err := t.makeAndJoinOne(ctx, ClusterName(i)); err != nil && ctx.Err() == nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range t.opts.Clusters {
+		select {
+		case work <- i:
+		case err := <-errs:
+			close(work)
+			wg.Wait()
+			return err
+		case <-ctx.Done():
+			close(work)
+			wg.Wait()
+			return nil
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (t *test) makeAndJoinOne(ctx context.Context, name string) error {
+	key := types.NamespacedName{Namespace: t.opts.Namespace, Name: name}
+	c := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.opts.Namespace, Labels: map[string]string{Label: "agents"}},
+		Spec: v1.ClusterSpec{Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: t.opts.Profile, Version: t.opts.Range}}}}
+	if err := t.c.Create(ctx, c); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cluster %s: %w", key, err)
+	}
+	t.created.Add(1)
+	join, err := agent.NewJoin(ctx, t.opts.Management, key, "", time.Hour)
+	if err != nil {
+		return err
+	}
+	go func() {
+		// An agent that stops before ctx ends is seen in the figures: its
+		// cluster stops being Ready.
+		_ = agent.Run(ctx, agent.Options{
+			Cluster: key, Join: join, Hollow: true, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
+			Heartbeat: t.opts.Heartbeat, ManagementTransport: t.count,
+		})
+	}()
+	return nil
+}
+
+// count wraps an agent's transport to count its requests and 429s.
+func (t *test) count(next http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		t.requests.Add(1)
+		resp, err := next.RoundTrip(req)
+		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+			t.tooMany.Add(1)
+		}
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// figures counts the clusters from the cache of the load test's Clusters.
+func (t *test) figures(clusters cache.Cache) Figures {
+	f := Figures{Elapsed: time.Since(t.started), Created: int(t.created.Load()), Requests: t.requests.Load(), TooMany: t.tooMany.Load()}
+	var list v1.ClusterList
+	if err := clusters.List(context.Background(), &list); err == nil {
+		for _, c := range list.Items {
+			if c.Status.Agent != nil {
+				f.Registered++
+			}
+			if c.Status.Phase == v1.ClusterReady {
+				f.Ready++
+			}
+		}
+	}
+	f.JoinsPerSecond = perSecond(int64(f.Registered), f.Elapsed)
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	f.HeapMiB = float64(m.HeapInuse) / (1 << 20)
+	return f
+}
+
+// Delete removes the Clusters a load test made in namespace, and waits
+// until they are gone. Their agents applied nothing, so nothing is to be
+// removed from any cluster: each is let go as orphaned.
+func Delete(ctx context.Context, mgmt *rest.Config, namespace string, out io.Writer) error {
+	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return err
+	}
+	var list v1.ClusterList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{Label: "agents"}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		cl := &list.Items[i]
+		patch := client.MergeFrom(cl.DeepCopy())
+		metav1.SetMetaDataAnnotation(&cl.ObjectMeta, controller.OrphanAnnotation, "true")
+		if err := c.Patch(ctx, cl, patch); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cluster %s/%s: %w", cl.Namespace, cl.Name, err)
+		}
+		if err := c.Delete(ctx, cl); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cluster %s/%s: %w", cl.Namespace, cl.Name, err)
+		}
+	}
+	fmt.Fprintf(out, "deleting %d load-test clusters in %s...\n", len(list.Items), namespace)
+	for {
+		var left v1.ClusterList
+		if err := c.List(ctx, &left, client.InNamespace(namespace), client.MatchingLabels{Label: "agents"}); err != nil {
+			return err
+		}
+		if len(left.Items) == 0 {
+			fmt.Fprintf(out, "deleted %d load-test clusters\n", len(list.Items))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d load-test clusters still there: %w", len(left.Items), ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
