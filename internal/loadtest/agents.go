@@ -102,7 +102,7 @@ func Agents(ctx context.Context, opts Options) (Figures, error) {
 		return Figures{}, err
 	}
 	clusters, err := cache.New(opts.Management, cache.Options{Scheme: controller.Scheme(),
-		ByObject: map[client.Object]cache.ByObject{&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{Label: "agents"})}},
+		ByObject:          map[client.Object]cache.ByObject{&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{Label: "agents"})}},
 		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}})
 	if err != nil {
 		return Figures{}, err
