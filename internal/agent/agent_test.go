@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/config/flowcontrol"
 	"strata.dev/strata/internal/agent"
 	"strata.dev/strata/internal/cli"
 	"strata.dev/strata/internal/controller"
@@ -168,7 +171,7 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	waitFor(t, "a heartbeat from the restarted agent", renewed(stopped))
 
 	// What the agent holds reaches its own Cluster, and nothing else.
-	agentClient := agentCredentials(t, ctx, ws, mgmt, proxy.Addr)
+	agentClient, agentConfig := agentCredentials(t, ctx, ws, mgmt, proxy.Addr)
 	if err := agentClient.Get(ctx, client.ObjectKeyFromObject(site), &v1.Cluster{}); err != nil {
 		t.Errorf("the agent cannot read its own Cluster: %v", err)
 	}
@@ -191,6 +194,26 @@ func TestAgentModeEndToEnd(t *testing.T) {
 			t.Errorf("the agent's credentials may %s: %v, want Forbidden", what, err)
 		}
 	}
+
+	// With Strata's flow control applied, the API server serves the
+	// agent's requests under the agents' FlowSchema (it says which one in
+	// each answer).
+	must(t, flowcontrol.Apply(ctx, mgmt))
+	schema := &flowcontrolv1.FlowSchema{}
+	must(t, c.Get(ctx, types.NamespacedName{Name: "strata-agents"}, schema))
+	httpClient, err := rest.HTTPClientFor(agentConfig)
+	must(t, err)
+	waitFor(t, "the agent's request served under FlowSchema strata-agents", func() (bool, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, agentConfig.Host+"/apis/strata.dev/v1alpha1/namespaces/edge/clusters/site-1", nil)
+		must(t, err)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("X-Kubernetes-PF-FlowSchema-UID")
+		return resp.StatusCode == http.StatusOK && got == string(schema.UID), fmt.Sprintf("%s, flow schema %q (strata-agents is %s)", resp.Status, got, schema.UID)
+	})
 
 	// A new profile version.
 	must(t, c.Create(ctx, helloProfile("1.1.0", "2")))
@@ -293,14 +316,14 @@ func scale(t *testing.T, ws kubernetes.Interface, n int32) {
 
 // agentCredentials is a client with the token the agent stored in its
 // cluster, through the proxy.
-func agentCredentials(t *testing.T, ctx context.Context, ws kubernetes.Interface, mgmt *rest.Config, addr string) client.Client {
+func agentCredentials(t *testing.T, ctx context.Context, ws kubernetes.Interface, mgmt *rest.Config, addr string) (client.Client, *rest.Config) {
 	t.Helper()
 	s, err := ws.CoreV1().Secrets(agent.DefaultCredentialsNamespace).Get(ctx, agent.CredentialsSecret, metav1.GetOptions{})
 	must(t, err)
 	cfg := &rest.Config{Host: "https://" + addr, BearerToken: string(s.Data["token"]), TLSClientConfig: rest.TLSClientConfig{CAData: mgmt.CAData}}
 	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 	must(t, err)
-	return c
+	return c, cfg
 }
 
 func flagValue(args []string, name string) string {

@@ -2,54 +2,146 @@ package agent_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/loadtest"
 	"strata.dev/strata/internal/testenv"
 )
 
-// BenchmarkAgentFleet grows a fleet of agent-mode clusters served by
-// hollow agents — 10, then 100, then 1,000 — under one manager, run as
-// its own process so that its memory and CPU are its own. At each size it
-// publishes a new profile version that every cluster follows and reports
-// the manager's resident memory once idle, its CPU seconds per cluster for
-// the change, and the seconds until every cluster reported the new version
-// Ready; then the slope of memory per added cluster.
+// agentFleetSizes are BenchmarkAgentFleet's fleet sizes.
+var agentFleetSizes = flag.String("agent-fleet.sizes", "10,100,1000", "BenchmarkAgentFleet: the sizes the fleet grows to, comma separated")
+
+// BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
+// hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
+// the sizes of -agent-fleet.sizes — under one manager, run as its own
+// process so that its memory and CPU are its own. At each size, once the
+// fleet is Ready and at rest, it reports over one heartbeat (30 s) the
+// agents' requests per second, the 429s, the API server's CPU per 1,000
+// agents and the manager's resident memory; then it publishes a new
+// profile version every cluster follows and reports the seconds until
+// every cluster reported it Ready and the manager's CPU seconds per
+// cluster for the change. Last, the slope of the manager's memory per
+// added cluster.
 func BenchmarkAgentFleet(b *testing.B) {
+	var sizes []int
+	for _, s := range strings.Split(*agentFleetSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || (len(sizes) > 0 && n <= sizes[len(sizes)-1]) {
+			b.Fatalf("-agent-fleet.sizes %q: want growing sizes, e.g. 10,100,1000", *agentFleetSizes)
+		}
+		sizes = append(sizes, n)
+	}
 	f := newHollowFleet(b)
 	manager := startManagerProcess(b, testenv.Kubeconfig(b, f.mgmt))
-	ctx := context.Background()
+	apiserver := apiServerOf(b, f.mgmt)
+	ctx, stop := context.WithCancel(context.Background())
+	b.Cleanup(stop)
 	must(b, f.c.Create(ctx, helloProfile("1.0.0", "1")))
-	version := 0
+	const heartbeat = 30 * time.Second
+	var runs []*loadtest.Run
+	agentFigures := func() (requests, tooMany int64) {
+		for _, r := range runs {
+			fig := r.Figures()
+			requests, tooMany = requests+fig.Requests, tooMany+fig.TooMany
+		}
+		return requests, tooMany
+	}
+	version, have := 0, 0
 	rss := map[int]float64{}
-	sizes := []int{10, 100, 1000}
 	for _, n := range sizes {
-		f.grow(b, n, 30*time.Second)
-		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.allOn(b, fmt.Sprintf("1.%d.0", version)))
+		added, joining := n-have, time.Now()
+		run, err := loadtest.Start(ctx, loadtest.Options{Management: f.mgmt, Namespace: "fleet", Clusters: added, First: have,
+			Profile: "hello", Range: "1.x", Packs: f.packs, Heartbeat: heartbeat})
+		must(b, err)
+		must(b, <-run.Joined())
+		runs, have = append(runs, run), n
+		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
+		// Joined, registered and Ready: a new cluster's way in.
+		b.ReportMetric(float64(added)/time.Since(joining).Seconds(), fmt.Sprintf("joins-to-Ready/s@%d", n))
+
+		// At rest, over one heartbeat.
+		req0, tooMany0 := agentFigures()
+		cpu0, at := apiserver.cpuSeconds(b), time.Now()
+		<-time.After(heartbeat) // a measurement window, not a wait for a condition
+		req1, tooMany1 := agentFigures()
+		window := time.Since(at).Seconds()
 		rss[n] = manager.rssMiB(b)
+		b.ReportMetric(float64(req1-req0)/window, fmt.Sprintf("agent-req/s-at-rest@%d", n))
+		b.ReportMetric(float64(tooMany1-tooMany0), fmt.Sprintf("429s-at-rest@%d", n))
+		b.ReportMetric((apiserver.cpuSeconds(b)-cpu0)/window/float64(n)*1000, fmt.Sprintf("apiserver-cores/1000-agents-at-rest@%d", n))
+		b.ReportMetric(rss[n], fmt.Sprintf("manager-rss-MiB@%d", n))
 
 		version++
-		cpu0 := manager.cpuSeconds(b)
+		cpu0 = manager.cpuSeconds(b)
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))
-		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.allOn(b, fmt.Sprintf("1.%d.0", version)))
-		took := time.Since(published)
-		b.ReportMetric(rss[n], fmt.Sprintf("manager-rss-MiB@%d", n))
+		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
+		b.ReportMetric(time.Since(published).Seconds(), fmt.Sprintf("s-to-all-reporting@%d", n))
 		b.ReportMetric((manager.cpuSeconds(b)-cpu0)/float64(n), fmt.Sprintf("manager-cpu-s/cluster/change@%d", n))
-		b.ReportMetric(took.Seconds(), fmt.Sprintf("s-to-all-reporting@%d", n))
+		_, tooMany := agentFigures()
+		b.ReportMetric(float64(tooMany), fmt.Sprintf("429s-so-far@%d", n))
 	}
 	first, last := sizes[0], sizes[len(sizes)-1]
-	b.ReportMetric((rss[last]-rss[first])/float64(last-first), "manager-MiB/added-cluster")
+	if last > first {
+		b.ReportMetric((rss[last]-rss[first])/float64(last-first), "manager-MiB/added-cluster")
+	}
+}
+
+// loadtestOn says whether the n clusters of the load test report every
+// layer Ready on that version of hello.
+func (f *hollowFleet) loadtestOn(tb testing.TB, n int, version string) func() (bool, string) {
+	return func() (bool, string) {
+		var list v1.ClusterList
+		must(tb, f.c.List(context.Background(), &list, client.InNamespace("fleet"), client.MatchingLabels{loadtest.Label: "agents"}))
+		done := 0
+		for _, cl := range list.Items {
+			if cl.Status.Phase == v1.ClusterReady && len(cl.Status.Profiles) == 1 && cl.Status.Profiles[0].Version == version && len(cl.Status.Layers) == 1 {
+				done++
+			}
+		}
+		return done == n, fmt.Sprintf("%d of %d clusters Ready on %s", done, n, version)
+	}
+}
+
+// apiServerOf finds the kube-apiserver process serving cfg, by the port in
+// its command line.
+func apiServerOf(tb testing.TB, cfg *rest.Config) *managerProcess {
+	tb.Helper()
+	u, err := url.Parse(cfg.Host)
+	must(tb, err)
+	dirs, err := os.ReadDir("/proc")
+	must(tb, err)
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.HasSuffix(args[0], "kube-apiserver") && slices.Contains(args, "--secure-port="+u.Port()) {
+			return &managerProcess{pid: pid}
+		}
+	}
+	tb.Fatalf("no kube-apiserver process serving %s", cfg.Host)
+	return nil
 }
 
 // waitLong waits on a condition checked every second, for up to ten
@@ -67,7 +159,8 @@ func waitLong(tb testing.TB, what string, cond func() (bool, string)) {
 	}
 }
 
-// managerProcess is `strata manager` running as its own process.
+// managerProcess is a process of the benchmark's: `strata manager`, or the
+// API server.
 type managerProcess struct{ pid int }
 
 // startManagerProcess builds the strata binary and runs its manager on the

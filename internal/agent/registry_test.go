@@ -89,7 +89,7 @@ func TestAgentPullsPacksFromAPackRegistry(t *testing.T) {
 		t.Errorf("the pack's deployment: %v", err)
 	}
 
-	agentClient := agentCredentials(t, ctx, ws, f.mgmt, strings.TrimPrefix(f.mgmt.Host, "https://"))
+	agentClient, _ := agentCredentials(t, ctx, ws, f.mgmt, strings.TrimPrefix(f.mgmt.Host, "https://"))
 	if err := agentClient.Get(ctx, keyOf("fleet", "registry-creds"), &corev1.Secret{}); err != nil {
 		t.Errorf("the agent cannot read its registry's credentials: %v", err)
 	}

@@ -40,8 +40,9 @@ type Options struct {
 	// Management is the caller's access to the management plane.
 	Management *rest.Config
 	Namespace  string
-	// Clusters is how many agent-mode Clusters to make and join.
-	Clusters int
+	// Clusters is how many agent-mode Clusters to make and join, named
+	// from ClusterName(First) on.
+	Clusters, First int
 	// Profile and Range are what each cluster attaches.
 	Profile, Range string
 	// Packs, PackCacheDir and Heartbeat serve each hollow agent as they
@@ -88,54 +89,79 @@ const workers = 16
 // ends; it returns the last figures. Bad options are refused before
 // anything is made.
 func Agents(ctx context.Context, opts Options) (Figures, error) {
-	if opts.Clusters < 1 {
-		return Figures{}, fmt.Errorf("--clusters %d: want at least 1", opts.Clusters)
-	}
 	if opts.Every == 0 {
 		opts.Every = 10 * time.Second
 	}
-	c, err := client.New(opts.Management, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		return Figures{}, err
-	}
-	if err := checkProfile(ctx, c, opts); err != nil {
-		return Figures{}, err
-	}
-	clusters, err := cache.New(opts.Management, cache.Options{Scheme: controller.Scheme(),
-		ByObject:          map[client.Object]cache.ByObject{&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{Label: "agents"})}},
-		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}})
-	if err != nil {
-		return Figures{}, err
-	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { _ = clusters.Start(ctx) }()
-	if !clusters.WaitForCacheSync(ctx) {
-		return Figures{}, errors.New("the management plane's Clusters could not be read")
+	run, err := Start(ctx, opts)
+	if err != nil {
+		return Figures{}, err
 	}
-
-	t := &test{opts: opts, c: c, started: time.Now()}
-	done := make(chan error, 1)
-	go func() { done <- t.makeAndJoin(ctx) }()
+	joined := run.Joined()
 	tick := time.NewTicker(opts.Every)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
+		case err := <-joined:
 			if err != nil {
-				stop()
-				return t.figures(clusters), err
+				return run.Figures(), err
 			}
-			done = nil // all joined: figures go on until interrupted
+			joined = nil // all joined: figures go on until interrupted
 		case <-tick.C:
-			fmt.Fprintln(opts.Out, t.figures(clusters))
+			fmt.Fprintln(opts.Out, run.Figures())
 		case <-ctx.Done():
-			f := t.figures(clusters)
+			f := run.Figures()
 			fmt.Fprintln(opts.Out, f)
 			return f, nil
 		}
 	}
 }
+
+// Run is a load test under way: its agents run until the context given
+// to Start ends.
+type Run struct {
+	opts     Options
+	c        client.Client
+	clusters cache.Cache
+	started  time.Time
+	created  atomic.Int64
+	// requests and tooMany count the agents' requests and 429 answers.
+	requests, tooMany atomic.Int64
+	joined            chan error
+}
+
+// Start checks the options, then makes the clusters and joins their
+// agents in the background (Joined says when all are joined).
+func Start(ctx context.Context, opts Options) (*Run, error) {
+	if opts.Clusters < 1 {
+		return nil, fmt.Errorf("--clusters %d: want at least 1", opts.Clusters)
+	}
+	c, err := client.New(opts.Management, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProfile(ctx, c, opts); err != nil {
+		return nil, err
+	}
+	clusters, err := cache.New(opts.Management, cache.Options{Scheme: controller.Scheme(),
+		ByObject:          map[client.Object]cache.ByObject{&v1.Cluster{}: {Label: labels.SelectorFromSet(labels.Set{Label: "agents"})}},
+		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}})
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = clusters.Start(ctx) }()
+	if !clusters.WaitForCacheSync(ctx) {
+		return nil, errors.New("the management plane's Clusters could not be read")
+	}
+	r := &Run{opts: opts, c: c, clusters: clusters, started: time.Now(), joined: make(chan error, 1)}
+	go func() { r.joined <- r.makeAndJoin(ctx) }()
+	return r, nil
+}
+
+// Joined receives once every cluster is made and its agent joined, or
+// the first error.
+func (r *Run) Joined() <-chan error { return r.joined }
 
 // checkProfile refuses a profile with no version in the range, in the
 // namespace or the shared one.
@@ -159,22 +185,12 @@ func checkProfile(ctx context.Context, c client.Client, opts Options) error {
 	return nil
 }
 
-// test is one load test under way.
-type test struct {
-	opts    Options
-	c       client.Client
-	started time.Time
-	created atomic.Int64
-	// requests and tooMany count the agents' requests and 429 answers.
-	requests, tooMany atomic.Int64
-}
-
 // ClusterName is the name of the load test's i-th Cluster.
 func ClusterName(i int) string { return fmt.Sprintf("loadtest-%05d", i) }
 
 // makeAndJoin creates the Clusters and joins an agent to each, workers at
 // a time; the agents run until ctx ends.
-func (t *test) makeAndJoin(ctx context.Context) error {
+func (t *Run) makeAndJoin(ctx context.Context) error {
 	work := make(chan int)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
@@ -192,7 +208,7 @@ func (t *test) makeAndJoin(ctx context.Context) error {
 	}
 	for i := range t.opts.Clusters {
 		select {
-		case work <- i:
+		case work <- t.opts.First + i:
 		case err := <-errs:
 			close(work)
 			wg.Wait()
@@ -213,7 +229,7 @@ func (t *test) makeAndJoin(ctx context.Context) error {
 	}
 }
 
-func (t *test) makeAndJoinOne(ctx context.Context, name string) error {
+func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 	key := types.NamespacedName{Namespace: t.opts.Namespace, Name: name}
 	c := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.opts.Namespace, Labels: map[string]string{Label: "agents"}},
 		Spec: v1.ClusterSpec{Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: t.opts.Profile, Version: t.opts.Range}}}}
@@ -237,7 +253,7 @@ func (t *test) makeAndJoinOne(ctx context.Context, name string) error {
 }
 
 // count wraps an agent's transport to count its requests and 429s.
-func (t *test) count(next http.RoundTripper) http.RoundTripper {
+func (t *Run) count(next http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
 		t.requests.Add(1)
 		resp, err := next.RoundTrip(req)
@@ -252,11 +268,11 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// figures counts the clusters from the cache of the load test's Clusters.
-func (t *test) figures(clusters cache.Cache) Figures {
+// Figures counts the clusters from the load test's cache of them.
+func (t *Run) Figures() Figures {
 	f := Figures{Elapsed: time.Since(t.started), Created: int(t.created.Load()), Requests: t.requests.Load(), TooMany: t.tooMany.Load()}
 	var list v1.ClusterList
-	if err := clusters.List(context.Background(), &list); err == nil {
+	if err := t.clusters.List(context.Background(), &list); err == nil {
 		for _, c := range list.Items {
 			if c.Status.Agent != nil {
 				f.Registered++

@@ -5,7 +5,6 @@
 package up
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -26,7 +25,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -118,7 +116,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err := installCRDs(ctx, cfg); err != nil {
 		return fmt.Errorf("install CRDs: %w", err)
 	}
-	if err := applyFlowControl(ctx, cfg); err != nil {
+	// A management plane that agents join is ready for many of them.
+	if err := flowcontrol.Apply(ctx, cfg); err != nil {
 		return fmt.Errorf("apply the agents' flow control: %w", err)
 	}
 	kubeconfig := filepath.Join(opts.Dir, "kubeconfig")
@@ -245,26 +244,6 @@ func installCRDs(ctx context.Context, cfg *rest.Config) error {
 	return nil
 }
 
-// applyFlowControl applies the agents' share of the API server
-// (config/flowcontrol): a management plane that agents join is ready for
-// many of them.
-func applyFlowControl(ctx context.Context, cfg *rest.Config) error {
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return err
-	}
-	for i, doc := range bytes.Split(flowcontrol.Manifests, []byte("\n---\n")) {
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
-			return fmt.Errorf("config/flowcontrol document %d: %w", i+1, err)
-		}
-		//nolint:staticcheck // client.Apply with a whole object, as shipped.
-		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("strata"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("%s %s: %w", obj.GetKind(), obj.GetName(), err)
-		}
-	}
-	return nil
-}
 
 // loopbackAddr returns addr, or a free loopback port when empty.
 func loopbackAddr(addr string) (string, error) {
