@@ -149,6 +149,7 @@ func (c *credentials) set(token string, expires time.Time) {
 func (c *credentials) config() *rest.Config {
 	cfg := &rest.Config{Host: c.server, TLSClientConfig: rest.TLSClientConfig{CAData: c.caData}, UserAgent: "strata-agent"}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &bearer{creds: c, next: rt} })
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &backoffOn429{next: rt, pause: pause} })
 	if c.wrap != nil {
 		cfg.Wrap(c.wrap)
 	}
