@@ -53,6 +53,9 @@ func (j Join) Command() string {
 	return cmd
 }
 
+// ErrNoServiceAccount: the manager has not made the agent's identity yet.
+var ErrNoServiceAccount = errors.New("no ServiceAccount")
+
 // NewJoin mints a join token for an agent-mode cluster's agent, valid for
 // ttl and only until an agent registers with it. mgmt is the caller's
 // access to the management plane; server is the URL the agent is to use
@@ -72,7 +75,7 @@ func NewJoin(ctx context.Context, mgmt *rest.Config, cluster types.NamespacedNam
 		}
 		if !apierrors.IsNotFound(lastErr) || time.Now().After(deadline) {
 			if apierrors.IsNotFound(lastErr) {
-				return Join{}, fmt.Errorf("cluster %s: no ServiceAccount %s yet: is the Cluster in mode agent, and is the manager running?", cluster, sa)
+				return Join{}, fmt.Errorf("cluster %s: %w %s yet: is the Cluster in mode agent, and is the manager running?", cluster, ErrNoServiceAccount, sa)
 			}
 			return Join{}, fmt.Errorf("cluster %s: %w", cluster, lastErr)
 		}

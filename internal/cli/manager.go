@@ -78,8 +78,8 @@ empty.`,
 	cmd.Flags().IntVar(&opts.Workers, "workers", 4, "how many clusters are worked on at once (clusters waiting to become ready do not count)")
 	cmd.Flags().StringVar(&opts.PackCacheDir, "pack-cache", "", "folder where packs pulled from PackRegistry objects are kept (turns PackRegistry on); e.g. a volume")
 	cmd.Flags().Int64Var(&opts.PackCacheSize, "pack-cache-size", 2<<30, "bound of the pack cache in bytes; least recently used packs go first")
-	cmd.Flags().Float32Var(&opts.QPS, "kube-api-qps", 100, "requests per second the manager may make to the management plane")
-	cmd.Flags().IntVar(&opts.Burst, "kube-api-burst", 200, "burst of requests above --kube-api-qps")
+	cmd.Flags().Float32Var(&opts.QPS, "kube-api-qps", 300, "requests per second the manager may make to the management plane (its API Priority and Fairness level protects the API server)")
+	cmd.Flags().IntVar(&opts.Burst, "kube-api-burst", 600, "burst of requests above --kube-api-qps")
 	cmd.Flags().DurationVar(&layerTimout, "layer-timeout", 5*time.Minute, "how long each layer may take to become Ready")
 	return cmd
 }

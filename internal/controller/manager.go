@@ -58,8 +58,10 @@ type ManagerOptions struct {
 	// they are reported Stalled.
 	Local *local.Provider
 	// QPS and Burst bound the manager's requests to the management plane;
-	// 100 and 200 when zero (client-go's 5, or controller-runtime's 20, would
-	// make a thousand clusters' first reconciles queue for minutes).
+	// 300 and 600 when zero (client-go's 5, or controller-runtime's 20, would
+	// make a thousand clusters' first reconciles queue for minutes; at 100,
+	// registering agent-mode clusters, nine requests each, stalled at 11 a
+	// second). The API server's flow control protects it.
 	QPS   float32
 	Burst int
 	// SeveralPerProcess allows more than one manager in a process (tests);
@@ -90,7 +92,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	if cfg.QPS == 0 {
-		cfg.QPS = 100
+		cfg.QPS = 300
 	}
 	if cfg.Burst == 0 {
 		cfg.Burst = 2 * int(cfg.QPS)

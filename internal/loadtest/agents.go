@@ -237,7 +237,12 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 		return fmt.Errorf("cluster %s: %w", key, err)
 	}
 	t.created.Add(1)
+	// A manager registering thousands of clusters takes a while to make
+	// each one's identity: how long is what the test measures.
 	join, err := agent.NewJoin(ctx, t.opts.Management, key, "", time.Hour)
+	for errors.Is(err, agent.ErrNoServiceAccount) && ctx.Err() == nil {
+		join, err = agent.NewJoin(ctx, t.opts.Management, key, "", time.Hour)
+	}
 	if err != nil {
 		return err
 	}
