@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -219,6 +220,13 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 		}
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	beat := &heartbeat{opts: opts, cached: mgr.GetClient(), direct: mgr.GetAPIReader(), writer: mgr.GetClient(), wake: r.WakeAgent}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		beat.run(ctx)
+		return nil
+	})); err != nil {
 		return nil, err
 	}
 	return mgr, nil

@@ -86,9 +86,9 @@ func (r *ClusterReconciler) WakeAgent() {
 	}
 }
 
-// heartbeatsMissed is how many heartbeats may go missing before the
-// manager shows an agent disconnected.
-const heartbeatsMissed = 3
+// HeartbeatsMissed is how many heartbeats may go missing before the
+// manager shows an agent disconnected: an agent's Lease lasts that many.
+const HeartbeatsMissed = 3
 
 // reconcileAgentCluster is the manager's part of an agent-mode cluster.
 func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
@@ -150,10 +150,10 @@ func agentConnection(c *v1.Cluster, lease *coordinationv1.Lease, now time.Time) 
 	if lease != nil && lease.Spec.RenewTime.After(last) {
 		last = lease.Spec.RenewTime.Time
 		if d := lease.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
-			period = time.Duration(*d) * time.Second / heartbeatsMissed
+			period = time.Duration(*d) * time.Second / HeartbeatsMissed
 		}
 	}
-	deadline := last.Add(heartbeatsMissed * period)
+	deadline := last.Add(HeartbeatsMissed * period)
 	if now.After(deadline) {
 		return metav1.ConditionFalse, "HeartbeatMissed",
 			fmt.Sprintf("no heartbeat since %s: the agent keeps the last desired state it read applied, and reports when it is back", last.UTC().Format(time.RFC3339)),

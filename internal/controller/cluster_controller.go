@@ -829,20 +829,13 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// run than the turns let work.
 		WithOptions(controller.Options{MaxConcurrentReconciles: reconcilersPerTurn * r.Workers}).
 		Named("cluster")
-	if r.Agent == nil {
-		// A renewed Lease brings back an agent shown away.
-		b = b.Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease))
-	}
 	if r.Agent != nil {
-		// An agent reaches its own cluster, through no Secret.
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			r.heartbeat(ctx)
-			return nil
-		})); err != nil {
-			return err
-		}
+		// An agent reaches its own cluster, through no Secret; its
+		// heartbeat is the agent package's.
 		return b.Complete(r)
 	}
+	// A renewed Lease brings back an agent shown away.
+	b = b.Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease))
 	if r.Local != nil {
 		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			r.Local.Supervise(ctx, 2*time.Second, r.localRestarted)

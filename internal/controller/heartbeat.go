@@ -2,17 +2,13 @@ package controller
 
 import (
 	"context"
-	"math/rand/v2"
-	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -23,6 +19,7 @@ import (
 // does in kube-node-lease: a small object whose writes cost the API server
 // little and reach only the manager's watch of agents' Leases. The
 // Cluster's status is written only when what the agent reports changes.
+// The manager makes the Lease and reads it; the agent package renews it.
 
 // HeartbeatLabel marks an agent's Lease with the name of its Cluster; the
 // manager's cache holds only Leases so labelled.
@@ -43,59 +40,6 @@ func heartbeatLeases() labels.Selector {
 func agentLeaseObject(meta metav1.ObjectMeta) *coordinationv1.Lease {
 	meta.Labels = map[string]string{"app.kubernetes.io/managed-by": "strata", HeartbeatLabel: meta.Labels["strata.dev/cluster"]}
 	return &coordinationv1.Lease{TypeMeta: metav1.TypeMeta{APIVersion: coordinationv1.SchemeGroupVersion.String(), Kind: "Lease"}, ObjectMeta: meta}
-}
-
-// heartbeat renews the agent's Lease every r.Agent.Heartbeat, give or take
-// a tenth so that agents started together do not beat together, until ctx
-// ends. The status is not written: a manager that showed the agent away
-// learns it is back from the Lease, and the agent's next reconcile
-// writes the status it holds.
-func (r *ClusterReconciler) heartbeat(ctx context.Context) {
-	key := types.NamespacedName{Namespace: r.Agent.Cluster.Namespace, Name: AgentLease(r.Agent.Cluster.Name)}
-	var lease *coordinationv1.Lease
-	for {
-		wait := time.Duration(float64(r.Agent.Heartbeat) * (0.9 + 0.2*rand.Float64()))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		c := &v1.Cluster{}
-		if err := r.Get(ctx, r.Agent.Cluster, c); err != nil || c.Spec.Mode != v1.ModeAgent || !c.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionAgentConnected) {
-			// The manager showed the agent away: its full reconcile
-			// writes the status, connected.
-			r.wakeUp(r.Agent.Cluster)
-		}
-		// An unreachable management plane is what the heartbeat finds
-		// out; the next beat tries again.
-		lease, _ = r.renewLease(ctx, key, lease)
-	}
-}
-
-// renewLease renews the agent's Lease, from the copy written last when it
-// has one (one request a beat), else as read.
-func (r *ClusterReconciler) renewLease(ctx context.Context, key types.NamespacedName, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
-	lease := last
-	if lease == nil {
-		lease = &coordinationv1.Lease{}
-		if err := r.APIReader.Get(ctx, key, lease); err != nil {
-			return nil, err
-		}
-	}
-	lease = lease.DeepCopy()
-	lease.Spec.HolderIdentity = ptr.To("strata-agent " + r.Agent.Version)
-	lease.Spec.LeaseDurationSeconds = ptr.To(int32(heartbeatsMissed * r.Agent.Heartbeat / time.Second))
-	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-	if err := r.Update(ctx, lease); err != nil {
-		if apierrors.IsConflict(err) && last != nil {
-			return r.renewLease(ctx, key, nil) // changed meanwhile: read it again
-		}
-		return nil, err
-	}
-	return lease, nil
 }
 
 // agentLeaseOf is the agent's Lease as the manager's cache holds it; nil

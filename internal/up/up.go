@@ -244,7 +244,6 @@ func installCRDs(ctx context.Context, cfg *rest.Config) error {
 	return nil
 }
 
-
 // loopbackAddr returns addr, or a free loopback port when empty.
 func loopbackAddr(addr string) (string, error) {
 	if addr != "" {

@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+)
+
+// heartbeat renews the agent's Lease (controller.AgentLease, made by the
+// manager) every opts.Heartbeat, give or take a tenth so that agents
+// started together do not beat together, until ctx ends. The Cluster's
+// status is not written: a manager that showed the agent away learns it
+// is back from the Lease, and the agent's next reconcile writes the status
+// it holds (wake).
+type heartbeat struct {
+	opts Options
+	// cached reads the agent's own Cluster from its cache; direct reads
+	// and writes the Lease, which the agent's cache does not hold.
+	cached, direct client.Reader
+	writer         client.Writer
+	wake           func()
+}
+
+func (h *heartbeat) run(ctx context.Context) {
+	key := types.NamespacedName{Namespace: h.opts.Cluster.Namespace, Name: controller.AgentLease(h.opts.Cluster.Name)}
+	var lease *coordinationv1.Lease
+	for {
+		wait := time.Duration(float64(h.opts.Heartbeat) * (0.9 + 0.2*rand.Float64()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		c := &v1.Cluster{}
+		if err := h.cached.Get(ctx, h.opts.Cluster, c); err != nil || c.Spec.Mode != v1.ModeAgent || !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionAgentConnected) {
+			// The manager showed the agent away: its full reconcile
+			// writes the status, connected.
+			h.wake()
+		}
+		// An unreachable management plane is what the heartbeat finds
+		// out; the next beat tries again.
+		lease, _ = h.renew(ctx, key, lease)
+	}
+}
+
+// renew renews the Lease, from the copy written last when there is one (one
+// request a beat), else as read.
+func (h *heartbeat) renew(ctx context.Context, key types.NamespacedName, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	lease := last
+	if lease == nil {
+		lease = &coordinationv1.Lease{}
+		if err := h.direct.Get(ctx, key, lease); err != nil {
+			return nil, err
+		}
+	}
+	lease = lease.DeepCopy()
+	lease.Spec.HolderIdentity = ptr.To("strata-agent " + h.opts.Version)
+	lease.Spec.LeaseDurationSeconds = ptr.To(int32(controller.HeartbeatsMissed * h.opts.Heartbeat / time.Second))
+	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+	if err := h.writer.Update(ctx, lease); err != nil {
+		if apierrors.IsConflict(err) && last != nil {
+			return h.renew(ctx, key, nil) // changed meanwhile: read it again
+		}
+		return nil, err
+	}
+	return lease, nil
+}
