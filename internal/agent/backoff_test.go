@@ -36,6 +36,7 @@ func TestBackoffOn429GrowsWithJitter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		resp.Body.Close()
 		if floor < 0 {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("answer %d: %d", i, resp.StatusCode)
