@@ -149,7 +149,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	for {
-		followed, err := readAttached(ctx, creds.config(), opts)
+		followed, err := readAttached(ctx, creds.config(), opts, log)
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -37,17 +39,30 @@ func attachedNames(c *v1.Cluster) []string {
 }
 
 // readAttached reads the agent's Cluster from the management plane for the
-// profiles it attaches.
-func readAttached(ctx context.Context, mgmt *rest.Config, opts Options) ([]string, error) {
+// profiles it attaches. A plane that does not answer is asked again, less
+// and less often; one that answers no (the Cluster is gone, the agent's
+// credentials are refused) ends the agent with why.
+func readAttached(ctx context.Context, mgmt *rest.Config, opts Options, log *slog.Logger) ([]string, error) {
 	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		return nil, err
 	}
-	cluster := &v1.Cluster{}
-	if err := c.Get(ctx, opts.Cluster, cluster); err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", opts.Cluster, err)
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		cluster := &v1.Cluster{}
+		err := c.Get(ctx, opts.Cluster, cluster)
+		if err == nil {
+			return attachedNames(cluster), nil
+		}
+		if apierrors.IsNotFound(err) || apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
+			return nil, fmt.Errorf("cluster %s: %w", opts.Cluster, err)
+		}
+		log.Warn("the management plane did not answer; asking again", "in", delay.String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
 	}
-	return attachedNames(cluster), nil
 }
 
 // profilesNamed selects the versions of the profiles named; none when no
