@@ -627,12 +627,12 @@ func (r *ClusterReconciler) trustCharts(ctx context.Context, st *stack.Stack, vi
 }
 
 func (r *ClusterReconciler) visibleProfiles(ctx context.Context, c *v1.Cluster) ([]profile.Profile, error) {
-	return visibleProfiles(ctx, r.Client, c)
+	return VisibleProfiles(ctx, r.Client, c)
 }
 
-// visibleProfiles lists the versions of the profiles a cluster attaches
+// VisibleProfiles lists the versions of the profiles a cluster attaches
 // that its project sees: its own, then the shared ones.
-func visibleProfiles(ctx context.Context, r client.Reader, c *v1.Cluster) ([]profile.Profile, error) {
+func VisibleProfiles(ctx context.Context, r client.Reader, c *v1.Cluster) ([]profile.Profile, error) {
 	attached := map[string]bool{}
 	for _, a := range c.Spec.Profiles {
 		attached[a.Name] = true

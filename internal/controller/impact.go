@@ -146,7 +146,7 @@ func (r *ImpactReconciler) compute(ctx context.Context, p *v1.ClusterProfile) (*
 		if !c.DeletionTimestamp.IsZero() {
 			continue
 		}
-		profiles, err := visibleProfiles(ctx, r.Client, c)
+		profiles, err := VisibleProfiles(ctx, r.Client, c)
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +249,7 @@ func (r *ImpactReconciler) refusalsFor(ctx context.Context, visible map[types.UI
 // draftsOf maps a cluster to the drafts it sees of the profiles it
 // attaches.
 func (r *ImpactReconciler) draftsOf(ctx context.Context, o client.Object) []ctrl.Request {
-	visible, err := visibleProfiles(ctx, r.Client, o.(*v1.Cluster))
+	visible, err := VisibleProfiles(ctx, r.Client, o.(*v1.Cluster))
 	if err != nil {
 		return nil
 	}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +27,6 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/agent"
 	"strata.dev/strata/internal/controller"
-	"strata.dev/strata/internal/profile"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -163,21 +161,16 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 // the first error.
 func (r *Run) Joined() <-chan error { return r.joined }
 
-// checkProfile refuses a profile with no version in the range, in the
-// namespace or the shared one.
+// checkProfile refuses a profile with no version in the range among those
+// a cluster of the namespace would see (its own and the shared ones).
 func checkProfile(ctx context.Context, c client.Client, opts Options) error {
 	if err := c.Get(ctx, types.NamespacedName{Name: opts.Namespace}, &corev1.Namespace{}); err != nil {
 		return fmt.Errorf("namespace %s: %w", opts.Namespace, err)
 	}
-	var visible []profile.Profile
-	for _, ns := range slices.Compact([]string{opts.Namespace, controller.SharedNamespace}) {
-		var list v1.ClusterProfileList
-		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		for i := range list.Items {
-			visible = append(visible, profile.Profile{ClusterProfile: &list.Items[i]})
-		}
+	visible, err := controller.VisibleProfiles(ctx, c, &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: opts.Namespace},
+		Spec: v1.ClusterSpec{Profiles: []v1.ProfileAttachment{{Name: opts.Profile, Version: opts.Range}}}})
+	if err != nil {
+		return err
 	}
 	if _, ok := stack.FindProfile(visible, opts.Profile, opts.Range); !ok {
 		return fmt.Errorf("--profile %s:%s: no published version of profile %q in %s in namespace %s or %s", opts.Profile, opts.Range, opts.Profile, opts.Range, opts.Namespace, controller.SharedNamespace)
