@@ -17,7 +17,7 @@ TESTFLAGS   ?= -timeout 30m
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME    ?= 20000x
 
-.PHONY: help build kube tools test test-unit lint vet demo bench chaos generate fuzz clean image
+.PHONY: help build kube capi tools test test-unit lint vet demo bench chaos generate fuzz clean image
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,10 +28,13 @@ build: ## Build bin/strata.
 kube: ## Build the Kubernetes binaries (apiserver, controller-manager, scheduler, etcd, kwok) into bin/kube/<version>; no-op when present.
 	hack/kube/build.sh $(KUBE_BIN)
 
+capi: ## Build Cluster API's core manager (and copy its CRDs and webhooks) into bin/capi/<version>; no-op when present.
+	hack/capi/build.sh $(BIN)/capi
+
 tools: ## Build the registry (CNCF Distribution) and oras CLI that tests run into bin/tools; no-op when present.
 	hack/tools/build.sh $(BIN)/tools
 
-test: kube tools ## Run every test, including those on real API servers and registries.
+test: kube capi tools ## Run every test, including those on real API servers and registries.
 	$(GO) test $(TESTFLAGS) ./...
 
 vet: ## go vet.

@@ -175,3 +175,25 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+// WriteServingCertificate makes a new certificate authority and a serving
+// certificate for hosts signed by it, writes them as tls.crt and tls.key in
+// dir (the names controller-runtime's webhook server reads) and returns the
+// authority's PEM, which the API server is given as the caBundle.
+func WriteServingCertificate(dir, commonName string, hosts []string) (caPEM []byte, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := newAuthority(commonName + "-ca")
+	if err != nil {
+		return nil, err
+	}
+	kp, err := ca.issue(commonName, nil, hosts)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKeyPair(kp, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
+		return nil, err
+	}
+	return ca.certPEM, nil
+}

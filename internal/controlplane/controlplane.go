@@ -37,6 +37,12 @@ type Options struct {
 	// NodePools, when set, are the simulated nodes instead of Nodes; kwok
 	// starts even when they count no node yet, so they can be scaled up.
 	NodePools []NodePool
+	// Kwok starts kwok with no nodes of its own: someone else (Cluster
+	// API's machines) creates the nodes it simulates.
+	Kwok bool
+	// APIServerPort, when set, is the port the API server listens on, so
+	// that its address survives a restart; a free one when zero.
+	APIServerPort int
 	// StartTimeout bounds each readiness wait; 90 seconds when zero.
 	StartTimeout time.Duration
 	// Durable makes etcd fsync its writes. Tests leave it off: a throwaway
@@ -98,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	return cp, nil
 }
 
-func (o *Options) simulatesNodes() bool { return o.Nodes > 0 || o.NodePools != nil }
+func (o *Options) simulatesNodes() bool { return o.Nodes > 0 || o.NodePools != nil || o.Kwok }
 
 // Exited names the processes of the control plane that have stopped on
 // their own, so a supervisor can restart it.
@@ -148,11 +154,13 @@ func (cp *ControlPlane) start(ctx context.Context) error {
 			return err
 		}
 		pools := cp.opts.NodePools
-		if pools == nil {
+		if pools == nil && cp.opts.Nodes > 0 {
 			pools = []NodePool{{Name: "node", Count: cp.opts.Nodes}}
 		}
-		if err := cp.SetNodePools(ctx, pools); err != nil {
-			return err
+		if pools != nil {
+			if err := cp.SetNodePools(ctx, pools); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -213,12 +221,16 @@ func (cp *ControlPlane) loadOrCreateCA() (*authority, error) {
 // startWithPorts starts a process on freshly picked ports and waits for it.
 // When the process dies during the wait because a port was taken in the
 // meantime, it tries again with new ports.
-func (cp *ControlPlane) startWithPorts(ctx context.Context, nPorts int, launch func(ports []int) (*process, error), ready func(ctx context.Context, p *process, ports []int) error) ([]int, error) {
+// fixed, when not nil, are the ports to use, tried once.
+func (cp *ControlPlane) startWithPorts(ctx context.Context, nPorts int, fixed []int, launch func(ports []int) (*process, error), ready func(ctx context.Context, p *process, ports []int) error) ([]int, error) {
 	var lastErr error
 	for attempt := 0; attempt < startAttempts; attempt++ {
-		ports, err := freePorts(nPorts)
-		if err != nil {
-			return nil, err
+		ports := fixed
+		if ports == nil {
+			var err error
+			if ports, err = FreePorts(nPorts); err != nil {
+				return nil, err
+			}
 		}
 		p, err := launch(ports)
 		if err != nil {
@@ -233,7 +245,7 @@ func (cp *ControlPlane) startWithPorts(ctx context.Context, nPorts int, launch f
 		}
 		p.stop()
 		lastErr = err
-		if !errors.Is(err, errProcessExited) || !strings.Contains(p.logTail(40), "address already in use") {
+		if fixed != nil || !errors.Is(err, errProcessExited) || !strings.Contains(p.logTail(40), "address already in use") {
 			return nil, err
 		}
 	}
@@ -243,7 +255,7 @@ func (cp *ControlPlane) startWithPorts(ctx context.Context, nPorts int, launch f
 func (cp *ControlPlane) startEtcd(ctx context.Context) (string, error) {
 	bin, _ := cp.opts.Binaries.Path(EtcdBinary)
 	dataDir := cp.path("etcd")
-	ports, err := cp.startWithPorts(ctx, 2, func(ports []int) (*process, error) {
+	ports, err := cp.startWithPorts(ctx, 2, nil, func(ports []int) (*process, error) {
 		client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 		args := []string{
@@ -285,7 +297,11 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcdURL, saKey, saPu
 		return err
 	}
 
-	_, err = cp.startWithPorts(ctx, 1, func(ports []int) (*process, error) {
+	var fixed []int
+	if cp.opts.APIServerPort > 0 {
+		fixed = []int{cp.opts.APIServerPort}
+	}
+	_, err = cp.startWithPorts(ctx, 1, fixed, func(ports []int) (*process, error) {
 		args := []string{
 			"--etcd-servers=" + etcdURL,
 			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -368,7 +384,7 @@ func (cp *ControlPlane) componentKubeconfig(file, user string) (string, error) {
 // its HTTPS endpoint on a free loopback port and waits for /healthz.
 func (cp *ControlPlane) startSecureComponent(ctx context.Context, name string, args []string) error {
 	bin, _ := cp.opts.Binaries.Path(name)
-	_, err := cp.startWithPorts(ctx, 1, func(ports []int) (*process, error) {
+	_, err := cp.startWithPorts(ctx, 1, nil, func(ports []int) (*process, error) {
 		all := append([]string{
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(ports[0]),

@@ -76,7 +76,7 @@ func (cp *ControlPlane) SetNodePools(ctx context.Context, pools []NodePool) erro
 		if existing[name] {
 			continue
 		}
-		node, err := fakeNode(name, want[name], cp.opts.Binaries.Version)
+		node, err := FakeNode(name, want[name], cp.opts.Binaries.Version)
 		if err != nil {
 			return err
 		}
@@ -152,9 +152,9 @@ func (cp *ControlPlane) waitNodesReady(ctx context.Context, n int) error {
 	return nil
 }
 
-// fakeNode is a node kwok will bring to Ready. It carries the labels real
+// FakeNode is a node kwok will bring to Ready. It carries the labels real
 // kubelets set, or pods with node selectors (CNI daemonsets) stay Pending.
-func fakeNode(name string, pool NodePool, kubeletVersion string) (*corev1.Node, error) {
+func FakeNode(name string, pool NodePool, kubeletVersion string) (*corev1.Node, error) {
 	capacity := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
 	for res, q := range map[corev1.ResourceName][2]string{
 		corev1.ResourceCPU:              {pool.CPU, "32"},

@@ -14,8 +14,8 @@ var (
 	handedOut   = map[int]bool{}
 )
 
-// freePorts returns n loopback TCP ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n loopback TCP ports that were free a moment ago.
+func FreePorts(n int) ([]int, error) {
 	handedOutMu.Lock()
 	defer handedOutMu.Unlock()
 	var ports []int

@@ -121,3 +121,35 @@ func (p *process) waitFor(ctx context.Context, what string, check func(context.C
 		}
 	}
 }
+
+// Process is a binary run beside a control plane (Cluster API's manager,
+// for one), logging to <dir>/<name>.log, in its own process group and
+// killed if this process dies.
+type Process struct{ p *process }
+
+// StartProcess runs binary with args in dir.
+func StartProcess(name, binary, dir string, args []string) (*Process, error) {
+	p, err := startProcess(name, binary, dir, args)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p: p}, nil
+}
+
+// PID of the process.
+func (p *Process) PID() int { return p.p.PID() }
+
+// Exited reports whether it has ended.
+func (p *Process) Exited() bool { return p.p.exited() }
+
+// Stop ends it: SIGTERM, then SIGKILL after a grace period.
+func (p *Process) Stop() { p.p.stop() }
+
+// LogPath is where its output goes.
+func (p *Process) LogPath() string { return p.p.logPath }
+
+// WaitFor polls check until it succeeds, the process exits (the error then
+// holds the end of its log) or ctx ends.
+func (p *Process) WaitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	return p.p.waitFor(ctx, what, check)
+}

@@ -48,11 +48,19 @@ type Spec struct {
 	// KubernetesVersion from the k8s layer, e.g. "1.37.2".
 	KubernetesVersion string
 	Pools             []controlplane.NodePool
+	// MachineNodes runs kwok without nodes of its own: Cluster API's
+	// machines make them (Pools is then ignored).
+	MachineNodes bool
+	// APIServerPort keeps the API server on a port across restarts; a free
+	// one when zero.
+	APIServerPort int
 }
 
 // Status is what a local cluster is.
 type Status struct {
 	Kubeconfig []byte
+	// Server is the API server's URL.
+	Server string
 	// Restarted says the control plane was (re)started by this call.
 	Restarted bool
 }
@@ -120,19 +128,20 @@ func (p *Provider) Ensure(ctx context.Context, spec Spec) (Status, error) {
 		cp, err := controlplane.Start(ctx, controlplane.Options{
 			Name: strings.ReplaceAll(spec.Key, "/", "-"), Dir: p.dir(spec.Key), Binaries: bins,
 			ControllerManager: true, Scheduler: true, NodePools: spec.Pools, Durable: true,
+			Kwok: spec.MachineNodes, APIServerPort: spec.APIServerPort,
 		})
 		if err != nil {
 			return Status{}, err
 		}
 		c.cp, c.version, c.pools, st.Restarted = cp, v, slices.Clone(spec.Pools), true
 	}
-	if !slices.Equal(c.pools, spec.Pools) {
+	if !spec.MachineNodes && !slices.Equal(c.pools, spec.Pools) {
 		if err := c.cp.SetNodePools(ctx, spec.Pools); err != nil {
 			return Status{}, fmt.Errorf("scale nodes: %w", err)
 		}
 		c.pools = slices.Clone(spec.Pools)
 	}
-	st.Kubeconfig = c.cp.Kubeconfig()
+	st.Kubeconfig, st.Server = c.cp.Kubeconfig(), c.cp.Server()
 	return st, nil
 }
 
