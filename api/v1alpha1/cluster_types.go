@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -24,7 +25,7 @@ type Cluster struct {
 }
 
 // ClusterProvider makes a cluster exist.
-// +kubebuilder:validation:Enum=imported;local
+// +kubebuilder:validation:Enum=imported;local;capi
 type ClusterProvider string
 
 // Providers.
@@ -36,7 +37,43 @@ const (
 	// real control plane with simulated nodes, its Kubernetes version
 	// taken from the k8s layer.
 	ProviderLocal ClusterProvider = "local"
+	// ProviderCAPI is a cluster Cluster API provisions from a ClusterClass,
+	// on whatever infrastructure the class's providers run: the manager
+	// owns a cluster.x-k8s.io Cluster with a managed topology.
+	ProviderCAPI ClusterProvider = "capi"
 )
+
+// CAPISpec says how Cluster API makes a capi cluster.
+type CAPISpec struct {
+	// ClassRef names the ClusterClass, of any provider.
+	ClassRef ClassRef `json:"classRef"`
+	// ControlPlaneReplicas of the topology's control plane; 1 when unset.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ControlPlaneReplicas *int32 `json:"controlPlaneReplicas,omitempty"`
+	// Variables are passed to the topology as they are; the class declares
+	// and checks them.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Variables []CAPIVariable `json:"variables,omitempty"`
+}
+
+// ClassRef names a ClusterClass.
+type ClassRef struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Namespace of the class; the cluster's when empty.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// CAPIVariable is a value for one of the class's variables.
+type CAPIVariable struct {
+	// +kubebuilder:validation:MinLength=1
+	Name  string               `json:"name"`
+	Value apiextensionsv1.JSON `json:"value"`
+}
 
 // NodePool is a group of nodes of a local cluster, labelled
 // strata.dev/node-pool=<name>.
@@ -56,6 +93,10 @@ type NodePool struct {
 	// Memory of each node; 256Gi when unset.
 	// +optional
 	Memory *resource.Quantity `json:"memory,omitempty"`
+	// Class of a capi cluster's pool: a worker (machineDeployment) class
+	// of its ClusterClass.
+	// +optional
+	Class string `json:"class,omitempty"`
 	// DiskSize of each node; 100Gi when unset.
 	// +optional
 	DiskSize *resource.Quantity `json:"diskSize,omitempty"`
@@ -103,7 +144,8 @@ const (
 // imported cluster without kubeconfigSecretRef is reported Stalled rather
 // than refused, so clusters can be declared before their credentials exist.
 //
-// +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'agent' && has(self.provider) && self.provider == 'local')",message="a local cluster is run by the manager: mode agent is for imported clusters"
+// +kubebuilder:validation:XValidation:rule="!(has(self.mode) && self.mode == 'agent' && has(self.provider) && self.provider != 'imported')",message="a local or capi cluster is reached by the manager: mode agent is for imported clusters"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'capi' || has(self.capi)",message="provider capi needs spec.capi.classRef: the ClusterClass Cluster API makes the cluster from"
 type ClusterSpec struct {
 	// Mode: push (the default) — the manager reaches the cluster through
 	// kubeconfigSecretRef; agent — `strata agent` in the cluster pulls its
@@ -122,7 +164,11 @@ type ClusterSpec struct {
 	// by Strata to <name>-kubeconfig.
 	// +optional
 	KubeconfigSecretRef *SecretKeyRef `json:"kubeconfigSecretRef,omitempty"`
-	// NodePools of a local cluster; one node in pool "default" when empty.
+	// CAPI says how Cluster API makes a capi cluster.
+	// +optional
+	CAPI *CAPISpec `json:"capi,omitempty"`
+	// NodePools of a local cluster (one node in pool "default" when empty),
+	// or the worker machineDeployments of a capi cluster.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -201,11 +247,14 @@ type ClusterPhase string
 
 // Cluster phases.
 const (
-	ClusterPending     ClusterPhase = "Pending"
-	ClusterReconciling ClusterPhase = "Reconciling"
-	ClusterReady       ClusterPhase = "Ready"
-	ClusterFailed      ClusterPhase = "Failed"
-	ClusterDeleting    ClusterPhase = "Deleting"
+	ClusterPending ClusterPhase = "Pending"
+	// ClusterProvisioning: Cluster API is making the cluster; its layers
+	// wait for the control plane.
+	ClusterProvisioning ClusterPhase = "Provisioning"
+	ClusterReconciling  ClusterPhase = "Reconciling"
+	ClusterReady        ClusterPhase = "Ready"
+	ClusterFailed       ClusterPhase = "Failed"
+	ClusterDeleting     ClusterPhase = "Deleting"
 )
 
 // Condition types of a Cluster.
@@ -226,6 +275,9 @@ const (
 	// keeps the version it runs because the newest one the range picks
 	// refuses it (its values break the new schema, a constraint fails).
 	ConditionVersionRefused = "VersionRefused"
+	// ConditionProvisioned mirrors, for a capi cluster, Cluster API's
+	// Available condition of its Cluster, with its reason and message.
+	ConditionProvisioned = "Provisioned"
 )
 
 // ClusterStatus is observed state of a cluster.
@@ -266,6 +318,32 @@ type ClusterStatus struct {
 	// Agent is what the agent of an agent-mode cluster last reported.
 	// +optional
 	Agent *AgentStatus `json:"agent,omitempty"`
+	// CAPI is what Cluster API says of a capi cluster.
+	// +optional
+	CAPI *CAPIStatus `json:"capi,omitempty"`
+}
+
+// CAPIStatus is a capi cluster as Cluster API reports it.
+type CAPIStatus struct {
+	// Phase of the Cluster API Cluster: Pending, Provisioning,
+	// Provisioned, Deleting, Failed.
+	// +optional
+	Phase string `json:"phase,omitempty"`
+	// ControlPlane replicas ready of desired.
+	// +optional
+	ControlPlane ReplicaCount `json:"controlPlane,omitempty"`
+	// Workers replicas ready of desired, all pools together.
+	// +optional
+	Workers ReplicaCount `json:"workers,omitempty"`
+	// Version of Kubernetes the control plane runs.
+	// +optional
+	Version string `json:"version,omitempty"`
+}
+
+// ReplicaCount is how many of the desired replicas are ready.
+type ReplicaCount struct {
+	Ready   int32 `json:"ready"`
+	Desired int32 `json:"desired"`
 }
 
 // AgentStatus is an agent's own report.

@@ -221,6 +221,15 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			return r.stalled(c, "ProvisionFailed", err), nil
 		}
 	}
+	if c.Spec.Provider == v1.ProviderCAPI {
+		initialized, err := r.ensureCAPI(ctx, c)
+		if err != nil {
+			return r.stalled(c, "ProvisionFailed", err), nil
+		}
+		if !initialized {
+			return r.provisioning(c), nil
+		}
+	}
 	e, kv, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 	if err != nil {
 		return r.stalled(c, "ClusterUnreachable", err), nil
@@ -277,6 +286,9 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 				c.Status.Profiles[i].LastGood = v
 			}
 		}
+	}
+	if res, waiting := r.notAvailable(c); waiting {
+		return res, nil
 	}
 	if r.checkHealth(ctx, c, e, resolved) {
 		// A roll-out is watching this cluster: look again soon, so a gate
@@ -451,6 +463,10 @@ func (r *ClusterReconciler) reconcileDelete(ctx context.Context, c *v1.Cluster) 
 	if c.Spec.Provider == v1.ProviderLocal {
 		if err := r.deleteLocal(ctx, c); err != nil {
 			return ctrl.Result{}, err
+		}
+	} else if c.Spec.Provider == v1.ProviderCAPI {
+		if retry, err := r.deleteCAPI(ctx, c); retry != nil || err != nil {
+			return *retry, err
 		}
 	} else if c.Annotations[OrphanAnnotation] != "true" {
 		if retry, err := r.removeLayers(ctx, c); retry != nil || err != nil {
@@ -845,7 +861,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return err
 		}
 	}
-	return b.
+	return watchCAPI(mgr, b).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingSecret)).
 		Complete(r)
 }
@@ -853,7 +869,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 const secretIndex = "spec.kubeconfigSecretRef.name"
 
 func indexSecret(o client.Object) []string {
-	if ref := o.(*v1.Cluster).Spec.KubeconfigSecretRef; ref != nil {
+	if ref := KubeconfigRef(o.(*v1.Cluster)); ref != nil {
 		return []string{ref.Name}
 	}
 	return nil

@@ -15,17 +15,23 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controlplane"
+	"strata.dev/strata/internal/provider/clusterapi"
 	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/stack"
 )
 
 // KubeconfigRef is where a cluster's kubeconfig is: the Secret its spec
-// names, or for a local cluster the one Strata writes; the key defaults to
-// "kubeconfig". Nil when an imported cluster names none.
+// names, for a local cluster the one Strata writes, for a capi cluster the
+// one Cluster API's control plane writes (key "value"); the key defaults
+// to "kubeconfig". Nil when an imported cluster names none.
 func KubeconfigRef(c *v1.Cluster) *v1.SecretKeyRef {
 	ref := c.Spec.KubeconfigSecretRef
-	if ref == nil && c.Spec.Provider == v1.ProviderLocal {
+	switch {
+	case ref != nil:
+	case c.Spec.Provider == v1.ProviderLocal:
 		ref = &v1.SecretKeyRef{Name: c.Name + "-kubeconfig"}
+	case c.Spec.Provider == v1.ProviderCAPI:
+		ref = &v1.SecretKeyRef{Name: c.Name + "-kubeconfig", Key: clusterapi.KubeconfigKey}
 	}
 	if ref == nil {
 		return nil

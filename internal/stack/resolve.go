@@ -41,7 +41,7 @@ type Facts struct {
 	// Existing is true for the target of a one-shot deploy: a cluster that
 	// runs already, whatever its document says. Without it, a cluster needs
 	// an infra or full profile only when Strata makes it exist (provider
-	// local); an imported cluster brings its own infrastructure.
+	// local or capi); an imported cluster brings its own infrastructure.
 	Existing bool
 	// Drafts lets a cluster's attachment name a draft version exactly: a
 	// preview of what the draft would do to it.
@@ -52,7 +52,7 @@ type Facts struct {
 // full profile. The manager and the offline commands both ask here, so
 // they accept and refuse the same clusters.
 func needsInfra(c profile.Cluster, facts Facts) bool {
-	return !facts.Existing && c.Spec.Provider == v1.ProviderLocal
+	return !facts.Existing && (c.Spec.Provider == v1.ProviderLocal || c.Spec.Provider == v1.ProviderCAPI)
 }
 
 // ResolveStack resolves a cluster: its attached profiles (found among

@@ -1,11 +1,8 @@
 package capilocal_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,108 +14,31 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"strata.dev/strata/internal/capi"
 	"strata.dev/strata/internal/provider/capilocal"
 	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/testenv"
 )
 
-// Bed is a management plane running Cluster API's own manager and
+// bed is a management plane running Cluster API's own manager and
 // Strata's local providers, with the `local` ClusterClass applied.
 type bed struct {
-	cfg   *rest.Config
 	c     client.Client
 	local *local.Provider
-	capi  *capi.Manager
 }
 
 func startBed(t *testing.T) *bed {
 	t.Helper()
-	if err := capi.FindBuild().Check(); err != nil {
-		t.Fatalf("%v", err)
-	}
 	cfg := testenv.Management(t, "../../../config/crd/bases")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	dir := t.TempDir()
-	m, err := capi.Start(ctx, capi.Options{Config: cfg, Kubeconfig: testenv.Kubeconfig(t, cfg), Dir: filepath.Join(dir, "capi")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		m.Stop()
-		if t.Failed() {
-			tail(t, m.LogPath(), 4000)
-		}
-	})
-	go m.Supervise(ctx, time.Second)
-
-	provider := &local.Provider{Root: filepath.Join(dir, "clusters")}
-	t.Cleanup(provider.StopAll)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: capilocal.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := capilocal.Setup(mgr, capilocal.Options{Local: provider, SuperviseEvery: 500 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("providers: %v", err)
-		}
-	})
+	capiBed := testenv.StartClusterAPI(t, cfg)
 	c, err := client.New(cfg, client.Options{Scheme: capilocal.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bed{cfg: cfg, c: c, local: provider, capi: m}
-	b.apply(t, "../../../examples/capi/clusterclass-local.yaml")
-	return b
-}
-
-func tail(t *testing.T, path string, n int) {
-	data, _ := os.ReadFile(path)
-	if len(data) > n {
-		data = data[len(data)-n:]
-	}
-	t.Logf("--- %s (tail) ---\n%s", path, data)
-}
-
-// apply server-side applies every object of a YAML file.
-func (b *bed) apply(t *testing.T, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			t.Fatal(err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		//nolint:staticcheck // client.Apply with an unstructured object.
-		if err := b.c.Patch(context.Background(), u, client.Apply, client.FieldOwner("test"), client.ForceOwnership); err != nil {
-			t.Fatalf("%s: %s %s: %v", path, u.GetKind(), u.GetName(), err)
-		}
-	}
+	return &bed{c: c, local: capiBed.Local}
 }
 
 func capiObject(kind string) *unstructured.Unstructured {

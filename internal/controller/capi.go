@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/provider/clusterapi"
+)
+
+// provisioningRecheck is how often a capi cluster Cluster API is still
+// making is looked at, besides the watch on its Cluster API Cluster.
+const provisioningRecheck = 5 * time.Second
+
+// ensureCAPI has Cluster API make the cluster its profiles and pools
+// describe, and records what Cluster API says of it; initialized says its
+// control plane answers, so that its layers can be applied.
+func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (initialized bool, err error) {
+	resolved, err := r.resolve(ctx, c, "")
+	if err != nil {
+		return false, err
+	}
+	kv := resolved.stack.KubernetesVersion
+	if err := clusterapi.Check(ctx, r.RESTMapper(), r.APIReader, c, kv); err != nil {
+		return false, err
+	}
+	want, err := clusterapi.Desired(c, kv)
+	if err != nil {
+		return false, err
+	}
+	got, err := clusterapi.Apply(ctx, r.Client, c, want)
+	if err != nil {
+		return false, err
+	}
+	obs := clusterapi.Observe(got)
+	obs.Status.Version = clusterapi.ControlPlaneVersion(ctx, r.RESTMapper(), r.APIReader, got)
+	c.Status.CAPI = &obs.Status
+	reason := obs.Available.Reason
+	if reason == "" {
+		reason = "NotReported"
+	}
+	setCondition(c, v1.ConditionProvisioned, obs.Available.Status, reason, obs.Available.Message)
+	return obs.Initialized, nil
+}
+
+// provisioning reports a capi cluster whose control plane Cluster API has
+// not initialized yet: its layers wait.
+func (r *ClusterReconciler) provisioning(c *v1.Cluster) ctrl.Result {
+	s := c.Status.CAPI
+	msg := fmt.Sprintf("Cluster API is making the cluster (phase %s): control plane %d/%d, workers %d/%d",
+		s.Phase, s.ControlPlane.Ready, s.ControlPlane.Desired, s.Workers.Ready, s.Workers.Desired)
+	c.Status.Phase = v1.ClusterProvisioning
+	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
+	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "Provisioning", msg)
+	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Provisioning", msg)
+	return ctrl.Result{RequeueAfter: provisioningRecheck}
+}
+
+// notAvailable turns a capi cluster whose layers are Ready but which Cluster
+// API does not call Available (a worker pool still scaling, an upgrade
+// under way) back to not Ready, so that roll-outs wait for it too.
+func (r *ClusterReconciler) notAvailable(c *v1.Cluster) (ctrl.Result, bool) {
+	if c.Spec.Provider != v1.ProviderCAPI || c.Status.Phase != v1.ClusterReady ||
+		apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionProvisioned) {
+		return ctrl.Result{}, false
+	}
+	p := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionProvisioned)
+	c.Status.Phase = v1.ClusterProvisioning
+	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "NotAvailable", "layers Ready; Cluster API: "+p.Message)
+	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "NotAvailable", "waiting for Cluster API to call the cluster Available")
+	return ctrl.Result{RequeueAfter: provisioningRecheck}, true
+}
+
+// deleteCAPI removes a capi cluster: its layers first (unless orphaned),
+// while its control plane answers, then its Cluster API Cluster, whose
+// Machines and infrastructure Cluster API deletes before it goes. A non-nil
+// result says when to look again.
+func (r *ClusterReconciler) deleteCAPI(ctx context.Context, c *v1.Cluster) (*ctrl.Result, error) {
+	u, err := clusterapi.Get(ctx, r.APIReader, c)
+	if err != nil || u == nil {
+		return nil, err
+	}
+	if u.GetDeletionTimestamp() == nil {
+		initialized := clusterapi.Observe(u).Initialized
+		if initialized && c.Annotations[OrphanAnnotation] != "true" {
+			if retry, err := r.removeLayers(ctx, c); retry != nil || err != nil {
+				return retry, err
+			}
+		}
+		if err := r.Delete(ctx, u); err != nil && !apierrors.IsNotFound(err) {
+			return &ctrl.Result{}, err
+		}
+	}
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "Deprovisioning", "Delete", "waiting for Cluster API to delete the cluster's machines and infrastructure")
+	return &ctrl.Result{RequeueAfter: provisioningRecheck}, nil
+}
+
+// watchCAPI brings a capi cluster back whenever its Cluster API Cluster
+// changes, when Cluster API is installed as the manager starts.
+func watchCAPI(mgr ctrl.Manager, b *builder.Builder) *builder.Builder {
+	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: clusterapi.GroupVersion.Group, Kind: "Cluster"}, clusterapi.GroupVersion.Version); err != nil {
+		return b
+	}
+	return b.Watches(clusterapi.Object("Cluster"), handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.Cluster{}, handler.OnlyControllerOwner()))
+}

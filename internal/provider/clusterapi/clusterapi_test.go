@@ -1,0 +1,248 @@
+package clusterapi_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/pack"
+	"strata.dev/strata/internal/provider/clusterapi"
+	"strata.dev/strata/internal/testenv"
+)
+
+// plane is a management plane with Strata's CRDs, Cluster API and the
+// local providers, and Strata's manager on it.
+func plane(t *testing.T) (client.Client, *testenv.ClusterAPI) {
+	t.Helper()
+	log.SetLogger(logr.Discard())
+	cfg := testenv.Management(t, "../../../config/crd/bases")
+	capiBed := testenv.StartClusterAPI(t, cfg)
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	packs, err := pack.LoadCatalog("../../../../shared/testdata/pack-central", "../../../packs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cluster API is installed before the manager starts, so it watches
+	// the Cluster API Clusters it owns.
+	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, SeveralPerProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
+	})
+	for _, ns := range []string{"team-a"} {
+		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Apply(t, c, "../../../examples/capi/profile-capi-infra.yaml", "team-a")
+	testenv.Apply(t, c, "../../../examples/addon-hello.yaml", "team-a")
+	return c, capiBed
+}
+
+func getCluster(t *testing.T, c client.Client, name string) *v1.Cluster {
+	t.Helper()
+	got := &v1.Cluster{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team-a", Name: name}, got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func conditionOf(c *v1.Cluster, typ string) metav1.Condition {
+	if cond := apimeta.FindStatusCondition(c.Status.Conditions, typ); cond != nil {
+		return *cond
+	}
+	return metav1.Condition{}
+}
+
+// workload reaches the workload cluster only through the Secret Cluster
+// API's control plane wrote.
+func workload(t *testing.T, c client.Client, name string) *kubernetes.Clientset {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team-a", Name: name + "-kubeconfig"}, s); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[clusterapi.KubeconfigKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestACAPIClusterIsProvisionedRunsItsLayersScalesAndGoes(t *testing.T) {
+	c, _ := plane(t)
+	ctx := context.Background()
+	testenv.Apply(t, c, "../../../examples/capi/cluster-capi-dev.yaml", "team-a")
+
+	// Provisioning first, then Ready with its layers.
+	testenv.WaitUntil(t, "capi-dev shown Provisioning", 2*time.Minute, func() (bool, string) {
+		got := getCluster(t, c, "capi-dev")
+		return got.Status.Phase == v1.ClusterProvisioning || got.Status.Phase == v1.ClusterReady, string(got.Status.Phase)
+	})
+	testenv.WaitUntil(t, "capi-dev Ready", 5*time.Minute, func() (bool, string) {
+		got := getCluster(t, c, "capi-dev")
+		ready := conditionOf(got, v1.ConditionReady)
+		return ready.Status == metav1.ConditionTrue, fmt.Sprintf("%s: %s", got.Status.Phase, ready.Message)
+	})
+	got := getCluster(t, c, "capi-dev")
+	want := v1.CAPIStatus{Phase: "Provisioned", ControlPlane: v1.ReplicaCount{Ready: 1, Desired: 1}, Workers: v1.ReplicaCount{Ready: 2, Desired: 2}, Version: "v1.37.2"}
+	if got.Status.CAPI == nil || *got.Status.CAPI != want {
+		t.Errorf("status.capi = %+v, want %+v", got.Status.CAPI, want)
+	}
+	if p := conditionOf(got, v1.ConditionProvisioned); p.Status != metav1.ConditionTrue {
+		t.Errorf("Provisioned = %+v, want True (Cluster API's Available)", p)
+	}
+	capiCluster := clusterapi.Object("Cluster")
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "capi-dev"}, capiCluster); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := unstructured.NestedString(capiCluster.Object, "spec", "topology", "version"); v != "v1.37.2" {
+		t.Errorf("topology.version = %q, want the k8s layer's v1.37.2", v)
+	}
+	if cpu, _, _ := unstructured.NestedSlice(capiCluster.Object, "spec", "topology", "variables"); len(cpu) != 1 {
+		t.Errorf("topology.variables = %v, want the cluster's nodeCPU", cpu)
+	}
+	cs := workload(t, c, "capi-dev")
+	if _, err := cs.AppsV1().Deployments("hello-capi").Get(ctx, "hello-universe-deployment", metav1.GetOptions{}); err != nil {
+		t.Errorf("hello-universe in the workload cluster: %v", err)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if n.Status.Capacity.Cpu().String() != "16" {
+			t.Errorf("node %s has %s CPUs, want the class variable's 16", n.Name, n.Status.Capacity.Cpu())
+		}
+	}
+
+	// A pool scaled 2 → 3 is the machineDeployment's replicas.
+	got = getCluster(t, c, "capi-dev")
+	got.Spec.NodePools[0].Count = 3
+	if err := c.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitUntil(t, "three workers Ready", 3*time.Minute, func() (bool, string) {
+		got := getCluster(t, c, "capi-dev")
+		if got.Status.CAPI == nil {
+			return false, "no status.capi"
+		}
+		w := got.Status.CAPI.Workers
+		return w.Ready == 3 && w.Desired == 3 && got.Status.Phase == v1.ClusterReady, fmt.Sprintf("%+v %s", w, got.Status.Phase)
+	})
+
+	// Delete: layers, then Cluster API's cluster, then the Strata Cluster.
+	if err := c.Delete(ctx, getCluster(t, c, "capi-dev")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitUntil(t, "capi-dev gone", 4*time.Minute, func() (bool, string) {
+		left := &v1.Cluster{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "capi-dev"}, left)
+		if apierrors.IsNotFound(err) {
+			return true, ""
+		}
+		u := clusterapi.Object("Cluster")
+		capiErr := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "capi-dev"}, u)
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		return false, fmt.Sprintf("Strata Cluster %s %v; Cluster API Cluster %s %v", left.Status.Phase, left.Finalizers, phase, capiErr)
+	})
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "capi-dev"}, clusterapi.Object("Cluster")); !apierrors.IsNotFound(err) {
+		t.Errorf("the Cluster API Cluster is still there: %v", err)
+	}
+	if _, err := cs.Discovery().ServerVersion(); err == nil {
+		t.Error("the workload API server still answers after its cluster was deleted")
+	}
+}
+
+func TestBadCAPIClustersStallAndCreateNothing(t *testing.T) {
+	c, _ := plane(t)
+	ctx := context.Background()
+	base := func(name string) *v1.Cluster {
+		return &v1.Cluster{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name},
+			Spec: v1.ClusterSpec{
+				Provider:  v1.ProviderCAPI,
+				CAPI:      &v1.CAPISpec{ClassRef: v1.ClassRef{Name: "local", Namespace: "strata-system"}},
+				NodePools: []v1.NodePool{{Name: "workers", Count: 1, Class: "default-worker"}},
+				Profiles:  []v1.ProfileAttachment{{Name: "capi-infra", Version: "1.0.0"}},
+			},
+		}
+	}
+	noClass := base("no-class")
+	noClass.Spec.CAPI.ClassRef.Name = "aws"
+	badPool := base("bad-pool")
+	badPool.Spec.NodePools[0].Class = "gpu"
+	badVar := base("bad-var")
+	badVar.Spec.CAPI.Variables = []v1.CAPIVariable{{Name: "nodeCPU", Value: jsonValue(`"many"`)}}
+	noK8s := base("no-k8s")
+	noK8s.Spec.Profiles = []v1.ProfileAttachment{{Name: "hello-apps", Version: "1.0.0"}}
+	cases := []struct {
+		cluster *v1.Cluster
+		want    []string
+	}{
+		{noClass, []string{"spec.capi.classRef", "no ClusterClass strata-system/aws"}},
+		{badPool, []string{"spec.nodePools[0] (workers)", `class "gpu"`, "default-worker"}},
+		{badVar, []string{"cluster API refused", "nodeCPU"}},
+		{noK8s, []string{"spec.profiles"}},
+	}
+	for _, tc := range cases {
+		if err := c.Create(ctx, tc.cluster); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range cases {
+		testenv.WaitUntil(t, tc.cluster.Name+" Stalled", time.Minute, func() (bool, string) {
+			got := getCluster(t, c, tc.cluster.Name)
+			s := conditionOf(got, v1.ConditionStalled)
+			for _, w := range tc.want {
+				if !strings.Contains(s.Message, w) {
+					return false, s.Message
+				}
+			}
+			return s.Status == metav1.ConditionTrue, s.Message
+		})
+		err := c.Get(ctx, client.ObjectKeyFromObject(tc.cluster), clusterapi.Object("Cluster"))
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("%s: a Cluster API Cluster was created for a bad cluster: %v", tc.cluster.Name, err)
+		}
+	}
+}
+
+func jsonValue(s string) apiextensionsv1.JSON { return apiextensionsv1.JSON{Raw: []byte(s)} }

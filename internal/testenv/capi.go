@@ -1,0 +1,115 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"strata.dev/strata/internal/capi"
+	"strata.dev/strata/internal/provider/capilocal"
+	"strata.dev/strata/internal/provider/local"
+)
+
+// ClusterAPI is Cluster API's own manager and Strata's local providers
+// running on a management plane, with the `local` ClusterClass of
+// examples/capi applied.
+type ClusterAPI struct {
+	Manager *capi.Manager
+	// Local runs the clusters' control planes; Root holds their data.
+	Local *local.Provider
+}
+
+// StartClusterAPI runs Cluster API (built by `make capi`) and the local
+// providers on the management plane cfg (which must have Strata's CRDs)
+// until the test ends. Their logs are printed when the test fails.
+func StartClusterAPI(t testing.TB, cfg *rest.Config) *ClusterAPI {
+	t.Helper()
+	if err := capi.FindBuild().Check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	m, err := capi.Start(ctx, capi.Options{Config: cfg, Kubeconfig: Kubeconfig(t, cfg), Dir: filepath.Join(dir, "capi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Stop()
+		if t.Failed() {
+			dumpLogs(t, filepath.Join(dir, "capi"))
+		}
+	})
+	go m.Supervise(ctx, time.Second)
+
+	provider := &local.Provider{Root: filepath.Join(dir, "clusters")}
+	t.Cleanup(provider.StopAll)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: capilocal.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := capilocal.Setup(mgr, capilocal.Options{Local: provider, SuperviseEvery: 500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("local providers: %v", err)
+		}
+	})
+	root, err := sourceRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: capilocal.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	Apply(t, c, filepath.Join(root, "examples", "capi", "clusterclass-local.yaml"), "")
+	return &ClusterAPI{Manager: m, Local: provider}
+}
+
+// Apply server-side applies every object of a YAML file, as its own field
+// owner "test"; objects that name no namespace go to namespace, when given
+// (Namespaces themselves excepted).
+func Apply(t testing.TB, c client.Client, path, namespace string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if u.GetNamespace() == "" && namespace != "" && u.GetKind() != "Namespace" {
+			u.SetNamespace(namespace)
+		}
+		//nolint:staticcheck // client.Apply with an unstructured object.
+		if err := c.Patch(context.Background(), u, client.Apply, client.FieldOwner("test"), client.ForceOwnership); err != nil {
+			t.Fatalf("%s: %s %s: %v", path, u.GetKind(), u.GetName(), err)
+		}
+	}
+}
