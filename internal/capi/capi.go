@@ -340,6 +340,24 @@ func installWebhooks(ctx context.Context, c client.Client, b Build, base string,
 	if err != nil {
 		return err
 	}
+	return Apply(ctx, c, data, func(u *unstructured.Unstructured) error {
+		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+		for i, h := range hooks {
+			hook := h.(map[string]any)
+			path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
+			hook["clientConfig"] = map[string]any{"url": base + path, "caBundle": base64.StdEncoding.EncodeToString(caPEM)}
+			hooks[i] = hook
+		}
+		// One name per kind, so that another webhook configuration called
+		// the same (kubebuilder's default) is never overwritten.
+		u.SetName("cluster-api-" + strings.ToLower(u.GetKind()))
+		return unstructured.SetNestedSlice(u.Object, hooks, "webhooks")
+	})
+}
+
+// Apply server-side applies every object of a YAML stream, each changed
+// by edit first when it is given, as field owner strata-capi.
+func Apply(ctx context.Context, c client.Client, data []byte, edit func(*unstructured.Unstructured) error) error {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for {
 		u := &unstructured.Unstructured{}
@@ -352,22 +370,14 @@ func installWebhooks(ctx context.Context, c client.Client, b Build, base string,
 		if len(u.Object) == 0 {
 			continue
 		}
-		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
-		for i, h := range hooks {
-			hook := h.(map[string]any)
-			path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
-			hook["clientConfig"] = map[string]any{"url": base + path, "caBundle": base64.StdEncoding.EncodeToString(caPEM)}
-			hooks[i] = hook
+		if edit != nil {
+			if err := edit(u); err != nil {
+				return err
+			}
 		}
-		if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
-			return err
-		}
-		// One name per kind, so that another webhook configuration called
-		// the same (kubebuilder's default) is never overwritten.
-		u.SetName("cluster-api-" + strings.ToLower(u.GetKind()))
 		//nolint:staticcheck // client.Apply with an unstructured object.
 		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("strata-capi"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("%s: %w", u.GetKind(), err)
+			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 }

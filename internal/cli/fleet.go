@@ -17,6 +17,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/provider/clusterapi"
 	"strata.dev/strata/internal/registry"
 )
 
@@ -233,6 +234,9 @@ func printClusters(out io.Writer, items []v1.Cluster, output string) error {
 		if state := controller.AgentState(&c); state != "" && state != "connected" {
 			phase += " (agent " + state + ")"
 		}
+		if c.Spec.Provider == v1.ProviderCAPI {
+			phase += " (capi " + clusterapi.Summary(c.Status.CAPI) + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d Ready\t%s\n", c.Namespace, c.Name, phase, strings.Join(profiles, ","), ready, len(c.Status.Layers), updates)
 	}
 	return tw.Flush()
@@ -364,6 +368,9 @@ func describeCluster(out io.Writer, cl *v1.Cluster, events []eventsv1.Event) err
 		cl.Namespace, cl.Name, cl.Status.Phase, cl.Status.KubernetesVersion, updatePolicy(cl), cl.Spec.DriftPolicy)
 	for _, p := range controller.AttachedProfiles(cl) {
 		fmt.Fprintf(out, "  %s\n", p)
+	}
+	if cl.Spec.Provider == v1.ProviderCAPI && cl.Spec.CAPI != nil {
+		fmt.Fprintf(out, "Cluster API: %s (ClusterClass %s/%s)\n", clusterapi.Summary(cl.Status.CAPI), clusterapi.ClassNamespace(cl), cl.Spec.CAPI.ClassRef.Name)
 	}
 	fmt.Fprintln(out, "Conditions:")
 	for _, c := range cl.Status.Conditions {

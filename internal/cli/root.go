@@ -45,7 +45,7 @@ func NewRootCommand(out, errOut io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	})
-	root.AddCommand(newVersionCommand(), newSandboxCommand(), newPackCommand(), newProfileCommand(), newDeployCommand(), newDiffCommand(), newManagerCommand(), newGetCommand(), newDescribeCommand(), newClusterCommand(), newRolloutCommand(), newUpCommand(), newDownCommand(), newApplyCommand(), newWaitCommand(), newAgentCommand(), newLoadtestCommand())
+	root.AddCommand(newVersionCommand(), newSandboxCommand(), newPackCommand(), newProfileCommand(), newDeployCommand(), newDiffCommand(), newManagerCommand(), newGetCommand(), newDescribeCommand(), newClusterCommand(), newRolloutCommand(), newUpCommand(), newDownCommand(), newApplyCommand(), newWaitCommand(), newAgentCommand(), newLoadtestCommand(), newCAPIProvidersCommand())
 	return root
 }
 

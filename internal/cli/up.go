@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"strata.dev/strata/internal/capi"
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/up"
 )
@@ -43,6 +44,11 @@ removes it.`,
 			if err := ensureBinaries(ctx, out, cmd.ErrOrStderr()); err != nil {
 				return &exitError{code: ExitFail, err: err}
 			}
+			if opts.CAPI {
+				if err := ensureCAPI(ctx, out, cmd.ErrOrStderr()); err != nil {
+					return &exitError{code: ExitFail, err: err}
+				}
+			}
 			opts.Out = out
 			if verbose {
 				log.SetLogger(zap.New(zap.WriteTo(cmd.ErrOrStderr())))
@@ -62,7 +68,28 @@ removes it.`,
 	cmd.Flags().StringVar(&opts.HealthAddr, "health-addr", "", "address of /healthz and /readyz (default: a free loopback port)")
 	cmd.Flags().StringVar(&opts.DashboardAddr, "dashboard-addr", "", "address of the dashboard, which acts as this machine's user: keep it on loopback (default: a free loopback port)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log the controllers' work to stderr")
+	cmd.Flags().BoolVar(&opts.CAPI, "capi", false, "also run Cluster API and Strata's local providers, for clusters of provider capi (ClusterClass strata-system/local)")
 	return cmd
+}
+
+// ensureCAPI builds Cluster API's manager on first use when this is a
+// Strata source tree, and otherwise says how to get it.
+func ensureCAPI(ctx context.Context, out, errOut io.Writer) error {
+	b := capi.FindBuild()
+	if b.Check() == nil {
+		return nil
+	}
+	script := filepath.Join(filepath.Dir(filepath.Dir(b.Dir)), "..", "hack", "capi", "build.sh")
+	if _, err := os.Stat(script); err != nil {
+		return fmt.Errorf("%w (or point %s at a build)", b.Check(), capi.DirEnv)
+	}
+	fmt.Fprintf(out, "Building Cluster API %s into %s (first use only; about 4 minutes on 2 cores)...\n", b.Version, b.Dir)
+	build := exec.CommandContext(ctx, "bash", script, filepath.Dir(b.Dir))
+	build.Stdout, build.Stderr = out, errOut
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building Cluster API: %w", err)
+	}
+	return nil
 }
 
 // ensureBinaries builds the Kubernetes binaries on first use when this is

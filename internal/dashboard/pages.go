@@ -19,6 +19,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/provider/clusterapi"
 	"strata.dev/strata/internal/registry"
 	"strata.dev/strata/internal/rollout"
 )
@@ -27,7 +28,9 @@ import (
 type clusterRow struct {
 	Namespace, Name, Phase, Updates string
 	// Agent is how an agent-mode cluster's agent stands; empty in push mode.
-	Agent         string
+	Agent string
+	// CAPI is what Cluster API says of a capi cluster; empty otherwise.
+	CAPI          string
 	Profiles      []controller.ProfileRef
 	Ready, Layers int
 	Drifted       bool
@@ -99,6 +102,9 @@ func toRow(cl *v1.Cluster) clusterRow {
 		row.Updates = cl.Status.PendingPlan.Summary
 	}
 	row.Drifted = apimeta.IsStatusConditionTrue(cl.Status.Conditions, v1.ConditionDrifted)
+	if cl.Spec.Provider == v1.ProviderCAPI {
+		row.CAPI = clusterapi.Summary(cl.Status.CAPI)
+	}
 	return row
 }
 
@@ -160,6 +166,8 @@ type clusterPage struct {
 	Plan       []plannedLayer
 	CanApprove bool
 	Events     []event
+	// CAPISummary is what Cluster API says of a capi cluster.
+	CAPISummary string
 }
 
 func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
@@ -174,7 +182,8 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	data := clusterPage{page: s.newPage(r, cl.Name, "clusters"), Cluster: cl, Stack: clusterStack(cl), Profiles: controller.AttachedProfiles(cl)}
+	data := clusterPage{page: s.newPage(r, cl.Name, "clusters"), Cluster: cl, Stack: clusterStack(cl), Profiles: controller.AttachedProfiles(cl),
+		CAPISummary: clusterapi.Summary(cl.Status.CAPI)}
 	if p := cl.Status.PendingPlan; p != nil {
 		for _, l := range p.Layers {
 			data.Plan = append(data.Plan, plannedLayer{PlannedLayer: l, Rows: sideBySide(l.ValuesDiff)})

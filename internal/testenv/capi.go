@@ -1,22 +1,19 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	examplescapi "strata.dev/strata/examples/capi"
 	"strata.dev/strata/internal/capi"
 	"strata.dev/strata/internal/provider/capilocal"
 	"strata.dev/strata/internal/provider/local"
@@ -71,45 +68,31 @@ func StartClusterAPI(t testing.TB, cfg *rest.Config) *ClusterAPI {
 			t.Errorf("local providers: %v", err)
 		}
 	})
-	root, err := sourceRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, err := client.New(cfg, client.Options{Scheme: capilocal.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	Apply(t, c, filepath.Join(root, "examples", "capi", "clusterclass-local.yaml"), "")
+	if err := capi.Apply(ctx, c, examplescapi.ClusterClassLocal, nil); err != nil {
+		t.Fatalf("ClusterClass local: %v", err)
+	}
 	return &ClusterAPI{Manager: m, Local: provider}
 }
 
-// Apply server-side applies every object of a YAML file, as its own field
-// owner "test"; objects that name no namespace go to namespace, when given
-// (Namespaces themselves excepted).
+// Apply server-side applies every object of a YAML file; objects that name
+// no namespace go to namespace, when given (Namespaces themselves excepted).
 func Apply(t testing.TB, c client.Client, path, namespace string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			t.Fatalf("%s: %v", path, err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
+	err = capi.Apply(context.Background(), c, data, func(u *unstructured.Unstructured) error {
 		if u.GetNamespace() == "" && namespace != "" && u.GetKind() != "Namespace" {
 			u.SetNamespace(namespace)
 		}
-		//nolint:staticcheck // client.Apply with an unstructured object.
-		if err := c.Patch(context.Background(), u, client.Apply, client.FieldOwner("test"), client.ForceOwnership); err != nil {
-			t.Fatalf("%s: %s %s: %v", path, u.GetKind(), u.GetName(), err)
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

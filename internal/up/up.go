@@ -58,6 +58,9 @@ type Options struct {
 	Out io.Writer
 	// Log receives the controllers' diagnostics; discarded when nil.
 	Log *slog.Logger
+	// CAPI runs Cluster API (built by `make capi`) and Strata's local
+	// providers beside the management plane, for Clusters of provider capi.
+	CAPI bool
 }
 
 // DefaultDir is ~/.strata.
@@ -124,6 +127,22 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.WriteFile(kubeconfig, mgmt.Kubeconfig(), 0o600); err != nil {
 		return err
 	}
+	capiLine := ""
+	if opts.CAPI {
+		// Before the controllers, so that they watch the Cluster API
+		// Clusters they own.
+		fmt.Fprintln(opts.Out, "Starting Cluster API and Strata's local providers...")
+		log := opts.Log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		a, err := startClusterAPI(ctx, cfg, kubeconfig, opts.Dir, log)
+		if err != nil {
+			return fmt.Errorf("cluster API: %w", err)
+		}
+		defer a.stop()
+		capiLine = a.lines()
+	}
 	metricsAddr, err := loopbackAddr(opts.MetricsAddr)
 	if err != nil {
 		return err
@@ -178,8 +197,8 @@ func Run(ctx context.Context, opts Options) error {
 			return errors.Join(err, <-done)
 		}
 	}
-	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  dashboard:  http://%s/\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\n%sStop with Ctrl-C or `strata down --dir %s`.\n",
-		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, dashboardAddr, metricsAddr, healthAddr, packsLine, opts.Dir)
+	fmt.Fprintf(opts.Out, "Management plane ready in %s.\n  kubeconfig: %s   (export KUBECONFIG=%s)\n  dashboard:  http://%s/\n  metrics:    http://%s/metrics\n  health:     http://%s/readyz\n%s%sStop with Ctrl-C or `strata down --dir %s`.\n",
+		time.Since(started).Round(100*time.Millisecond), kubeconfig, kubeconfig, dashboardAddr, metricsAddr, healthAddr, packsLine, capiLine, opts.Dir)
 	err = <-done
 	fmt.Fprintln(opts.Out, "Stopping: controllers, local clusters, management plane. State kept for the next `strata up`.")
 	return err

@@ -188,7 +188,7 @@ func Observe(u *unstructured.Unstructured) Observed {
 		}
 		o.Available.Status = metav1.ConditionStatus(str(m["status"]))
 		o.Available.Reason = str(m["reason"])
-		o.Available.Message = str(m["message"])
+		o.Available.Message = oneLine(str(m["message"]))
 	}
 	return o
 }
@@ -240,4 +240,33 @@ func ControlPlaneVersion(ctx context.Context, mapper meta.RESTMapper, r client.R
 	}
 	v, _, _ := unstructured.NestedString(cp.Object, "status", "version")
 	return v
+}
+
+// Summary is one line of what Cluster API says of a cluster, for the CLI
+// and the dashboard: "Provisioned: control plane 1/1, workers 2/2, v1.37.2".
+func Summary(s *v1.CAPIStatus) string {
+	if s == nil {
+		return "not made yet"
+	}
+	phase := s.Phase
+	if phase == "" {
+		phase = "Pending"
+	}
+	out := fmt.Sprintf("%s: control plane %d/%d, workers %d/%d", phase, s.ControlPlane.Ready, s.ControlPlane.Desired, s.Workers.Ready, s.Workers.Desired)
+	if s.Version != "" {
+		out += ", " + s.Version
+	}
+	return out
+}
+
+// oneLine folds Cluster API's multi-line condition messages ("* A: ...\n*
+// B: ...") into one line for conditions and tables.
+func oneLine(msg string) string {
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*")); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
