@@ -28,9 +28,13 @@ import (
 	"strata.dev/strata/internal/controlplane"
 )
 
-// DeploymentLabel names a Machine's MachineDeployment; its nodes carry it as
-// their pool, as the nodes of a `provider: local` pool do.
-const DeploymentLabel = "cluster.x-k8s.io/deployment-name"
+// A Machine's pool: the topology's name of its machineDeployment (a Strata
+// Cluster's pool name), else its MachineDeployment's own name. Its node
+// carries it as strata.dev/node-pool, as the nodes of a local pool do.
+const (
+	TopologyDeploymentLabel = "topology.cluster.x-k8s.io/deployment-name"
+	DeploymentLabel         = "cluster.x-k8s.io/deployment-name"
+)
 
 // waitForControlPlane is how soon a machine whose cluster has no kubeconfig
 // yet is looked at again; the Secret is written by another controller.
@@ -106,8 +110,12 @@ func (r *machineReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	version, _, _ := unstructured.NestedString(machine.Object, "spec", "version")
 	providerID := ProviderID(lm.Namespace, cluster, machine.GetName())
+	pool := machine.GetLabels()[TopologyDeploymentLabel]
+	if pool == "" {
+		pool = machine.GetLabels()[DeploymentLabel]
+	}
 	node, err := controlplane.FakeNode(machine.GetName(), controlplane.NodePool{
-		Name: machine.GetLabels()[DeploymentLabel], CPU: lm.Spec.CPU, Memory: lm.Spec.Memory, Disk: lm.Spec.Disk,
+		Name: pool, CPU: lm.Spec.CPU, Memory: lm.Spec.Memory, Disk: lm.Spec.Disk,
 	}, version)
 	if err != nil {
 		return ctrl.Result{}, r.report(ctx, lm, metav1.ConditionFalse, "InvalidCapacity", err.Error())

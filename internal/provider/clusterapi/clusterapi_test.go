@@ -29,11 +29,11 @@ import (
 
 // plane is a management plane with Strata's CRDs, Cluster API and the
 // local providers, and Strata's manager on it.
-func plane(t *testing.T) (client.Client, *testenv.ClusterAPI) {
+func plane(t *testing.T) (client.Client, func()) {
 	t.Helper()
 	log.SetLogger(logr.Discard())
 	cfg := testenv.Management(t, "../../../config/crd/bases")
-	capiBed := testenv.StartClusterAPI(t, cfg)
+	testenv.StartClusterAPI(t, cfg)
 	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -44,22 +44,36 @@ func plane(t *testing.T) (client.Client, *testenv.ClusterAPI) {
 	}
 	// Cluster API is installed before the manager starts, so it watches
 	// the Cluster API Clusters it owns.
-	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute, SeveralPerProcess: true})
-	if err != nil {
-		t.Fatal(err)
+	start := func() (stop func()) {
+		// Short layer timeout: removing hello-universe waits for its
+		// namespace, which cannot finish terminating while Antrea's
+		// APIServices are unavailable, as they are on simulated nodes
+		// (the namespace controller's discovery fails); the layer's
+		// objects are gone by then and the retry finds the release gone.
+		mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 30 * time.Second, SeveralPerProcess: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- mgr.Start(ctx) }()
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("manager: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return stop
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		})
-	})
+	stop := start()
+	restart := func() {
+		stop()
+		stop = start()
+	}
 	for _, ns := range []string{"team-a"} {
 		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)
@@ -67,7 +81,7 @@ func plane(t *testing.T) (client.Client, *testenv.ClusterAPI) {
 	}
 	testenv.Apply(t, c, "../../../examples/capi/profile-capi-infra.yaml", "team-a")
 	testenv.Apply(t, c, "../../../examples/addon-hello.yaml", "team-a")
-	return c, capiBed
+	return c, restart
 }
 
 func getCluster(t *testing.T, c client.Client, name string) *v1.Cluster {
@@ -107,20 +121,34 @@ func workload(t *testing.T, c client.Client, name string) *kubernetes.Clientset 
 }
 
 func TestACAPIClusterIsProvisionedRunsItsLayersScalesAndGoes(t *testing.T) {
-	c, _ := plane(t)
+	c, restartManager := plane(t)
 	ctx := context.Background()
+	started := time.Now()
 	testenv.Apply(t, c, "../../../examples/capi/cluster-capi-dev.yaml", "team-a")
 
-	// Provisioning first, then Ready with its layers.
+	// Provisioning first; a manager restarted meanwhile goes on with the
+	// same Cluster API Cluster.
 	testenv.WaitUntil(t, "capi-dev shown Provisioning", 2*time.Minute, func() (bool, string) {
 		got := getCluster(t, c, "capi-dev")
 		return got.Status.Phase == v1.ClusterProvisioning || got.Status.Phase == v1.ClusterReady, string(got.Status.Phase)
 	})
+	restartManager()
 	testenv.WaitUntil(t, "capi-dev Ready", 5*time.Minute, func() (bool, string) {
 		got := getCluster(t, c, "capi-dev")
 		ready := conditionOf(got, v1.ConditionReady)
 		return ready.Status == metav1.ConditionTrue, fmt.Sprintf("%s: %s", got.Status.Phase, ready.Message)
 	})
+	t.Logf("Ready %s after apply", time.Since(started).Round(time.Second))
+	for _, kind := range []string{"Cluster", "MachineDeployment"} {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(clusterapi.GroupVersion.WithKind(kind + "List"))
+		if err := c.List(ctx, l, client.InNamespace("team-a")); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Items) != 1 {
+			t.Errorf("%d Cluster API %ss after a manager restart, want 1", len(l.Items), kind)
+		}
+	}
 	got := getCluster(t, c, "capi-dev")
 	want := v1.CAPIStatus{Phase: "Provisioned", ControlPlane: v1.ReplicaCount{Ready: 1, Desired: 1}, Workers: v1.ReplicaCount{Ready: 2, Desired: 2}, Version: "v1.37.2"}
 	if got.Status.CAPI == nil || *got.Status.CAPI != want {
@@ -153,20 +181,14 @@ func TestACAPIClusterIsProvisionedRunsItsLayersScalesAndGoes(t *testing.T) {
 		}
 	}
 
-	// A pool scaled 2 → 3 is the machineDeployment's replicas.
-	got = getCluster(t, c, "capi-dev")
-	got.Spec.NodePools[0].Count = 3
-	if err := c.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitUntil(t, "three workers Ready", 3*time.Minute, func() (bool, string) {
-		got := getCluster(t, c, "capi-dev")
-		if got.Status.CAPI == nil {
-			return false, "no status.capi"
-		}
-		w := got.Status.CAPI.Workers
-		return w.Ready == 3 && w.Desired == 3 && got.Status.Phase == v1.ClusterReady, fmt.Sprintf("%+v %s", w, got.Status.Phase)
-	})
+	// A pool scaled 2 → 3 is the machineDeployment's replicas; a pool
+	// added is one more machineDeployment, and removed, it goes with its
+	// nodes.
+	setPools(t, c, v1.NodePool{Name: "workers", Count: 3, Class: "default-worker"}, v1.NodePool{Name: "edge", Count: 1, Class: "default-worker"})
+	waitWorkers(t, c, cs, map[string]int{"workers": 3, "edge": 1})
+	setPools(t, c, v1.NodePool{Name: "workers", Count: 3, Class: "default-worker"})
+	waitWorkers(t, c, cs, map[string]int{"workers": 3})
+	t.Logf("scaled and pools changed %s after apply", time.Since(started).Round(time.Second))
 
 	// Delete: layers, then Cluster API's cluster, then the Strata Cluster.
 	if err := c.Delete(ctx, getCluster(t, c, "capi-dev")); err != nil {
@@ -189,6 +211,55 @@ func TestACAPIClusterIsProvisionedRunsItsLayersScalesAndGoes(t *testing.T) {
 	if _, err := cs.Discovery().ServerVersion(); err == nil {
 		t.Error("the workload API server still answers after its cluster was deleted")
 	}
+	t.Logf("deleted %s after apply", time.Since(started).Round(time.Second))
+}
+
+func setPools(t *testing.T, c client.Client, pools ...v1.NodePool) {
+	t.Helper()
+	got := getCluster(t, c, "capi-dev")
+	got.Spec.NodePools = pools
+	if err := c.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitWorkers waits until the cluster is Ready with as many workers as the
+// pools want, Cluster API's machineDeployments are exactly the pools, and
+// the workload cluster's nodes are exactly theirs (by pool label).
+func waitWorkers(t *testing.T, c client.Client, cs *kubernetes.Clientset, want map[string]int) {
+	t.Helper()
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	testenv.WaitUntil(t, fmt.Sprintf("workers %v", want), 3*time.Minute, func() (bool, string) {
+		got := getCluster(t, c, "capi-dev")
+		if got.Status.CAPI == nil || got.Status.CAPI.Workers != (v1.ReplicaCount{Ready: int32(total), Desired: int32(total)}) || got.Status.Phase != v1.ClusterReady {
+			return false, fmt.Sprintf("%s %+v", got.Status.Phase, got.Status.CAPI)
+		}
+		mds := &unstructured.UnstructuredList{}
+		mds.SetGroupVersionKind(clusterapi.GroupVersion.WithKind("MachineDeploymentList"))
+		if err := c.List(context.Background(), mds, client.InNamespace("team-a")); err != nil {
+			return false, err.Error()
+		}
+		if len(mds.Items) != len(want) {
+			return false, fmt.Sprintf("%d machineDeployments", len(mds.Items))
+		}
+		nodes, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		byPool := map[string]int{}
+		for _, n := range nodes.Items {
+			byPool[n.Labels["strata.dev/node-pool"]]++
+		}
+		for pool, n := range want {
+			if byPool[pool] != n {
+				return false, fmt.Sprintf("nodes by pool: %v", byPool)
+			}
+		}
+		return len(nodes.Items) == total, fmt.Sprintf("nodes by pool: %v", byPool)
+	})
 }
 
 func TestBadCAPIClustersStallAndCreateNothing(t *testing.T) {
