@@ -179,3 +179,19 @@ func TestSelfReferencesExpandOncePerValue(t *testing.T) {
 		t.Errorf("k0 has %d characters, want %d", len(got.(string)), 1<<depth)
 	}
 }
+
+// What a capi cluster needs is checked offline as well, each problem named
+// by its field: the class, a worker class per pool, a k8s layer.
+func TestCAPIClustersNeedAClassPoolClassesAndAKubernetesLayer(t *testing.T) {
+	only := "  profiles: [{name: infra, version: 1.0.0}]\n"
+	capi := "  provider: capi\n  capi: {classRef: {name: local}}\n" + only
+	mustResolve(t, infra, cluster(capi+"  nodePools: [{name: workers, count: 2, class: default-worker}]\n"))
+	wantError(t, `spec.nodePools[0].class: pool "workers" of a capi cluster needs a worker class of its ClusterClass`,
+		infra, cluster(capi+"  nodePools: [{name: workers, count: 2}]\n"))
+	wantError(t, "spec.capi.classRef.name: provider capi needs the ClusterClass", infra, cluster("  provider: capi\n"+only))
+	noK8s := strings.Replace(infra, "kind: k8s", "kind: addon", 1)
+	if noK8s == infra {
+		t.Fatal("the infra profile of these tests has no k8s layer to take away")
+	}
+	wantError(t, "spec.profiles: provider capi needs an infra or full profile with a k8s layer", noK8s, cluster(capi))
+}

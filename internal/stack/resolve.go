@@ -216,6 +216,7 @@ func (r *resolver) variables(p profile.Profile, a v1.ProfileAttachment, field st
 func (r *resolver) resolve() (*Stack, error) {
 	r.collectLayers()
 	r.checkOverrides()
+	r.checkCAPI()
 	for _, ls := range r.layers {
 		r.resolveLayer(ls)
 	}
@@ -274,6 +275,30 @@ func (r *resolver) collectLayers() {
 				r.k8sVers = layerVersion(l)
 			}
 		}
+	}
+}
+
+// checkCAPI checks offline what a capi cluster needs before Cluster API is
+// asked: a ClusterClass named, a worker class for each pool, a k8s layer
+// whose version the topology takes. The class itself is checked online.
+func (r *resolver) checkCAPI() {
+	if r.cluster.Spec.Provider != v1.ProviderCAPI || r.preview {
+		return
+	}
+	if r.cluster.Spec.CAPI == nil || r.cluster.Spec.CAPI.ClassRef.Name == "" {
+		r.clusterFinding("spec.capi.classRef.name", "provider capi needs the ClusterClass Cluster API makes the cluster from")
+	}
+	for i, p := range r.cluster.Spec.NodePools {
+		if p.Class == "" {
+			r.clusterFinding(fmt.Sprintf("spec.nodePools[%d].class", i), "pool %q of a capi cluster needs a worker class of its ClusterClass", p.Name)
+		}
+	}
+	hasK8s := false
+	for _, ls := range r.layers {
+		hasK8s = hasK8s || ls.spec.Kind == v1.LayerK8s
+	}
+	if !hasK8s && len(r.atts) > 0 {
+		r.clusterFinding("spec.profiles", "provider capi needs an infra or full profile with a k8s layer: its pack version is the Kubernetes version Cluster API runs")
 	}
 }
 
