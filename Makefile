@@ -17,7 +17,7 @@ TESTFLAGS   ?= -timeout 30m
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME    ?= 20000x
 
-.PHONY: help build kube capi tools test test-unit lint vet demo bench chaos generate fuzz clean image
+.PHONY: help build kube capi tools test test-unit lint vet demo demo-capi bench chaos generate fuzz clean image
 
 help: ## Show the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ image: ## Build the manager's container image (no container engine needed) into 
 
 demo: build kube tools ## Run Strata's main job end to end on this machine.
 	hack/demo.sh
+
+demo-capi: build kube capi ## Provision a cluster through Cluster API (ClusterClass local) and scale it.
+	hack/demo-capi.sh
 
 fuzz: ## Run each fuzz test for FUZZTIME (default 20000 inputs; a hang fails at 5 minutes).
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConstraint$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s -timeout 5m ./internal/pack
