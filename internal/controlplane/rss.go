@@ -13,7 +13,7 @@ import (
 func (cp *ControlPlane) RSSBytes() (map[string]int64, error) {
 	out := map[string]int64{}
 	for name, pid := range cp.PIDs() {
-		rss, err := processRSS(pid)
+		rss, err := ProcessRSS(pid)
 		if err != nil {
 			return nil, fmt.Errorf("%s (pid %d): %w", name, pid, err)
 		}
@@ -22,7 +22,8 @@ func (cp *ControlPlane) RSSBytes() (map[string]int64, error) {
 	return out, nil
 }
 
-func processRSS(pid int) (int64, error) {
+// ProcessRSS reads the resident set size of a process from /proc.
+func ProcessRSS(pid int) (int64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err

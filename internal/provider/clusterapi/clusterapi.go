@@ -264,7 +264,13 @@ func Summary(s *v1.CAPIStatus) string {
 func oneLine(msg string) string {
 	var parts []string
 	for _, l := range strings.Split(msg, "\n") {
-		if l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*")); l != "" {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+		switch {
+		case l == "":
+		case len(parts) > 0 && strings.HasSuffix(parts[len(parts)-1], ":"):
+			// "WorkersAvailable:" heads the lines below it.
+			parts[len(parts)-1] += " " + l
+		default:
 			parts = append(parts, l)
 		}
 	}

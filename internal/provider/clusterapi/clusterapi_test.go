@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,16 +25,31 @@ import (
 	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/provider/clusterapi"
+	"strata.dev/strata/internal/provider/local"
 	"strata.dev/strata/internal/testenv"
 )
 
 // plane is a management plane with Strata's CRDs, Cluster API and the
 // local providers, and Strata's manager on it.
-func plane(t *testing.T) (client.Client, func()) {
+func plane(t testing.TB) (client.Client, func()) {
+	b := planeWith(t, nil)
+	return b.c, b.restart
+}
+
+// bed is a plane and what runs on it.
+type bed struct {
+	c       client.Client
+	cfg     *rest.Config
+	restart func()
+	capi    *testenv.ClusterAPI
+}
+
+// planeWith is plane with the local cluster provider given to the manager.
+func planeWith(t testing.TB, localClusters *local.Provider) bed {
 	t.Helper()
 	log.SetLogger(logr.Discard())
 	cfg := testenv.Management(t, "../../../config/crd/bases")
-	testenv.StartClusterAPI(t, cfg)
+	capiBed := testenv.StartClusterAPI(t, cfg)
 	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +66,7 @@ func plane(t *testing.T) (client.Client, func()) {
 		// APIServices are unavailable, as they are on simulated nodes
 		// (the namespace controller's discovery fails); the layer's
 		// objects are gone by then and the retry finds the release gone.
-		mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 30 * time.Second, SeveralPerProcess: true})
+		mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, LayerTimeout: 30 * time.Second, SeveralPerProcess: true, Local: localClusters})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,10 +97,10 @@ func plane(t *testing.T) (client.Client, func()) {
 	}
 	testenv.Apply(t, c, "../../../examples/capi/profile-capi-infra.yaml", "team-a")
 	testenv.Apply(t, c, "../../../examples/addon-hello.yaml", "team-a")
-	return c, restart
+	return bed{c: c, cfg: cfg, restart: restart, capi: capiBed}
 }
 
-func getCluster(t *testing.T, c client.Client, name string) *v1.Cluster {
+func getCluster(t testing.TB, c client.Client, name string) *v1.Cluster {
 	t.Helper()
 	got := &v1.Cluster{}
 	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team-a", Name: name}, got); err != nil {
