@@ -3,12 +3,14 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -16,6 +18,7 @@ import (
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/provider/clusterapi"
+	"strata.dev/strata/internal/stack"
 )
 
 // provisioningRecheck is how often a capi cluster Cluster API is still
@@ -24,23 +27,31 @@ const provisioningRecheck = 5 * time.Second
 
 // ensureCAPI has Cluster API make the cluster its profiles and pools
 // describe, and records what Cluster API says of it; initialized says its
-// control plane answers, so that its layers can be applied.
-func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (initialized bool, err error) {
+// control plane answers, so that its layers can be applied. A Manual
+// cluster keeps the Kubernetes version its Cluster API Cluster has until
+// its plan — which shows the k8s layer's upgrade — is approved: held says
+// so, and moveTopology moves it then.
+func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (initialized, held bool, err error) {
 	resolved, err := r.resolve(ctx, c, "")
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	kv := resolved.stack.KubernetesVersion
 	if err := clusterapi.Check(ctx, r.RESTMapper(), r.APIReader, c, kv); err != nil {
-		return false, err
+		return false, false, err
 	}
-	want, err := clusterapi.Desired(c, kv)
-	if err != nil {
-		return false, err
+	if resolved.policy == v1.UpdateManual {
+		existing, err := clusterapi.Get(ctx, r.APIReader, c)
+		if err != nil {
+			return false, false, err
+		}
+		if running := topologyVersion(existing); running != "" && running != "v"+strings.TrimPrefix(kv, "v") {
+			kv, held = running, true
+		}
 	}
-	got, err := clusterapi.Apply(ctx, r.Client, c, want)
+	got, err := r.applyTopology(ctx, c, kv)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	obs := clusterapi.Observe(got)
 	obs.Status.Version = clusterapi.ControlPlaneVersion(ctx, r.RESTMapper(), r.APIReader, got)
@@ -50,7 +61,38 @@ func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (init
 		reason = "NotReported"
 	}
 	setCondition(c, v1.ConditionProvisioned, obs.Available.Status, reason, obs.Available.Message)
-	return obs.Initialized, nil
+	return obs.Initialized, held, nil
+}
+
+// applyTopology applies the Cluster API Cluster with Kubernetes version kv.
+func (r *ClusterReconciler) applyTopology(ctx context.Context, c *v1.Cluster, kv string) (*unstructured.Unstructured, error) {
+	want, err := clusterapi.Desired(c, kv)
+	if err != nil {
+		return nil, err
+	}
+	return clusterapi.Apply(ctx, r.Client, c, want)
+}
+
+func topologyVersion(u *unstructured.Unstructured) string {
+	if u == nil {
+		return ""
+	}
+	v, _, _ := unstructured.NestedString(u.Object, "spec", "topology", "version")
+	return v
+}
+
+// byTheProvider marks, in a capi cluster's pending plan, the os and k8s
+// layers' changes as Cluster API's to make: approving the plan moves the
+// topology, and Cluster API upgrades the control plane, then the workers.
+func byTheProvider(c *v1.Cluster, pending *v1.PendingPlan, st *stack.Stack) {
+	if c.Spec.Provider != v1.ProviderCAPI {
+		return
+	}
+	for i, l := range pending.Layers {
+		if sl, ok := st.Layer(l.Name); ok && (sl.Kind == v1.LayerK8s || sl.Kind == v1.LayerOS) {
+			pending.Layers[i].Reason = strings.TrimSpace(l.Reason + ", by the provider (Cluster API)")
+		}
+	}
 }
 
 // provisioning reports a capi cluster whose control plane Cluster API has

@@ -221,14 +221,16 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			return r.stalled(c, "ProvisionFailed", err), nil
 		}
 	}
+	heldVersion := false
 	if c.Spec.Provider == v1.ProviderCAPI {
-		initialized, err := r.ensureCAPI(ctx, c)
+		initialized, held, err := r.ensureCAPI(ctx, c)
 		if err != nil {
 			return r.stalled(c, "ProvisionFailed", err), nil
 		}
 		if !initialized {
 			return r.provisioning(c), nil
 		}
+		heldVersion = held
 	}
 	e, kv, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 	if err != nil {
@@ -252,6 +254,12 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		// What runs stays as it was; only the newest versions are news.
 		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
 		return r.awaitApproval(ctx, c, e, resolved, plan)
+	}
+	if heldVersion {
+		// The approved plan upgrades the k8s layer: Cluster API's to do.
+		if _, err := r.applyTopology(ctx, c, st.KubernetesVersion); err != nil {
+			return r.stalled(c, "ProvisionFailed", err), nil
+		}
 	}
 	progress := func(engine.Event) {}
 	if plan.Changes() > 0 {
@@ -391,6 +399,7 @@ func (r *ClusterReconciler) settle(c *v1.Cluster, resolved *resolution, res *eng
 // still checked and their drift repaired.
 func (r *ClusterReconciler) awaitApproval(ctx context.Context, c *v1.Cluster, e stackEngine, resolved *resolution, plan *engine.Plan) (ctrl.Result, error) {
 	pending := pendingPlan(plan)
+	byTheProvider(c, pending, resolved.stack)
 	if c.Status.PendingPlan == nil || c.Status.PendingPlan.Digest != pending.Digest {
 		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "UpdatesAvailable", "Plan", "%s; approve with `strata cluster approve %s -n %s`", pending.Summary, c.Name, c.Namespace)
 	}

@@ -3,6 +3,8 @@ package clusterapi_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +33,8 @@ import (
 
 // plane is a management plane with Strata's CRDs, Cluster API and the
 // local providers, and Strata's manager on it.
-func plane(t testing.TB) (client.Client, func()) {
-	b := planeWith(t, nil)
+func plane(t testing.TB, extraPacks ...string) (client.Client, func()) {
+	b := planeWith(t, nil, extraPacks...)
 	return b.c, b.restart
 }
 
@@ -45,7 +47,7 @@ type bed struct {
 }
 
 // planeWith is plane with the local cluster provider given to the manager.
-func planeWith(t testing.TB, localClusters *local.Provider) bed {
+func planeWith(t testing.TB, localClusters *local.Provider, extraPacks ...string) bed {
 	t.Helper()
 	log.SetLogger(logr.Discard())
 	cfg := testenv.Management(t, "../../../config/crd/bases")
@@ -54,7 +56,7 @@ func planeWith(t testing.TB, localClusters *local.Provider) bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	packs, err := pack.LoadCatalog("../../../../shared/testdata/pack-central", "../../../packs")
+	packs, err := pack.LoadCatalog(append([]string{"../../../../shared/testdata/pack-central", "../../../packs"}, extraPacks...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,3 +335,93 @@ func TestBadCAPIClustersStallAndCreateNothing(t *testing.T) {
 }
 
 func jsonValue(s string) apiextensionsv1.JSON { return apiextensionsv1.JSON{Raw: []byte(s)} }
+
+// A Manual capi cluster shows a new Kubernetes version as the k8s layer's
+// upgrade, by the provider, and its Cluster API Cluster keeps the version
+// it runs until the plan is approved.
+func TestAManualCAPIClusterUpgradesKubernetesOnlyWhenApproved(t *testing.T) {
+	// A kubernetes 1.38.0 pack and a capi-infra 1.1.0 that uses it. Its
+	// binaries are not built here: what is tested is when Strata asks
+	// Cluster API for it.
+	packs := t.TempDir()
+	k8s := filepath.Join(packs, "kubernetes-1.38.0")
+	if err := os.CopyFS(k8s, os.DirFS("../../../packs/kubernetes-1.37.2")); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := os.ReadFile(filepath.Join(k8s, "pack.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(k8s, "pack.json"), []byte(strings.ReplaceAll(string(meta), "1.37.2", "1.38.0")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := plane(t, packs)
+	ctx := context.Background()
+	cl := &v1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "manual"},
+		Spec: v1.ClusterSpec{
+			Provider: v1.ProviderCAPI, UpdatePolicy: v1.UpdateManual,
+			CAPI:      &v1.CAPISpec{ClassRef: v1.ClassRef{Name: "local", Namespace: "strata-system"}},
+			NodePools: []v1.NodePool{{Name: "workers", Count: 1, Class: "default-worker"}},
+			Profiles:  []v1.ProfileAttachment{{Name: "capi-infra", Version: "1.x"}},
+		},
+	}
+	if err := c.Create(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	topology := func() string {
+		u := clusterapi.Object("Cluster")
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "manual"}, u); err != nil {
+			return err.Error()
+		}
+		v, _, _ := unstructured.NestedString(u.Object, "spec", "topology", "version")
+		return v
+	}
+	approve := func(what string) *v1.PendingPlan {
+		var pending *v1.PendingPlan
+		testenv.WaitUntil(t, "a plan "+what, 3*time.Minute, func() (bool, string) {
+			got := getCluster(t, c, "manual")
+			pending = got.Status.PendingPlan
+			return pending != nil && strings.Contains(pending.Summary, what), fmt.Sprintf("%s %+v", got.Status.Phase, pending)
+		})
+		if v := topology(); v != "v1.37.2" {
+			t.Errorf("with a plan waiting for approval, topology.version is %s: want v1.37.2 until approved", v)
+		}
+		got := getCluster(t, c, "manual")
+		got.Spec.ApprovedPlan = pending.Digest
+		if err := c.Update(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		return pending
+	}
+	approve("to install")
+	testenv.WaitUntil(t, "manual Ready", 4*time.Minute, func() (bool, string) {
+		got := getCluster(t, c, "manual")
+		return got.Status.Phase == v1.ClusterReady, string(got.Status.Phase)
+	})
+
+	data, err := os.ReadFile("../../../examples/capi/profile-capi-infra.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := strings.NewReplacer("capi-infra-1.0.0", "capi-infra-1.1.0", "version: 1.0.0", "version: 1.1.0", "version: 1.37.2", "version: 1.38.0").Replace(string(data))
+	nextFile := filepath.Join(t.TempDir(), "capi-infra-1.1.0.yaml")
+	if err := os.WriteFile(nextFile, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Apply(t, c, nextFile, "team-a")
+	pending := approve("to upgrade")
+	var k8sLayer *v1.PlannedLayer
+	for i, l := range pending.Layers {
+		if l.Name == "kubernetes" {
+			k8sLayer = &pending.Layers[i]
+		}
+	}
+	if k8sLayer == nil || k8sLayer.FromVersion != "1.37.2" || k8sLayer.ToVersion != "1.38.0" || !strings.Contains(k8sLayer.Reason, "by the provider") {
+		t.Fatalf("pending plan %+v: want the kubernetes layer upgraded 1.37.2 → 1.38.0 by the provider", pending.Layers)
+	}
+	testenv.WaitUntil(t, "topology.version v1.38.0 once approved", 2*time.Minute, func() (bool, string) {
+		v := topology()
+		return v == "v1.38.0", v
+	})
+}
