@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"strata.dev/strata/config/crd"
 	"strata.dev/strata/internal/controlplane"
 )
 
@@ -239,25 +240,18 @@ func (m *Manager) client() (client.Client, error) {
 // Supervise starts the manager again, every interval until ctx ends, when
 // it has stopped on its own.
 func (m *Manager) Supervise(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		m.mu.Lock()
 		dead := m.proc != nil && m.proc.Exited()
 		m.mu.Unlock()
 		if !dead {
-			continue
+			return
 		}
 		m.opts.Log.Warn("cluster API's manager stopped; starting it again", "log", m.LogPath())
 		if err := m.start(ctx); err != nil {
 			m.opts.Log.Error("cluster API's manager did not start again", "err", err)
 		}
-	}
+	}, interval)
 }
 
 // Kill stops the manager at once, as a crash would (tests of supervision).
@@ -287,19 +281,19 @@ func installCRDs(ctx context.Context, c client.Client, b Build, base string, caP
 	if err != nil {
 		return err
 	}
-	var names []string
+	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.Unmarshal(data, crd); err != nil {
+		obj := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.Unmarshal(data, obj); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		if len(crd.Spec.Versions) > 1 {
+		if len(obj.Spec.Versions) > 1 {
 			url := base + "/convert"
-			crd.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{
+			obj.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{
 				Strategy: apiextensionsv1.WebhookConverter,
 				Webhook: &apiextensionsv1.WebhookConversion{
 					ConversionReviewVersions: []string{"v1"},
@@ -307,30 +301,9 @@ func installCRDs(ctx context.Context, c client.Client, b Build, base string, caP
 				},
 			}
 		}
-		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
-		crd.ManagedFields, crd.Status = nil, apiextensionsv1.CustomResourceDefinitionStatus{}
-		//nolint:staticcheck // client.Apply with a typed object: the CRD is whole, as released.
-		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner("strata-capi"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("%s: %w", filepath.Base(f), err)
-		}
-		names = append(names, crd.Name)
+		crds = append(crds, obj)
 	}
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, name := range names {
-			got := &apiextensionsv1.CustomResourceDefinition{}
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, got); err != nil {
-				return false, nil
-			}
-			established := false
-			for _, cond := range got.Status.Conditions {
-				established = established || (cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue)
-			}
-			if !established {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
+	return crd.Apply(ctx, c, "strata-capi", crds...)
 }
 
 // installWebhooks applies the build's webhook configurations with each

@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -95,4 +98,24 @@ func Apply(t testing.TB, c client.Client, path, namespace string) {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// WorkloadClient reaches a workload cluster only through the kubeconfig
+// Secret its provider wrote (namespace/name, key), as a user of it would.
+func WorkloadClient(t testing.TB, c client.Client, namespace, name, key string) *kubernetes.Clientset {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[key])
+	if err != nil {
+		t.Fatalf("secret %s/%s: %v", namespace, name, err)
+	}
+	cfg.Timeout = 5 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

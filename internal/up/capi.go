@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -97,24 +98,18 @@ func (a *clusterAPI) startProviders(ctx context.Context, health string) error {
 }
 
 func (a *clusterAPI) superviseProviders(ctx context.Context, health string) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		a.mu.Lock()
 		dead := a.providers != nil && a.providers.Exited()
 		a.mu.Unlock()
-		if dead {
-			a.log.Warn("Strata's Cluster API providers stopped; starting them again", "log", a.providersLog())
-			if err := a.startProviders(ctx, health); err != nil {
-				a.log.Error("Strata's Cluster API providers did not start again", "err", err)
-			}
+		if !dead {
+			return
 		}
-	}
+		a.log.Warn("Strata's Cluster API providers stopped; starting them again", "log", a.providersLog())
+		if err := a.startProviders(ctx, health); err != nil {
+			a.log.Error("Strata's Cluster API providers did not start again", "err", err)
+		}
+	}, 2*time.Second)
 }
 
 func (a *clusterAPI) providersLog() string { return filepath.Join(a.dir, "capi-providers.log") }

@@ -219,7 +219,7 @@ func installCRDs(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	var names []string
+	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, f := range files {
 		data, err := crd.Bases.ReadFile(f)
 		if err != nil {
@@ -229,32 +229,10 @@ func installCRDs(ctx context.Context, cfg *rest.Config) error {
 		if err := yaml.UnmarshalStrict(data, obj); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		obj.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
-		obj.ManagedFields = nil
-		//nolint:staticcheck // client.Apply with a typed object: the CRD is whole, as generated.
-		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("strata"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		names = append(names, obj.Name)
+		crds = append(crds, obj)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, name := range names {
-			got := &apiextensionsv1.CustomResourceDefinition{}
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, got); err != nil {
-				return false, nil
-			}
-			established := false
-			for _, cond := range got.Status.Conditions {
-				established = established || (cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue)
-			}
-			if !established {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		return fmt.Errorf("CRDs %s not established: %w", strings.Join(names, ", "), err)
+	if err := crd.Apply(ctx, c, "strata", crds...); err != nil {
+		return err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controller.SharedNamespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"strata.dev/strata/internal/provider/capilocal"
@@ -79,20 +78,7 @@ func topologyCluster(namespace, name, version string, workers int64) *unstructur
 // the kubeconfig Secret its control plane wrote.
 func (b *bed) workload(t *testing.T, namespace, cluster string) *kubernetes.Clientset {
 	t.Helper()
-	s := &corev1.Secret{}
-	if err := b.c.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: cluster + "-kubeconfig"}, s); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data["value"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Timeout = 5 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
+	return testenv.WorkloadClient(t, b.c, namespace, cluster+"-kubeconfig", "value")
 }
 
 // runningWorkers waits until the cluster has n worker Machines Running, each

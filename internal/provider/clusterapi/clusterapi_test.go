@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -122,20 +121,7 @@ func conditionOf(c *v1.Cluster, typ string) metav1.Condition {
 // API's control plane wrote.
 func workload(t *testing.T, c client.Client, name string) *kubernetes.Clientset {
 	t.Helper()
-	s := &corev1.Secret{}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team-a", Name: name + "-kubeconfig"}, s); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(s.Data[clusterapi.KubeconfigKey])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Timeout = 5 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
+	return testenv.WorkloadClient(t, c, "team-a", name+"-kubeconfig", clusterapi.KubeconfigKey)
 }
 
 func TestACAPIClusterIsProvisionedRunsItsLayersScalesAndGoes(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"strata.dev/strata/internal/controlplane"
 	"strata.dev/strata/internal/version"
 )
@@ -179,14 +181,7 @@ func (p *Provider) PIDs() map[string]map[string]int {
 // whose processes stopped; restart calls back with the cluster's key (the
 // caller ensures it again, which writes its new kubeconfig).
 func (p *Provider) Supervise(ctx context.Context, interval time.Duration, restart func(key string)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.UntilWithContext(ctx, func(context.Context) {
 		p.mu.Lock()
 		var dead []string
 		for key, c := range p.clusters {
@@ -201,7 +196,7 @@ func (p *Provider) Supervise(ctx context.Context, interval time.Duration, restar
 		for _, key := range dead {
 			restart(key)
 		}
-	}
+	}, interval)
 }
 
 // StopAll stops every cluster and keeps its data, for the next `strata up`.
