@@ -30,7 +30,7 @@ const provisioningRecheck = 5 * time.Second
 // control plane answers, so that its layers can be applied. A Manual
 // cluster keeps the Kubernetes version its Cluster API Cluster has until
 // its plan — which shows the k8s layer's upgrade — is approved: held says
-// so, and moveTopology moves it then.
+// so, and the reconcile applies the topology again once it is.
 func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (initialized, held bool, err error) {
 	resolved, err := r.resolve(ctx, c, "")
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -70,10 +71,10 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func startUp(t *testing.T, dir string) *upProcess {
+func startUp(t *testing.T, dir string, flags ...string) *upProcess {
 	t.Helper()
 	// Verbose: the controllers' log is kept and its tail shown when a test fails.
-	cmd := exec.Command(os.Args[0], append([]string{"up", "--dir", dir, "--verbose"}, packs...)...)
+	cmd := exec.Command(os.Args[0], append(append([]string{"up", "--dir", dir, "--verbose"}, flags...), packs...)...)
 	cmd.Env = append(os.Environ(), "STRATA_TEST_AS_CLI=1", up.ToolsDirEnv+"="+filepath.Dir(testenv.Tool(t, "registry")))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -422,5 +423,57 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// strata up --capi runs Cluster API's manager and Strata's providers as
+// processes of their own, supervised, with the ClusterClass local applied,
+// and says where they log; strata down stops them all.
+func TestUpWithClusterAPI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	p := startUp(t, dir, "--capi")
+	if !strings.Contains(p.output.String(), "cluster API: v1.13.6 (log "+filepath.Join(dir, "capi", "cluster-api.log")) {
+		t.Errorf("strata up --capi does not say where Cluster API logs:\n%s", p.output)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	class := &unstructured.Unstructured{}
+	class.SetAPIVersion("cluster.x-k8s.io/v1beta2")
+	class.SetKind("ClusterClass")
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "strata-system", Name: "local"}, class); err != nil {
+		t.Fatalf("ClusterClass local: %v", err)
+	}
+	// The providers' process, killed, is started again.
+	providers := func() int {
+		for _, pid := range alive(descendants(p.cmd.Process.Pid)) {
+			if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "capi-providers") {
+				return pid
+			}
+		}
+		return 0
+	}
+	first := providers()
+	if first == 0 {
+		t.Fatal("no capi-providers process below strata up")
+	}
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "capi-providers started again", time.Minute, func() (bool, string) {
+		now := providers()
+		return now != 0 && now != first, fmt.Sprint(now)
+	})
+	below := descendants(p.cmd.Process.Pid)
+	mustStrata(t, "down", "--dir", dir)
+	<-p.exited
+	if left := alive(below); len(left) > 0 {
+		t.Errorf("processes left after strata down: %v", left)
 	}
 }
