@@ -411,3 +411,51 @@ func TestAManualCAPIClusterUpgradesKubernetesOnlyWhenApproved(t *testing.T) {
 		return v == "v1.38.0", v
 	})
 }
+
+// Without Cluster API on the management plane a capi cluster says so, and
+// nothing else is made.
+func TestWithoutClusterAPIACAPIClusterSaysItIsNotInstalled(t *testing.T) {
+	log.SetLogger(logr.Discard())
+	cfg := testenv.Management(t, "../../../config/crd/bases")
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	packs, err := pack.LoadCatalog("../../../../shared/testdata/pack-central", "../../../packs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := controller.NewManager(cfg, controller.ManagerOptions{Packs: packs, SeveralPerProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Apply(t, c, "../../../examples/capi/profile-capi-infra.yaml", "team-a")
+	cl := &v1.Cluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "nowhere"},
+		Spec: v1.ClusterSpec{
+			Provider:  v1.ProviderCAPI,
+			CAPI:      &v1.CAPISpec{ClassRef: v1.ClassRef{Name: "local", Namespace: "strata-system"}},
+			NodePools: []v1.NodePool{{Name: "workers", Count: 1, Class: "default-worker"}},
+			Profiles:  []v1.ProfileAttachment{{Name: "capi-infra", Version: "1.0.0"}},
+		},
+	}
+	if err := c.Create(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitUntil(t, "nowhere Stalled", time.Minute, func() (bool, string) {
+		s := conditionOf(getCluster(t, c, "nowhere"), v1.ConditionStalled)
+		return s.Status == metav1.ConditionTrue && strings.Contains(s.Message, "Cluster API is not installed on the management plane (no CRD clusters.cluster.x-k8s.io"), s.Message
+	})
+}
