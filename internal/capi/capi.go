@@ -119,7 +119,6 @@ type Manager struct {
 
 	mu   sync.Mutex
 	proc *controlplane.Process
-	port int // the webhook server's
 }
 
 // Start installs Cluster API's CRDs and webhooks on the management plane
@@ -201,7 +200,7 @@ func (m *Manager) start(ctx context.Context) error {
 		return err
 	}
 	m.mu.Lock()
-	m.proc, m.port = proc, webhookPort
+	m.proc = proc
 	m.mu.Unlock()
 	waitCtx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
 	defer cancel()
