@@ -153,13 +153,13 @@ func Apply(ctx context.Context, w client.Client, c *v1.Cluster, want *unstructur
 	want.SetOwnerReferences([]metav1.OwnerReference{*metav1.NewControllerRef(c, v1.GroupVersion.WithKind("Cluster"))})
 	//nolint:staticcheck // client.Apply with an unstructured object: Strata owns exactly the fields it sets.
 	if err := w.Patch(ctx, want, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		// A webhook's denial is Forbidden, a schema's Invalid: both are
-		// Cluster API's answer to this spec, and say why.
-		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
-			var status apierrors.APIStatus
-			if errors.As(err, &status) {
-				return nil, fmt.Errorf("cluster API refused the Cluster: %s", status.Status().Message)
-			}
+		// A schema's refusal is Invalid, a webhook's Forbidden: both are
+		// Cluster API's answer to this spec, and say why. Forbidden by RBAC
+		// is the manager's own problem and stays as it is.
+		var status apierrors.APIStatus
+		if errors.As(err, &status) && (apierrors.IsInvalid(err) ||
+			apierrors.IsForbidden(err) && strings.Contains(status.Status().Message, "admission webhook")) {
+			return nil, fmt.Errorf("cluster API refused the Cluster: %s", status.Status().Message)
 		}
 		return nil, err
 	}
