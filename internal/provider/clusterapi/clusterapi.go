@@ -118,6 +118,11 @@ func Check(ctx context.Context, mapper meta.RESTMapper, r client.Reader, c *v1.C
 		}
 		return err
 	}
+	// Cluster API's webhook checks a cluster's variables against a class
+	// only once it has reconciled the class; before, it lets any through.
+	if err := reconciled(class); err != nil {
+		return fmt.Errorf("spec.capi.classRef: ClusterClass %s/%s %w; the cluster waits, so that the class checks its variables", ClassNamespace(c), ref.Name, err)
+	}
 	workerClasses := WorkerClasses(class)
 	for i, p := range c.Spec.NodePools {
 		if !slices.Contains(workerClasses, p.Class) {
@@ -130,6 +135,28 @@ func Check(ctx context.Context, mapper meta.RESTMapper, r client.Reader, c *v1.C
 		}
 	}
 	return nil
+}
+
+// reconciled says whether Cluster API has reconciled a ClusterClass (its
+// generation observed, its variables ready), by the rule its Cluster
+// webhook applies.
+func reconciled(class *unstructured.Unstructured) error {
+	observed, _, _ := unstructured.NestedInt64(class.Object, "status", "observedGeneration")
+	if observed != class.GetGeneration() {
+		return fmt.Errorf("is not reconciled by Cluster API yet (generation %d, observed %d)", class.GetGeneration(), observed)
+	}
+	conds, _, _ := unstructured.NestedSlice(class.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] != "VariablesReady" {
+			continue
+		}
+		if m["status"] == "True" {
+			return nil
+		}
+		return fmt.Errorf("has variables Cluster API does not accept: %s", oneLine(str(m["message"])))
+	}
+	return errors.New("is not reconciled by Cluster API yet (no VariablesReady condition)")
 }
 
 // WorkerClasses are the machineDeployment classes a ClusterClass offers.
