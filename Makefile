@@ -17,16 +17,19 @@ TESTFLAGS   ?= -timeout 30m
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME    ?= 20000x
 
-.PHONY: help build kube capi tools test test-unit lint vet demo demo-capi bench chaos generate fuzz clean image
+.PHONY: help build kube kube-previous capi tools test test-capi-upgrade test-unit lint vet demo demo-capi bench chaos generate fuzz clean image
 
 help: ## Show the targets.
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## Build bin/strata.
 	$(GO) build -buildvcs=true -trimpath -ldflags '$(LDFLAGS)' -o $(STRATA) ./cmd/strata
 
 kube: ## Build the Kubernetes binaries (apiserver, controller-manager, scheduler, etcd, kwok) into bin/kube/<version>; no-op when present.
 	hack/kube/build.sh $(KUBE_BIN)
+
+kube-previous: kube ## Build the Kubernetes version before the default (hack/kube-previous) into bin/kube/<version>, for the upgrade test.
+	hack/kube/build.sh $(KUBE_BIN) hack/kube-previous
 
 capi: ## Build Cluster API's core manager (and copy its CRDs and webhooks) into bin/capi/<version>; no-op when present.
 	hack/capi/build.sh $(BIN)/capi
@@ -36,6 +39,12 @@ tools: ## Build the registry (CNCF Distribution) and oras CLI that tests run int
 
 test: kube capi tools ## Run every test, including those on real API servers and registries.
 	$(GO) test $(TESTFLAGS) ./...
+
+# The upgrade test needs a second Kubernetes build (about 5 more minutes
+# cold), so it has a target of its own; make test skips it when that build
+# is missing.
+test-capi-upgrade: kube-previous capi tools ## Upgrade a Cluster API cluster's Kubernetes (control plane, then workers) from the previous version.
+	STRATA_UPGRADE_TEST=required $(GO) test -count=1 -timeout 20m -v -run '^TestACAPIClusterUpgradesItsControlPlaneThenItsWorkers$$' ./internal/provider/clusterapi
 
 vet: ## go vet.
 	$(GO) vet ./...

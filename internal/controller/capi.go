@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/provider/clusterapi"
@@ -25,33 +27,50 @@ import (
 // making is looked at, besides the watch on its Cluster API Cluster.
 const provisioningRecheck = 5 * time.Second
 
+// capiProgress is what Cluster API says of a capi cluster, for the rest of
+// its reconcile.
+type capiProgress struct {
+	// initialized: the control plane answers, so layers can be applied.
+	initialized bool
+	// held: a Manual cluster's topology keeps the Kubernetes version it
+	// runs until its plan is approved; the reconcile applies the topology
+	// again once it is.
+	held bool
+	// upgradingTo, when set, is the version Cluster API is moving the
+	// control plane to: its API server restarts meanwhile, so the layers
+	// wait.
+	upgradingTo string
+	// busy says what Cluster API is still doing to the topology (workers
+	// being replaced…): the cluster is not Ready until it is done.
+	busy string
+}
+
 // ensureCAPI has Cluster API make the cluster its profiles and pools
-// describe, and records what Cluster API says of it; initialized says its
-// control plane answers, so that its layers can be applied. A Manual
-// cluster keeps the Kubernetes version its Cluster API Cluster has until
-// its plan — which shows the k8s layer's upgrade — is approved: held says
-// so, and the reconcile applies the topology again once it is.
-func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (initialized, held bool, err error) {
+// describe, and records what Cluster API says of it. A Manual cluster
+// keeps the Kubernetes version its Cluster API Cluster has until its plan —
+// which shows the k8s layer's upgrade — is approved.
+func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (capiProgress, error) {
+	var p capiProgress
 	resolved, err := r.resolve(ctx, c, "")
 	if err != nil {
-		return false, false, err
+		return p, err
 	}
 	kv := resolved.stack.KubernetesVersion
 	if err := clusterapi.Check(ctx, r.RESTMapper(), r.APIReader, c, kv); err != nil {
-		return false, false, err
+		return p, err
 	}
 	if resolved.policy == v1.UpdateManual {
 		existing, err := clusterapi.Get(ctx, r.APIReader, c)
 		if err != nil {
-			return false, false, err
+			return p, err
 		}
 		if running := topologyVersion(existing); running != "" && running != "v"+strings.TrimPrefix(kv, "v") {
-			kv, held = running, true
+			kv, p.held = running, true
 		}
 	}
 	got, err := r.applyTopology(ctx, c, kv)
 	if err != nil {
-		return false, false, err
+		return p, err
 	}
 	obs := clusterapi.Observe(got)
 	obs.Status.Version = clusterapi.ControlPlaneVersion(ctx, r.RESTMapper(), r.APIReader, got)
@@ -61,7 +80,11 @@ func (r *ClusterReconciler) ensureCAPI(ctx context.Context, c *v1.Cluster) (init
 		reason = "NotReported"
 	}
 	setCondition(c, v1.ConditionProvisioned, obs.Available.Status, reason, obs.Available.Message)
-	return obs.Initialized, held, nil
+	p.initialized, p.busy = obs.Initialized, obs.Busy
+	if want := topologyVersion(got); obs.Initialized && obs.Status.Version != "" && obs.Status.Version != want {
+		p.upgradingTo = want
+	}
+	return p, nil
 }
 
 // applyTopology applies the Cluster API Cluster with Kubernetes version kv.
@@ -96,30 +119,46 @@ func byTheProvider(c *v1.Cluster, pending *v1.PendingPlan, st *stack.Stack) {
 }
 
 // provisioning reports a capi cluster whose control plane Cluster API has
-// not initialized yet: its layers wait.
-func (r *ClusterReconciler) provisioning(c *v1.Cluster) ctrl.Result {
+// not initialized yet, or is upgrading: its layers wait.
+func (r *ClusterReconciler) provisioning(c *v1.Cluster, p capiProgress) ctrl.Result {
 	s := c.Status.CAPI
+	reason := "Provisioning"
 	msg := fmt.Sprintf("Cluster API is making the cluster (phase %s): control plane %d/%d, workers %d/%d",
 		s.Phase, s.ControlPlane.Ready, s.ControlPlane.Desired, s.Workers.Ready, s.Workers.Desired)
+	if p.upgradingTo != "" {
+		reason = "Upgrading"
+		msg = fmt.Sprintf("Cluster API is upgrading the control plane from %s to %s; the layers wait for its API server", s.Version, p.upgradingTo)
+	}
 	c.Status.Phase = v1.ClusterProvisioning
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
-	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "Provisioning", msg)
-	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Provisioning", msg)
+	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
 	return ctrl.Result{RequeueAfter: provisioningRecheck}
 }
 
 // notAvailable turns a capi cluster whose layers are Ready but which Cluster
-// API does not call Available (a worker pool still scaling, an upgrade
-// under way) back to not Ready, so that roll-outs wait for it too.
-func (r *ClusterReconciler) notAvailable(c *v1.Cluster) (ctrl.Result, bool) {
-	if c.Spec.Provider != v1.ProviderCAPI || c.Status.Phase != v1.ClusterReady ||
-		apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionProvisioned) {
+// API does not call Available (a worker pool still scaling), or whose
+// topology it is still making (workers being replaced in an upgrade), back
+// to not Ready, so that roll-outs wait for it too.
+func (r *ClusterReconciler) notAvailable(c *v1.Cluster, p capiProgress) (ctrl.Result, bool) {
+	if c.Spec.Provider != v1.ProviderCAPI || c.Status.Phase != v1.ClusterReady {
 		return ctrl.Result{}, false
 	}
-	p := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionProvisioned)
+	reason, msg := "", ""
+	switch {
+	case !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionProvisioned):
+		reason, msg = "NotAvailable", "layers Ready; Cluster API does not call the cluster Available"
+		if p := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionProvisioned); p != nil && p.Message != "" {
+			msg = "layers Ready; Cluster API: " + p.Message
+		}
+	case p.busy != "":
+		reason, msg = "TopologyInProgress", "layers Ready; Cluster API: "+p.busy
+	default:
+		return ctrl.Result{}, false
+	}
 	c.Status.Phase = v1.ClusterProvisioning
-	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, "NotAvailable", "layers Ready; Cluster API: "+p.Message)
-	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "NotAvailable", "waiting for Cluster API to call the cluster Available")
+	setCondition(c, v1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, reason, "waiting for Cluster API to finish the cluster")
 	return ctrl.Result{RequeueAfter: provisioningRecheck}, true
 }
 
@@ -148,10 +187,33 @@ func (r *ClusterReconciler) deleteCAPI(ctx context.Context, c *v1.Cluster) (*ctr
 }
 
 // watchCAPI brings a capi cluster back whenever its Cluster API Cluster
-// changes, when Cluster API is installed as the manager starts.
+// changes, and when its ClusterClass does (a cluster waits until Cluster
+// API has reconciled its class, or for a class that is not there yet), when
+// Cluster API is installed as the manager starts.
 func watchCAPI(mgr ctrl.Manager, b *builder.Builder) *builder.Builder {
 	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: clusterapi.GroupVersion.Group, Kind: "Cluster"}, clusterapi.GroupVersion.Version); err != nil {
 		return b
 	}
-	return b.Watches(clusterapi.Object("Cluster"), handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.Cluster{}, handler.OnlyControllerOwner()))
+	return b.Watches(clusterapi.Object("Cluster"), handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1.Cluster{}, handler.OnlyControllerOwner())).
+		Watches(clusterapi.Object("ClusterClass"), handler.EnqueueRequestsFromMapFunc(clustersOfClass(mgr.GetClient())))
+}
+
+// clustersOfClass maps a ClusterClass to the capi clusters that name it.
+// Classes change seldom, so a list from the cache is enough.
+func clustersOfClass(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, class client.Object) []reconcile.Request {
+		var clusters v1.ClusterList
+		if err := c.List(ctx, &clusters); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for i := range clusters.Items {
+			cl := &clusters.Items[i]
+			if cl.Spec.Provider == v1.ProviderCAPI && cl.Spec.CAPI != nil && cl.Spec.CAPI.ClassRef.Name == class.GetName() &&
+				clusterapi.ClassNamespace(cl) == class.GetNamespace() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(cl)})
+			}
+		}
+		return out
+	}
 }

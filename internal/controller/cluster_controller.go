@@ -221,16 +221,15 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			return r.stalled(c, "ProvisionFailed", err), nil
 		}
 	}
-	heldVersion := false
+	var capi capiProgress
 	if c.Spec.Provider == v1.ProviderCAPI {
-		initialized, held, err := r.ensureCAPI(ctx, c)
-		if err != nil {
+		var err error
+		if capi, err = r.ensureCAPI(ctx, c); err != nil {
 			return r.stalled(c, "ProvisionFailed", err), nil
 		}
-		if !initialized {
-			return r.provisioning(c), nil
+		if !capi.initialized || capi.upgradingTo != "" {
+			return r.provisioning(c, capi), nil
 		}
-		heldVersion = held
 	}
 	e, kv, err := r.engineFor(ctx, c, r.layerEvents(ctx, c))
 	if err != nil {
@@ -255,7 +254,7 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		c.Status.Profiles = keepRunning(c.Status.Profiles, profiles)
 		return r.awaitApproval(ctx, c, e, resolved, plan)
 	}
-	if heldVersion {
+	if capi.held {
 		// The approved plan upgrades the k8s layer: Cluster API's to do.
 		if _, err := r.applyTopology(ctx, c, st.KubernetesVersion); err != nil {
 			return r.stalled(c, "ProvisionFailed", err), nil
@@ -295,7 +294,7 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			}
 		}
 	}
-	if res, waiting := r.notAvailable(c); waiting {
+	if res, waiting := r.notAvailable(c, capi); waiting {
 		return res, nil
 	}
 	if r.checkHealth(ctx, c, e, resolved) {

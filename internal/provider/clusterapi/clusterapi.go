@@ -200,6 +200,10 @@ type Observed struct {
 	Initialized bool
 	// Available is Cluster API's Available condition.
 	Available metav1.Condition
+	// Busy, when not empty, says what Cluster API is still doing to make
+	// the topology: an upgrade (TopologyReconciled False) or Machines
+	// being replaced (RollingOut True). Available stays True meanwhile.
+	Busy string
 }
 
 // Observe reads a Cluster API Cluster's status.
@@ -212,16 +216,32 @@ func Observe(u *unstructured.Unstructured) Observed {
 	o.Status.Version, _, _ = unstructured.NestedString(u.Object, "spec", "topology", "version")
 	o.Available = metav1.Condition{Type: "Available", Status: metav1.ConditionUnknown, Reason: "NotReported", Message: "Cluster API has not reported yet"}
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var busy []string
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
-		if m["type"] != "Available" {
-			continue
+		status, reason, message := str(m["status"]), str(m["reason"]), oneLine(str(m["message"]))
+		switch m["type"] {
+		case "Available":
+			o.Available.Status, o.Available.Reason, o.Available.Message = metav1.ConditionStatus(status), reason, message
+		case "TopologyReconciled":
+			if status == string(metav1.ConditionFalse) {
+				busy = append(busy, withMessage("topology not reconciled ("+reason+")", message))
+			}
+		case "RollingOut":
+			if status == string(metav1.ConditionTrue) {
+				busy = append(busy, withMessage("rolling out", message))
+			}
 		}
-		o.Available.Status = metav1.ConditionStatus(str(m["status"]))
-		o.Available.Reason = str(m["reason"])
-		o.Available.Message = oneLine(str(m["message"]))
 	}
+	o.Busy = strings.Join(busy, "; ")
 	return o
+}
+
+func withMessage(what, message string) string {
+	if message == "" {
+		return what
+	}
+	return what + ": " + message
 }
 
 func str(v any) string {

@@ -94,7 +94,21 @@ func TestObserve(t *testing.T) {
 	if got := clusterapi.Summary(&o.Status); got != "Provisioned: control plane 1/1, workers 1/3, v1.37.2" {
 		t.Errorf("summary %q", got)
 	}
+	if o.Busy != "" {
+		t.Errorf("busy %q with no upgrade or roll-out reported", o.Busy)
+	}
 	if o := clusterapi.Observe(clusterapi.Object("Cluster")); o.Available.Status != metav1.ConditionUnknown || o.Initialized {
 		t.Errorf("a Cluster Cluster API has not reported on: %+v", o)
+	}
+
+	// An upgrade under way: Available stays True, the topology is not
+	// reconciled yet and Machines roll out.
+	u.Object["status"].(map[string]any)["conditions"] = []any{
+		map[string]any{"type": "Available", "status": "True", "reason": "Available"},
+		map[string]any{"type": "TopologyReconciled", "status": "False", "reason": "ClusterUpgrading", "message": "* MachineDeployment workers upgrading"},
+		map[string]any{"type": "RollingOut", "status": "True", "reason": "RollingOut"},
+	}
+	if o := clusterapi.Observe(u); o.Busy != "topology not reconciled (ClusterUpgrading): MachineDeployment workers upgrading; rolling out" {
+		t.Errorf("busy %q during an upgrade", o.Busy)
 	}
 }
