@@ -9,9 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"strata.dev/strata/internal/provider/capilocal"
 	"strata.dev/strata/internal/provider/local"
@@ -38,20 +36,11 @@ the same management plane; strata up --capi starts both.`,
 			if dir == "" {
 				return usageError("--dir: the folder of the control planes' data is required")
 			}
-			mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: capilocal.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: healthAddr})
-			if err != nil {
-				return &exitError{code: ExitFail, err: err}
-			}
-			if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-				return &exitError{code: ExitFail, err: err}
-			}
-			if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-				return &exitError{code: ExitFail, err: err}
-			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			provider := &local.Provider{Root: dir, Log: logger}
 			defer provider.StopAll()
-			if err := capilocal.Setup(mgr, capilocal.Options{Local: provider, Log: logger}); err != nil {
+			mgr, err := capilocal.NewManager(cfg, capilocal.Options{Local: provider, Log: logger, HealthAddr: healthAddr})
+			if err != nil {
 				return &exitError{code: ExitFail, err: err}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

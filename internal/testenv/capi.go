@@ -12,11 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	examplescapi "strata.dev/strata/examples/capi"
 	"strata.dev/strata/internal/capi"
@@ -58,13 +54,8 @@ func StartClusterAPI(t testing.TB, cfg *rest.Config) *ClusterAPI {
 
 	provider := &local.Provider{Root: filepath.Join(dir, "clusters")}
 	t.Cleanup(provider.StopAll)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: capilocal.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		// Tests of one package run several of these in one process.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+	mgr, err := capilocal.NewManager(cfg, capilocal.Options{Local: provider, SuperviseEvery: 500 * time.Millisecond, SeveralPerProcess: true})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := capilocal.Setup(mgr, capilocal.Options{Local: provider, SuperviseEvery: 500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

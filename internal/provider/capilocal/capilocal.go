@@ -20,8 +20,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	bootstrapv1 "strata.dev/strata/api/bootstrap/v1alpha1"
 	cpv1 "strata.dev/strata/api/controlplane/v1alpha1"
@@ -64,6 +69,36 @@ type Options struct {
 	// SuperviseEvery is how often dead control planes are looked for; 2 s
 	// when zero.
 	SuperviseEvery time.Duration
+	// HealthAddr serves /healthz and /readyz; "0" or empty for none.
+	HealthAddr string
+	// SeveralPerProcess lets a process run more than one set of providers
+	// (tests of one package do), skipping controller name checks.
+	SeveralPerProcess bool
+}
+
+// NewManager is a controller manager on the management plane cfg that runs
+// the four providers, its metrics off; the caller starts it.
+func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	health := opts.HealthAddr
+	if health == "" {
+		health = "0"
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: health,
+		Controller: config.Controller{SkipNameValidation: ptr.To(opts.SeveralPerProcess)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if health != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
+	}
+	return mgr, Setup(mgr, opts)
 }
 
 // Setup registers the four providers' reconcilers with mgr.
