@@ -101,27 +101,47 @@ func holdTheAgentsSeat(t *testing.T, f *hollowFleet) (release func()) {
 	must(t, err)
 	url := strings.TrimSuffix(cfg.Host, "/") + "/apis/strata.dev/v1alpha1/namespaces/fleet/clusters"
 
-	body, stall := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
-	must(t, err)
-	req.ContentLength = 1 << 20
-	req.Header.Set("Content-Type", "application/json")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if resp, err := httpClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	_, _ = stall.Write([]byte("{"))
-	// The seat is held once another request of the level is refused.
+	// hold sends the create whose body never ends; done closes when it
+	// is answered, which it is at once if another request of the level
+	// got the seat first (a poll below, say): then it is sent again.
+	var stall *io.PipeWriter
+	var done chan struct{}
+	hold := func() {
+		var body *io.PipeReader
+		body, stall = io.Pipe()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
+		must(t, err)
+		req.ContentLength = 1 << 20
+		req.Header.Set("Content-Type", "application/json")
+		done = make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			if resp, err := httpClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}(done)
+		_, _ = stall.Write([]byte("{"))
+	}
+	hold()
+	// The seat is held once another request of the level is refused
+	// while the create is still waiting for its body.
 	waitFor(t, "the agents' seat held", func() (bool, string) {
+		select {
+		case <-done:
+			hold()
+		default:
+		}
 		resp, err := httpClient.Get(url + "/anything")
 		if err != nil {
 			return false, err.Error()
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusTooManyRequests, resp.Status
+		select {
+		case <-done:
+			return false, "the seat holder was answered: " + resp.Status
+		default:
+			return resp.StatusCode == http.StatusTooManyRequests, resp.Status
+		}
 	})
 	return func() {
 		_ = stall.CloseWithError(errors.New("released"))
