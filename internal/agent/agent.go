@@ -183,8 +183,9 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 	// the hollow agents of a load test) or follow each other in it.
 	skipNameCheck := true
 	mgr, err := ctrl.NewManager(mgmt, ctrl.Options{
-		Scheme: controller.Scheme(),
-		Logger: logr.FromSlogHandler(log.Handler()),
+		Scheme:         scheme(),
+		MapperProvider: newKnownFirst,
+		Logger:         logr.FromSlogHandler(log.Handler()),
 		Cache: cache.Options{
 			DefaultNamespaces: namespaces,
 			ByObject: map[client.Object]cache.ByObject{

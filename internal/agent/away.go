@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
-	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/engine"
 )
 
@@ -53,7 +51,7 @@ func keepWhileAway(ctx context.Context, mgmt *rest.Config, opts Options, log *sl
 func reachable(ctx context.Context, mgmt *rest.Config, opts Options) bool {
 	cfg := rest.CopyConfig(mgmt)
 	cfg.Timeout = 10 * time.Second
-	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	c, err := managementClient(cfg)
 	if err != nil {
 		return false
 	}

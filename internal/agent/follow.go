@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/controller"
@@ -43,7 +42,7 @@ func attachedNames(c *v1.Cluster) []string {
 // and less often; one that answers no (the Cluster is gone, the agent's
 // credentials are refused) ends the agent with why.
 func readAttached(ctx context.Context, mgmt *rest.Config, opts Options, log *slog.Logger) ([]string, error) {
-	c, err := client.New(mgmt, client.Options{Scheme: controller.Scheme()})
+	c, err := managementClient(mgmt)
 	if err != nil {
 		return nil, err
 	}

@@ -807,6 +807,17 @@ func equalStatus(a, b *v1.ClusterStatus) bool {
 // waiting on their clusters: a goroutine each, cheap, where a turn is work.
 const reconcilersPerTurn = 16
 
+// concurrentReconciles: reconciles waiting on their clusters hold no turn,
+// so many more run than the turns let work. An agent reconciles its one
+// Cluster, never twice at once: one is all it needs (and each worker is a
+// goroutine, times ten thousand hollow agents in a load test).
+func (r *ClusterReconciler) concurrentReconciles() int {
+	if r.Agent != nil {
+		return 1
+	}
+	return reconcilersPerTurn * r.Workers
+}
+
 // SetupWithManager watches Clusters, the profiles they attach and the
 // kubeconfig Secrets they use — Secrets by metadata only, so the manager
 // never holds every Secret of the management plane in memory.
@@ -849,9 +860,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile), builder.WithPredicates(notOnlyImpact)).
 		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
-		// Reconciles waiting on their clusters hold no turn: many more
-		// run than the turns let work.
-		WithOptions(controller.Options{MaxConcurrentReconciles: reconcilersPerTurn * r.Workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.concurrentReconciles()}).
 		Named("cluster")
 	if r.Agent != nil {
 		// An agent reaches its own cluster, through no Secret; its
