@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,6 +86,12 @@ func BenchmarkAgentFleet(b *testing.B) {
 		b.ReportMetric(float64(tooMany1-tooMany0), fmt.Sprintf("429s-at-rest@%d", n))
 		b.ReportMetric((apiserver.cpuSeconds(b)-cpu0)/window/float64(n)*1000, fmt.Sprintf("apiserver-cores/1000-agents-at-rest@%d", n))
 		b.ReportMetric(rss[n], fmt.Sprintf("manager-rss-MiB@%d", n))
+		// This process is the hollow agents (and a client of its own):
+		// their live heap and goroutine stacks, per agent.
+		runtime.GC()
+		var mem runtime.MemStats
+		runtime.ReadMemStats(&mem)
+		b.ReportMetric(float64(mem.HeapInuse+mem.StackInuse)/(1<<20)/float64(n), fmt.Sprintf("hollow-agent-MiB@%d", n))
 
 		version++
 		cpu0 = manager.cpuSeconds(b)

@@ -63,13 +63,14 @@ type Figures struct {
 	// Requests the agents made of the management plane, and how many of
 	// them were answered 429 (too many requests), in all.
 	Requests, TooMany int64
-	// HeapMiB is this process's heap, with every hollow agent in it.
-	HeapMiB float64
+	// MemoryMiB is this process's heap and goroutine stacks in use, with
+	// every hollow agent in them.
+	MemoryMiB float64
 }
 
 func (f Figures) String() string {
-	return fmt.Sprintf("%5.0fs  created %d  registered %d (%.1f joins/s)  Ready %d  agents' requests %d (%.1f/s), 429s %d  heap %.0f MiB (%.2f MiB/agent)",
-		f.Elapsed.Seconds(), f.Created, f.Registered, f.JoinsPerSecond, f.Ready, f.Requests, perSecond(f.Requests, f.Elapsed), f.TooMany, f.HeapMiB, f.HeapMiB/float64(max(f.Registered, 1)))
+	return fmt.Sprintf("%5.0fs  created %d  registered %d (%.1f joins/s)  Ready %d  agents' requests %d (%.1f/s), 429s %d  memory %.0f MiB (%.2f MiB/agent)",
+		f.Elapsed.Seconds(), f.Created, f.Registered, f.JoinsPerSecond, f.Ready, f.Requests, perSecond(f.Requests, f.Elapsed), f.TooMany, f.MemoryMiB, f.MemoryMiB/float64(max(f.Registered, 1)))
 }
 
 func perSecond(n int64, d time.Duration) float64 {
@@ -283,7 +284,9 @@ func (t *Run) Figures() Figures {
 	f.JoinsPerSecond = perSecond(int64(f.Registered), f.Elapsed)
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	f.HeapMiB = float64(m.HeapInuse) / (1 << 20)
+	// Goroutines are much of a hollow agent: its informers, queues and
+	// connections each run some.
+	f.MemoryMiB = float64(m.HeapInuse+m.StackInuse) / (1 << 20)
 	return f
 }
 
