@@ -1,6 +1,8 @@
 package agent_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -15,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,6 +32,11 @@ import (
 
 // agentFleetSizes are BenchmarkAgentFleet's fleet sizes.
 var agentFleetSizes = flag.String("agent-fleet.sizes", "10,100,1000", "BenchmarkAgentFleet: the sizes the fleet grows to, comma separated")
+
+// apiServerProfile, when set, is where BenchmarkAgentFleet writes a CPU
+// profile of the API server taken while the largest fleet takes its new
+// version: where the plane spends its time.
+var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profile during the largest fleet's change to this file")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
@@ -77,6 +88,7 @@ func BenchmarkAgentFleet(b *testing.B) {
 
 		// At rest, over one heartbeat.
 		req0, tooMany0 := agentFigures()
+		writes0 := clusterWrites(b, f.mgmt)
 		cpu0, at := apiserver.cpuSeconds(b), time.Now()
 		<-time.After(heartbeat) // a measurement window, not a wait for a condition
 		req1, tooMany1 := agentFigures()
@@ -84,6 +96,8 @@ func BenchmarkAgentFleet(b *testing.B) {
 		rss[n] = manager.rssMiB(b)
 		b.ReportMetric(float64(req1-req0)/window, fmt.Sprintf("agent-req/s-at-rest@%d", n))
 		b.ReportMetric(float64(tooMany1-tooMany0), fmt.Sprintf("429s-at-rest@%d", n))
+		// Heartbeats are Leases: at rest nothing writes a Cluster.
+		b.ReportMetric(float64(clusterWrites(b, f.mgmt)-writes0)/window, fmt.Sprintf("cluster-writes/s-at-rest@%d", n))
 		b.ReportMetric((apiserver.cpuSeconds(b)-cpu0)/window/float64(n)*1000, fmt.Sprintf("apiserver-cores/1000-agents-at-rest@%d", n))
 		b.ReportMetric(rss[n], fmt.Sprintf("manager-rss-MiB@%d", n))
 		// This process is the hollow agents (and a client of its own):
@@ -94,11 +108,20 @@ func BenchmarkAgentFleet(b *testing.B) {
 		b.ReportMetric(float64(mem.HeapInuse+mem.StackInuse)/(1<<20)/float64(n), fmt.Sprintf("hollow-agent-MiB@%d", n))
 
 		version++
-		cpu0 = manager.cpuSeconds(b)
+		cpu0, writes0 = manager.cpuSeconds(b), clusterWrites(b, f.mgmt)
+		requests0 := apiServerRequests(b, f.mgmt)
+		apiserverCPU0 := apiserver.cpuSeconds(b)
+		if *apiServerProfile != "" && n == sizes[len(sizes)-1] {
+			go profileAPIServer(b, f.mgmt, *apiServerProfile)
+		}
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))
 		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
-		b.ReportMetric(time.Since(published).Seconds(), fmt.Sprintf("s-to-all-reporting@%d", n))
+		took := time.Since(published).Seconds()
+		b.ReportMetric(took, fmt.Sprintf("s-to-all-reporting@%d", n))
+		b.ReportMetric((apiserver.cpuSeconds(b)-apiserverCPU0)/took, fmt.Sprintf("apiserver-cores-during-change@%d", n))
+		b.ReportMetric(float64(clusterWrites(b, f.mgmt)-writes0)/float64(n), fmt.Sprintf("cluster-writes/cluster/change@%d", n))
+		logRequestsPerCluster(b, f.mgmt, requests0, n, "a new version")
 		b.ReportMetric((manager.cpuSeconds(b)-cpu0)/float64(n), fmt.Sprintf("manager-cpu-s/cluster/change@%d", n))
 		_, tooMany := agentFigures()
 		b.ReportMetric(float64(tooMany), fmt.Sprintf("429s-so-far@%d", n))
@@ -149,6 +172,97 @@ func apiServerOf(tb testing.TB, cfg *rest.Config) *managerProcess {
 	}
 	tb.Fatalf("no kube-apiserver process serving %s", cfg.Host)
 	return nil
+}
+
+// clusterWrites is how many writes (creates, updates, patches, applies,
+// of objects and of their status) the API server has served on Clusters,
+// from its request counter; writes it refused (429) are not counted.
+func clusterWrites(tb testing.TB, cfg *rest.Config) int64 {
+	tb.Helper()
+	var n float64
+	for key, count := range apiServerRequests(tb, cfg) {
+		if key.resource == "clusters" && key.code != "429" && slices.Contains([]string{"POST", "PUT", "PATCH", "APPLY"}, key.verb) {
+			n += count
+		}
+	}
+	return int64(n)
+}
+
+// requestKind is what the API server counts requests by.
+type requestKind struct{ verb, resource, subresource, code string }
+
+func (k requestKind) String() string {
+	if k.subresource != "" {
+		return fmt.Sprintf("%s %s/%s %s", k.verb, k.resource, k.subresource, k.code)
+	}
+	return fmt.Sprintf("%s %s %s", k.verb, k.resource, k.code)
+}
+
+// apiServerRequests are the requests the API server has answered so far,
+// by kind, from its request counter.
+func apiServerRequests(tb testing.TB, cfg *rest.Config) map[requestKind]float64 {
+	tb.Helper()
+	counts := map[requestKind]float64{}
+	for _, m := range apiServerMetrics(tb, cfg)["apiserver_request_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		counts[requestKind{labels["verb"], labels["resource"], labels["subresource"], labels["code"]}] += m.GetCounter().GetValue()
+	}
+	return counts
+}
+
+// logRequestsPerCluster logs the kinds of request the API server answered
+// since before, per cluster, most first: what a change costs the plane.
+func logRequestsPerCluster(tb testing.TB, cfg *rest.Config, before map[requestKind]float64, n int, what string) {
+	tb.Helper()
+	type row struct {
+		kind requestKind
+		per  float64
+	}
+	var rows []row
+	for kind, count := range apiServerRequests(tb, cfg) {
+		if d := count - before[kind]; d > 0 {
+			rows = append(rows, row{kind, d / float64(n)})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.per, a.per) })
+	var lines []string
+	for _, r := range rows[:min(len(rows), 12)] {
+		lines = append(lines, fmt.Sprintf("  %8.2f  %s", r.per, r.kind))
+	}
+	tb.Logf("requests per cluster, %s at %d:\n%s", what, n, strings.Join(lines, "\n"))
+}
+
+// apiServerMetrics reads the API server's /metrics.
+func apiServerMetrics(tb testing.TB, cfg *rest.Config) map[string]*dto.MetricFamily {
+	tb.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	must(tb, err)
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	must(tb, err)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	must(tb, err)
+	return families
+}
+
+// profileAPIServer writes a 20-second CPU profile of the API server
+// (its /debug/pprof, on by default) to file.
+func profileAPIServer(tb testing.TB, cfg *rest.Config, file string) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		tb.Error(err)
+		return
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "20").Timeout(time.Minute).DoRaw(context.Background())
+	if err == nil {
+		err = os.WriteFile(file, raw, 0o644)
+	}
+	if err != nil {
+		tb.Errorf("the API server's CPU profile: %v", err)
+	}
 }
 
 // waitLong waits on a condition checked every second, for up to ten

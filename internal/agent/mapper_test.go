@@ -43,8 +43,8 @@ func TestKnownFirstMapsTheAgentsKindsWithoutAsking(t *testing.T) {
 	}
 	for gvk, want := range map[schema.GroupVersionKind]string{
 		{Group: "strata.dev", Version: "v1alpha1", Kind: "PackRegistry"}: "packregistries",
-		{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease"}:       "leases",
-		{Group: "", Version: "v1", Kind: "Secret"}:                         "secrets",
+		{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease"}:     "leases",
+		{Group: "", Version: "v1", Kind: "Secret"}:                       "secrets",
 	} {
 		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
