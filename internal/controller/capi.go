@@ -148,8 +148,8 @@ func (r *ClusterReconciler) notAvailable(c *v1.Cluster, p capiProgress) (ctrl.Re
 	switch {
 	case !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionProvisioned):
 		reason, msg = "NotAvailable", "layers Ready; Cluster API does not call the cluster Available"
-		if p := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionProvisioned); p != nil && p.Message != "" {
-			msg = "layers Ready; Cluster API: " + p.Message
+		if provisioned := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionProvisioned); provisioned != nil && provisioned.Message != "" {
+			msg = "layers Ready; Cluster API: " + provisioned.Message
 		}
 	case p.busy != "":
 		reason, msg = "TopologyInProgress", "layers Ready; Cluster API: "+p.busy
