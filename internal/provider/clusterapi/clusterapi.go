@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -145,18 +146,26 @@ func reconciled(class *unstructured.Unstructured) error {
 	if observed != class.GetGeneration() {
 		return fmt.Errorf("is not reconciled by Cluster API yet (generation %d, observed %d)", class.GetGeneration(), observed)
 	}
-	conds, _, _ := unstructured.NestedSlice(class.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] != "VariablesReady" {
-			continue
-		}
-		if m["status"] == "True" {
-			return nil
-		}
-		return fmt.Errorf("has variables Cluster API does not accept: %s", oneLine(str(m["message"])))
+	switch ready := meta.FindStatusCondition(conditions(class), "VariablesReady"); {
+	case ready == nil:
+		return errors.New("is not reconciled by Cluster API yet (no VariablesReady condition)")
+	case ready.Status != metav1.ConditionTrue:
+		return fmt.Errorf("has variables Cluster API does not accept: %s", oneLine(ready.Message))
 	}
-	return errors.New("is not reconciled by Cluster API yet (no VariablesReady condition)")
+	return nil
+}
+
+// conditions are a Cluster API object's status.conditions, which its
+// v1beta2 objects write as metav1.Conditions; none when they do not read
+// as such.
+func conditions(u *unstructured.Unstructured) []metav1.Condition {
+	var status struct {
+		Conditions []metav1.Condition `json:"conditions"`
+	}
+	if m, ok := u.Object["status"].(map[string]any); ok {
+		_ = runtime.DefaultUnstructuredConverter.FromUnstructured(m, &status)
+	}
+	return status.Conditions
 }
 
 // WorkerClasses are the machineDeployment classes a ClusterClass offers.
@@ -215,23 +224,16 @@ func Observe(u *unstructured.Unstructured) Observed {
 	o.Status.Workers = replicas(u, "workers")
 	o.Status.Version, _, _ = unstructured.NestedString(u.Object, "spec", "topology", "version")
 	o.Available = metav1.Condition{Type: "Available", Status: metav1.ConditionUnknown, Reason: "NotReported", Message: "Cluster API has not reported yet"}
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	conds := conditions(u)
+	if a := meta.FindStatusCondition(conds, "Available"); a != nil {
+		o.Available.Status, o.Available.Reason, o.Available.Message = a.Status, a.Reason, oneLine(a.Message)
+	}
 	var busy []string
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		status, reason, message := str(m["status"]), str(m["reason"]), oneLine(str(m["message"]))
-		switch m["type"] {
-		case "Available":
-			o.Available.Status, o.Available.Reason, o.Available.Message = metav1.ConditionStatus(status), reason, message
-		case "TopologyReconciled":
-			if status == string(metav1.ConditionFalse) {
-				busy = append(busy, withMessage("topology not reconciled ("+reason+")", message))
-			}
-		case "RollingOut":
-			if status == string(metav1.ConditionTrue) {
-				busy = append(busy, withMessage("rolling out", message))
-			}
-		}
+	if t := meta.FindStatusCondition(conds, "TopologyReconciled"); t != nil && t.Status == metav1.ConditionFalse {
+		busy = append(busy, withMessage("topology not reconciled ("+t.Reason+")", oneLine(t.Message)))
+	}
+	if r := meta.FindStatusCondition(conds, "RollingOut"); r != nil && r.Status == metav1.ConditionTrue {
+		busy = append(busy, withMessage("rolling out", oneLine(r.Message)))
 	}
 	o.Busy = strings.Join(busy, "; ")
 	return o
@@ -242,11 +244,6 @@ func withMessage(what, message string) string {
 		return what
 	}
 	return what + ": " + message
-}
-
-func str(v any) string {
-	s, _ := v.(string)
-	return s
 }
 
 // replicas reads status.<part>.{readyReplicas,desiredReplicas}.
