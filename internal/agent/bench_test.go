@@ -36,7 +36,7 @@ var agentFleetSizes = flag.String("agent-fleet.sizes", "10,100,1000", "Benchmark
 // apiServerProfile, when set, is where BenchmarkAgentFleet writes a CPU
 // profile of the API server taken while the largest fleet takes its new
 // version: where the plane spends its time.
-var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profile during the largest fleet's change to this file")
+var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
@@ -90,6 +90,10 @@ func BenchmarkAgentFleet(b *testing.B) {
 		req0, tooMany0 := agentFigures()
 		writes0 := clusterWrites(b, f.mgmt)
 		cpu0, at := apiserver.cpuSeconds(b), time.Now()
+		largest := n == sizes[len(sizes)-1]
+		if *apiServerProfile != "" && largest {
+			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-at-rest")
+		}
 		<-time.After(heartbeat) // a measurement window, not a wait for a condition
 		req1, tooMany1 := agentFigures()
 		window := time.Since(at).Seconds()
@@ -111,8 +115,8 @@ func BenchmarkAgentFleet(b *testing.B) {
 		cpu0, writes0 = manager.cpuSeconds(b), clusterWrites(b, f.mgmt)
 		requests0 := apiServerRequests(b, f.mgmt)
 		apiserverCPU0 := apiserver.cpuSeconds(b)
-		if *apiServerProfile != "" && n == sizes[len(sizes)-1] {
-			go profileAPIServer(b, f.mgmt, *apiServerProfile)
+		if *apiServerProfile != "" && largest {
+			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-change")
 		}
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))

@@ -93,6 +93,10 @@ type ClusterReconciler struct {
 	Agent *AgentRole
 	// Workload reaches the agent's own cluster; only with Agent.
 	Workload *rest.Config
+	// AnnounceAfter is how long a change runs before the status says it is
+	// under way (Reconciling, each layer's progress); 2 s when zero. A
+	// change done sooner is written once, with its outcome.
+	AnnounceAfter time.Duration
 	// Hollow, instead of Workload, makes a hollow agent for load tests: the
 	// cluster is not there, and applying only records the plan.
 	Hollow *engine.Hollow
@@ -260,14 +264,15 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 			return r.stalled(c, "ProvisionFailed", err), nil
 		}
 	}
-	progress := func(engine.Event) {}
+	progress, announced := func(engine.Event) {}, func() {}
 	if plan.Changes() > 0 {
 		// Only for real changes: a resync with nothing to do writes nothing.
-		progress = r.announce(ctx, c, plan, profiles)
+		progress, announced = r.announce(ctx, c, plan, profiles)
 	}
 	applyCtx, applied := r.startApply(ctx, c, resolved, progress)
 	res, err := e.Apply(applyCtx, plan)
 	applied()
+	announced()
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
 	}

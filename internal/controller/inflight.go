@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -94,12 +95,23 @@ func (r *ClusterReconciler) tellProgress(c *v1.Cluster, ev engine.Event) {
 	}
 }
 
-// announce writes, before a change starts, what the cluster is about to
-// do: Reconciling with the plan's summary, the versions being applied, the
+// announceAfter is how long a change runs before its status says it is
+// under way, when the reconciler does not say.
+const announceAfter = 2 * time.Second
+
+// announce sets, before a change starts, what the cluster is about to do:
+// Reconciling with the plan's summary, the versions being applied, the
 // layers to change Pending. Ready is not claimed while the cluster runs
-// neither the old versions nor the new ones whole. It returns what writes
-// each layer's progress from then on.
-func (r *ClusterReconciler) announce(ctx context.Context, c *v1.Cluster, plan *engine.Plan, profiles []v1.ProfileStatus) func(engine.Event) {
+// neither the old versions nor the new ones whole. It returns what keeps
+// each layer's progress in the status from then on, and what must be
+// called once the apply has returned, before the status is touched again.
+//
+// Nothing is written for the first AnnounceAfter: a change done by then is
+// written once, with its outcome. A fleet-wide change then costs the API
+// server one status write per cluster instead of two; that write is most
+// of what ten thousand agents cost it. A longer change is written when the
+// time is up, and then at each layer that starts.
+func (r *ClusterReconciler) announce(ctx context.Context, c *v1.Cluster, plan *engine.Plan, profiles []v1.ProfileStatus) (progress func(engine.Event), stop func()) {
 	previous := map[string]v1.LayerStatus{}
 	for _, l := range c.Status.Layers {
 		previous[l.Name] = l
@@ -131,8 +143,35 @@ func (r *ClusterReconciler) announce(ctx context.Context, c *v1.Cluster, plan *e
 	setCondition(c, v1.ConditionReconciling, metav1.ConditionTrue, "Applying", summary+" ("+profileVersions(profiles)+")")
 	setCondition(c, v1.ConditionReady, metav1.ConditionUnknown, "Reconciling", "applying "+profileVersions(profiles)+": "+summary)
 	apimeta.RemoveStatusCondition(&c.Status.Conditions, v1.ConditionStalled)
-	r.writeProgress(ctx, c)
-	return func(ev engine.Event) {
+
+	// The timer writes from its own goroutine while the apply reports
+	// progress from the reconcile's: mu keeps them to one at a time. Each
+	// write sends a copy, since the reconcile's goroutine reads c (its
+	// events name it) while the timer's write would decode into it.
+	var mu sync.Mutex
+	due, stopped := false, false
+	resourceVersion := c.ResourceVersion
+	write := func() {
+		w := c.DeepCopy()
+		w.ResourceVersion = resourceVersion
+		r.writeProgress(ctx, w)
+		resourceVersion = w.ResourceVersion
+	}
+	after := r.AnnounceAfter
+	if after <= 0 {
+		after = announceAfter
+	}
+	timer := time.AfterFunc(after, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			due = true
+			write()
+		}
+	})
+	progress = func(ev engine.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		for i := range c.Status.Layers {
 			l := &c.Status.Layers[i]
 			if l.Name != ev.Layer {
@@ -141,12 +180,22 @@ func (r *ClusterReconciler) announce(ctx context.Context, c *v1.Cluster, plan *e
 			l.Phase, l.Message = string(ev.Phase), ev.Message
 			// A layer starting is news; one ending shows with the next
 			// start or the reconcile's own write at the end.
-			if ev.Phase == engine.PhaseInstalling || ev.Phase == engine.PhaseUpgrading || ev.Phase == engine.PhaseRemoving {
-				r.writeProgress(ctx, c)
+			if due && (ev.Phase == engine.PhaseInstalling || ev.Phase == engine.PhaseUpgrading || ev.Phase == engine.PhaseRemoving) {
+				write()
 			}
 			return
 		}
 	}
+	stop = func() {
+		timer.Stop()
+		// A write the timer has begun ends before the reconcile goes on,
+		// and the reconcile's own write follows the last one.
+		mu.Lock()
+		stopped = true
+		c.ResourceVersion = resourceVersion
+		mu.Unlock()
+	}
+	return progress, stop
 }
 
 // writeProgress writes the status of a change under way. A failed write

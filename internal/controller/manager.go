@@ -57,6 +57,10 @@ type ManagerOptions struct {
 	// Local runs the clusters of provider local (`strata up`); without it
 	// they are reported Stalled.
 	Local *local.Provider
+	// AnnounceAfter is how long a change runs before a cluster's status
+	// says it is under way; 2 s when zero. A change done sooner is written
+	// once, with its outcome.
+	AnnounceAfter time.Duration
 	// QPS and Burst bound the manager's requests to the management plane;
 	// 300 and 600 when zero (client-go's 5, or controller-runtime's 20, would
 	// make a thousand clusters' first reconciles queue for minutes; at 100,
@@ -131,7 +135,7 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	r := &ClusterReconciler{
 		Client: mgr.GetClient(), Packs: opts.Packs, Registries: set,
 		LayerTimeout: opts.LayerTimeout, Resync: opts.Resync, Workers: opts.Workers, Local: opts.Local,
-		Recorder: mgr.GetEventRecorder("strata"), Shard: opts.Shard,
+		Recorder: mgr.GetEventRecorder("strata"), Shard: opts.Shard, AnnounceAfter: opts.AnnounceAfter,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
