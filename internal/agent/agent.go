@@ -187,6 +187,7 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 		MapperProvider: newKnownFirst,
 		Logger:         logr.FromSlogHandler(log.Handler()),
 		Cache: cache.Options{
+			NewInformer:       newInformer,
 			DefaultNamespaces: namespaces,
 			ByObject: map[client.Object]cache.ByObject{
 				&v1.Cluster{}:        {Namespaces: map[string]cache.Config{ns: {FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.Cluster.Name)}}},

@@ -82,13 +82,13 @@ func BenchmarkAgentFleet(b *testing.B) {
 		must(b, err)
 		must(b, <-run.Joined())
 		runs, have = append(runs, run), n
-		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
+		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
 		// Joined, registered and Ready: a new cluster's way in.
 		b.ReportMetric(float64(added)/time.Since(joining).Seconds(), fmt.Sprintf("joins-to-Ready/s@%d", n))
 
 		// At rest, over one heartbeat.
 		req0, tooMany0 := agentFigures()
-		writes0 := clusterWrites(b, f.mgmt)
+		writes0, atRest0 := clusterWrites(b, f.mgmt), apiServerRequests(b, f.mgmt)
 		cpu0, at := apiserver.cpuSeconds(b), time.Now()
 		largest := n == sizes[len(sizes)-1]
 		if *apiServerProfile != "" && largest {
@@ -98,6 +98,7 @@ func BenchmarkAgentFleet(b *testing.B) {
 		req1, tooMany1 := agentFigures()
 		window := time.Since(at).Seconds()
 		rss[n] = manager.rssMiB(b)
+		logRequestsPerCluster(b, f.mgmt, atRest0, n, "over a heartbeat at rest")
 		b.ReportMetric(float64(req1-req0)/window, fmt.Sprintf("agent-req/s-at-rest@%d", n))
 		b.ReportMetric(float64(tooMany1-tooMany0), fmt.Sprintf("429s-at-rest@%d", n))
 		// Heartbeats are Leases: at rest nothing writes a Cluster.
@@ -120,7 +121,7 @@ func BenchmarkAgentFleet(b *testing.B) {
 		}
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))
-		waitLong(b, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
+		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), f.loadtestOn(b, n, fmt.Sprintf("1.%d.0", version)))
 		took := time.Since(published).Seconds()
 		b.ReportMetric(took, fmt.Sprintf("s-to-all-reporting@%d", n))
 		b.ReportMetric((apiserver.cpuSeconds(b)-apiserverCPU0)/took, fmt.Sprintf("apiserver-cores-during-change@%d", n))
@@ -269,12 +270,14 @@ func profileAPIServer(tb testing.TB, cfg *rest.Config, file string) {
 	}
 }
 
-// waitLong waits on a condition checked every second, for up to ten
-// minutes: a thousand clusters are listed at each check.
-func waitLong(tb testing.TB, what string, cond func() (bool, string)) {
+// waitLong waits on a condition about n clusters, checked every second
+// (they are all listed at each check), for up to ten minutes and two more
+// per thousand clusters above five thousand.
+func waitLong(tb testing.TB, n int, what string, cond func() (bool, string)) {
 	tb.Helper()
 	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, 10*time.Minute, true, func(context.Context) (bool, error) {
+	limit := 10*time.Minute + time.Duration(max(n-5000, 0))*120*time.Millisecond
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, limit, true, func(context.Context) (bool, error) {
 		ok, why := cond()
 		last = why
 		return ok, nil
@@ -367,11 +370,11 @@ func BenchmarkFleetWithADraft(b *testing.B) {
 	ctx := context.Background()
 	must(b, f.c.Create(ctx, helloProfile("1.0.0", "1")))
 	f.grow(b, n, 30*time.Second)
-	waitLong(b, "all on 1.0.0", f.allOn(b, "1.0.0"))
+	waitLong(b, n, "all on 1.0.0", f.allOn(b, "1.0.0"))
 	move := func(version, replicas string) time.Duration {
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(version, replicas)))
-		waitLong(b, "all on "+version, f.allOn(b, version))
+		waitLong(b, n, "all on "+version, f.allOn(b, version))
 		return time.Since(published)
 	}
 	baseline := move("1.1.0", "2")
@@ -381,7 +384,7 @@ func BenchmarkFleetWithADraft(b *testing.B) {
 	created := time.Now()
 	must(b, f.c.Create(ctx, draft))
 	withDraft := move("1.2.0", "1")
-	waitLong(b, "the draft's impact on every cluster", func() (bool, string) {
+	waitLong(b, n, "the draft's impact on every cluster", func() (bool, string) {
 		got := &v1.ClusterProfile{}
 		must(b, f.c.Get(ctx, client.ObjectKeyFromObject(draft), got))
 		im := got.Status.Impact
