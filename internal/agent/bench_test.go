@@ -33,9 +33,9 @@ import (
 // agentFleetSizes are BenchmarkAgentFleet's fleet sizes.
 var agentFleetSizes = flag.String("agent-fleet.sizes", "10,100,1000", "BenchmarkAgentFleet: the sizes the fleet grows to, comma separated")
 
-// apiServerProfile, when set, is where BenchmarkAgentFleet writes a CPU
-// profile of the API server taken while the largest fleet takes its new
-// version: where the plane spends its time.
+// apiServerProfile, when set, is where BenchmarkAgentFleet writes CPU
+// profiles of the API server taken while the largest fleet is at rest and
+// while it takes its new version: where the plane spends its time.
 var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
@@ -88,7 +88,7 @@ func BenchmarkAgentFleet(b *testing.B) {
 
 		// At rest, over one heartbeat.
 		req0, tooMany0 := agentFigures()
-		writes0, atRest0 := clusterWrites(b, f.mgmt), apiServerRequests(b, f.mgmt)
+		atRest0 := apiServerRequests(b, f.mgmt)
 		cpu0, at := apiserver.cpuSeconds(b), time.Now()
 		largest := n == sizes[len(sizes)-1]
 		if *apiServerProfile != "" && largest {
@@ -98,22 +98,21 @@ func BenchmarkAgentFleet(b *testing.B) {
 		req1, tooMany1 := agentFigures()
 		window := time.Since(at).Seconds()
 		rss[n] = manager.rssMiB(b)
-		logRequestsPerCluster(b, f.mgmt, atRest0, n, "over a heartbeat at rest")
+		atRest1 := apiServerRequests(b, f.mgmt)
+		logRequestsPerCluster(b, atRest0, atRest1, n, "over a heartbeat at rest")
 		b.ReportMetric(float64(req1-req0)/window, fmt.Sprintf("agent-req/s-at-rest@%d", n))
 		b.ReportMetric(float64(tooMany1-tooMany0), fmt.Sprintf("429s-at-rest@%d", n))
 		// Heartbeats are Leases: at rest nothing writes a Cluster.
-		b.ReportMetric(float64(clusterWrites(b, f.mgmt)-writes0)/window, fmt.Sprintf("cluster-writes/s-at-rest@%d", n))
+		b.ReportMetric(float64(clusterWrites(atRest1)-clusterWrites(atRest0))/window, fmt.Sprintf("cluster-writes/s-at-rest@%d", n))
 		b.ReportMetric((apiserver.cpuSeconds(b)-cpu0)/window/float64(n)*1000, fmt.Sprintf("apiserver-cores/1000-agents-at-rest@%d", n))
 		b.ReportMetric(rss[n], fmt.Sprintf("manager-rss-MiB@%d", n))
 		// This process is the hollow agents (and a client of its own):
 		// their live heap and goroutine stacks, per agent.
 		runtime.GC()
-		var mem runtime.MemStats
-		runtime.ReadMemStats(&mem)
-		b.ReportMetric(float64(mem.HeapInuse+mem.StackInuse)/(1<<20)/float64(n), fmt.Sprintf("hollow-agent-MiB@%d", n))
+		b.ReportMetric(loadtest.MemoryMiB()/float64(n), fmt.Sprintf("hollow-agent-MiB@%d", n))
 
 		version++
-		cpu0, writes0 = manager.cpuSeconds(b), clusterWrites(b, f.mgmt)
+		cpu0 = manager.cpuSeconds(b)
 		requests0 := apiServerRequests(b, f.mgmt)
 		apiserverCPU0 := apiserver.cpuSeconds(b)
 		if *apiServerProfile != "" && largest {
@@ -125,8 +124,9 @@ func BenchmarkAgentFleet(b *testing.B) {
 		took := time.Since(published).Seconds()
 		b.ReportMetric(took, fmt.Sprintf("s-to-all-reporting@%d", n))
 		b.ReportMetric((apiserver.cpuSeconds(b)-apiserverCPU0)/took, fmt.Sprintf("apiserver-cores-during-change@%d", n))
-		b.ReportMetric(float64(clusterWrites(b, f.mgmt)-writes0)/float64(n), fmt.Sprintf("cluster-writes/cluster/change@%d", n))
-		logRequestsPerCluster(b, f.mgmt, requests0, n, "a new version")
+		requests1 := apiServerRequests(b, f.mgmt)
+		b.ReportMetric(float64(clusterWrites(requests1)-clusterWrites(requests0))/float64(n), fmt.Sprintf("cluster-writes/cluster/change@%d", n))
+		logRequestsPerCluster(b, requests0, requests1, n, "a new version")
 		b.ReportMetric((manager.cpuSeconds(b)-cpu0)/float64(n), fmt.Sprintf("manager-cpu-s/cluster/change@%d", n))
 		_, tooMany := agentFigures()
 		b.ReportMetric(float64(tooMany), fmt.Sprintf("429s-so-far@%d", n))
@@ -184,12 +184,11 @@ func apiServerOf(tb testing.TB, cfg *rest.Config) *managerProcess {
 }
 
 // clusterWrites is how many writes (creates, updates, patches, applies,
-// of objects and of their status) the API server has served on Clusters,
-// from its request counter; writes it refused (429) are not counted.
-func clusterWrites(tb testing.TB, cfg *rest.Config) int64 {
-	tb.Helper()
+// of objects and of their status) the API server had served on Clusters
+// when it counted requests; writes it refused (429) are not counted.
+func clusterWrites(requests map[requestKind]float64) int64 {
 	var n float64
-	for key, count := range apiServerRequests(tb, cfg) {
+	for key, count := range requests {
 		if key.resource == "clusters" && key.code != "429" && slices.Contains([]string{"POST", "PUT", "PATCH", "APPLY"}, key.verb) {
 			n += count
 		}
@@ -223,15 +222,16 @@ func apiServerRequests(tb testing.TB, cfg *rest.Config) map[requestKind]float64 
 }
 
 // logRequestsPerCluster logs the kinds of request the API server answered
-// since before, per cluster, most first: what a change costs the plane.
-func logRequestsPerCluster(tb testing.TB, cfg *rest.Config, before map[requestKind]float64, n int, what string) {
+// between two of its counts, per cluster, most first: what a change costs
+// the plane.
+func logRequestsPerCluster(tb testing.TB, before, after map[requestKind]float64, n int, what string) {
 	tb.Helper()
 	type row struct {
 		kind requestKind
 		per  float64
 	}
 	var rows []row
-	for kind, count := range apiServerRequests(tb, cfg) {
+	for kind, count := range after {
 		if d := count - before[kind]; d > 0 {
 			rows = append(rows, row{kind, d / float64(n)})
 		}

@@ -282,12 +282,17 @@ func (t *Run) Figures() Figures {
 		}
 	}
 	f.JoinsPerSecond = perSecond(int64(f.Registered), f.Elapsed)
+	f.MemoryMiB = MemoryMiB()
+	return f
+}
+
+// MemoryMiB is this process's heap and goroutine stacks in use: with a
+// load test running, mostly its hollow agents. Goroutines are much of a
+// hollow agent: its informers, queues and connections each run some.
+func MemoryMiB() float64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	// Goroutines are much of a hollow agent: its informers, queues and
-	// connections each run some.
-	f.MemoryMiB = float64(m.HeapInuse+m.StackInuse) / (1 << 20)
-	return f
+	return float64(m.HeapInuse+m.StackInuse) / (1 << 20)
 }
 
 // Delete removes the Clusters a load test made in namespace, and waits
