@@ -15,6 +15,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -137,7 +138,7 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	renewed := func(after time.Time) func() (bool, string) {
 		return func() (bool, string) {
 			lease := &coordinationv1.Lease{}
-			if err := c.Get(ctx, types.NamespacedName{Namespace: "edge", Name: controller.AgentLease("site-1")}, lease); err != nil {
+			if err := c.Get(ctx, types.NamespacedName{Namespace: controller.AgentNamespace(client.ObjectKeyFromObject(site)), Name: controller.AgentLease("site-1")}, lease); err != nil {
 				return false, err.Error()
 			}
 			if lease.Spec.RenewTime == nil {
@@ -145,6 +146,14 @@ func TestAgentModeEndToEnd(t *testing.T) {
 			}
 			return lease.Spec.RenewTime.After(after), lease.Spec.RenewTime.String()
 		}
+	}
+	// The Lease is in a namespace of the agent's own, where one
+	// RoleBinding authorizes its renewals however many agents the
+	// project holds.
+	var bindings rbacv1.RoleBindingList
+	must(t, c.List(ctx, &bindings, client.InNamespace(controller.AgentNamespace(client.ObjectKeyFromObject(site)))))
+	if len(bindings.Items) != 1 || len(bindings.Items[0].Subjects) != 1 || bindings.Items[0].Subjects[0].Name != controller.AgentServiceAccount("site-1") {
+		t.Errorf("RoleBindings in the agent's namespace: %+v, want one, for site-1's agent", bindings.Items)
 	}
 	steady := getCluster(t, c, site).ResourceVersion
 	start := time.Now()
@@ -184,7 +193,7 @@ func TestAgentModeEndToEnd(t *testing.T) {
 		"change its own Cluster's spec":   func() error { return agentClient.Update(ctx, getCluster(t, c, site)) },
 		"write the neighbour's status":    func() error { return agentClient.Status().Update(ctx, getCluster(t, c, neighbour)) },
 		"renew the neighbour's Lease": func() error {
-			return agentClient.Get(ctx, types.NamespacedName{Namespace: "edge", Name: controller.AgentLease("site-2")}, &coordinationv1.Lease{})
+			return agentClient.Get(ctx, types.NamespacedName{Namespace: controller.AgentNamespace(client.ObjectKeyFromObject(neighbour)), Name: controller.AgentLease("site-2")}, &coordinationv1.Lease{})
 		},
 		"mint a token for the neighbour": func() error {
 			return agentClient.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: controller.AgentServiceAccount("site-2"), Namespace: "edge"}}, &authenticationv1.TokenRequest{})
@@ -290,6 +299,16 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	})
 	if err := c.Get(ctx, client.ObjectKey{Namespace: "edge", Name: controller.AgentServiceAccount("site-1")}, &corev1.ServiceAccount{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the agent's ServiceAccount outlived its Cluster: %v", err)
+	}
+	agentNS := controller.AgentNamespace(client.ObjectKeyFromObject(site))
+	if err := c.Get(ctx, client.ObjectKey{Namespace: agentNS, Name: controller.AgentLease("site-1")}, &coordinationv1.Lease{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the agent's Lease outlived its Cluster: %v", err)
+	}
+	// No namespace controller runs here to finish the deletion: the
+	// namespace is gone or going.
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: agentNS}, ns); !apierrors.IsNotFound(err) && ns.DeletionTimestamp.IsZero() {
+		t.Errorf("the agent's namespace %s outlived its Cluster: %v", agentNS, err)
 	}
 }
 

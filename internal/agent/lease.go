@@ -18,7 +18,7 @@ import (
 )
 
 // heartbeat renews the agent's Lease (controller.AgentLease, made by the
-// manager) every opts.Heartbeat, give or take a tenth so that agents
+// manager in the agent's namespace, controller.AgentNamespace) every opts.Heartbeat, give or take a tenth so that agents
 // started together do not beat together, until ctx ends. The Cluster's
 // status is not written: a manager that showed the agent away learns it
 // is back from the Lease, and the agent's next reconcile writes the status
@@ -33,7 +33,7 @@ type heartbeat struct {
 }
 
 func (h *heartbeat) run(ctx context.Context) {
-	key := types.NamespacedName{Namespace: h.opts.Cluster.Namespace, Name: controller.AgentLease(h.opts.Cluster.Name)}
+	key := types.NamespacedName{Namespace: controller.AgentNamespace(h.opts.Cluster), Name: controller.AgentLease(h.opts.Cluster.Name)}
 	var lease *coordinationv1.Lease
 	for {
 		wait := time.Duration(float64(h.opts.Heartbeat) * (0.9 + 0.2*rand.Float64()))

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -186,11 +187,18 @@ func agentRules(cluster string, registrySecrets []string) []rbacv1.PolicyRule {
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusters/status"}, ResourceNames: []string{cluster}, Verbs: []string{"get", "update", "patch"}},
 		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"clusterprofiles", "packregistries"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{AgentLease(cluster)}, Verbs: []string{"get", "update"}},
+		// An agent of an earlier version renews its Lease here, beside
+		// its Cluster; today's renew theirs in their own namespace.
+		leaseRule(cluster),
 		{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{AgentServiceAccount(cluster)}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{AgentJoinSecret(cluster)}, Verbs: []string{"get", "delete"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}...)
+}
+
+// leaseRule lets an agent read and renew its Lease, no other.
+func leaseRule(cluster string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{AgentLease(cluster)}, Verbs: []string{"get", "update"}}
 }
 
 // sharedAgentRules let agents read the shared profiles and registries, and
@@ -237,8 +245,9 @@ func (r *ClusterReconciler) registrySecrets(ctx context.Context, namespace strin
 	return slices.Compact(names), nil
 }
 
-// ensureAgentAccess applies the agent's ServiceAccount, Role and
-// RoleBindings (server-side apply: repeated, it changes nothing).
+// ensureAgentAccess applies the agent's ServiceAccount, Roles and
+// RoleBindings, its namespace and its Lease (server-side apply: repeated,
+// it changes nothing).
 func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster) error {
 	own, err := r.registrySecrets(ctx, c.Namespace)
 	if err != nil {
@@ -271,10 +280,8 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(agentSharedBinding(c.Namespace, c.Name), SharedNamespace), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentSharedRole}},
-		// RBAC cannot let an agent create only its own Lease: the manager
-		// makes it, the agent renews it.
-		agentLeaseObject(owned(AgentLease(c.Name), c.Namespace)),
 	}
+	objects = append(objects, agentNamespaceObjects(c, labels, subject)...)
 	if done, _ := r.agentAccess.Load(agentSharedRole); done != sharedKey {
 		// One Role for every agent; applied once per manager run, and
 		// when the shared registries' Secrets change.
@@ -292,16 +299,43 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 	return nil
 }
 
+// agentNamespaceObjects are the agent's namespace (AgentNamespace says why
+// it has one), its Lease there and the Role and RoleBinding that let the
+// agent renew it. RBAC cannot let an agent create only its own Lease: the
+// manager makes it, the agent renews it. None has an owner: a Cluster can
+// own nothing outside its namespace, so removeAgentAccess deletes them.
+func agentNamespaceObjects(c *v1.Cluster, labels map[string]string, subject []rbacv1.Subject) []client.Object {
+	ns := AgentNamespace(client.ObjectKeyFromObject(c))
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels} }
+	nsLabels := maps.Clone(labels)
+	nsLabels["strata.dev/cluster-namespace"] = c.Namespace
+	return []client.Object{
+		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels}},
+		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: meta(agentNamespaceRole), Rules: []rbacv1.PolicyRule{leaseRule(c.Name)}},
+		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: meta(agentNamespaceRole), Subjects: subject,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentNamespaceRole}},
+		agentLeaseObject(c),
+	}
+}
+
+// agentNamespaceRole names the Role and RoleBinding in an agent's namespace.
+const agentNamespaceRole = "strata-agent"
+
 func rbacTypeMeta(kind string) metav1.TypeMeta {
 	return metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: kind}
 }
 
 // removeAgentAccess deletes what ensureAgentAccess made (the shared Role
 // stays for the other agents); the agent's tokens stop working with its
-// ServiceAccount.
+// ServiceAccount. The agent's namespace goes last, after what it holds, so
+// nothing is left even where no namespace controller empties it.
 func (r *ClusterReconciler) removeAgentAccess(ctx context.Context, c *v1.Cluster) error {
-	sa := AgentServiceAccount(c.Name)
+	sa, ns := AgentServiceAccount(c.Name), AgentNamespace(client.ObjectKeyFromObject(c))
 	for _, o := range []client.Object{
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: AgentLease(c.Name), Namespace: ns}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: agentNamespaceRole, Namespace: ns}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: agentNamespaceRole, Namespace: ns}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: agentSharedBinding(c.Namespace, c.Name), Namespace: SharedNamespace}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: c.Namespace}},
