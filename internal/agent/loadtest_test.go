@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,6 +74,20 @@ func TestLoadtestAgents(t *testing.T) {
 		must(t, f.c.List(ctx, &sas, client.InNamespace("fleet"), client.MatchingLabels{"app.kubernetes.io/managed-by": "strata"}))
 		return len(sas.Items) == 0, fmt.Sprintf("%d left", len(sas.Items))
 	})
+	// Their Leases are gone and their namespaces going (no namespace
+	// controller runs here to finish them).
+	var leases coordinationv1.LeaseList
+	must(t, f.c.List(ctx, &leases, client.MatchingLabels{controller.HeartbeatNamespaceLabel: "fleet"}))
+	if len(leases.Items) != 0 {
+		t.Errorf("--delete left %d agents' Leases", len(leases.Items))
+	}
+	var namespaces corev1.NamespaceList
+	must(t, f.c.List(ctx, &namespaces, client.MatchingLabels{controller.ClusterNamespaceLabel: "fleet"}))
+	for _, ns := range namespaces.Items {
+		if ns.DeletionTimestamp.IsZero() {
+			t.Errorf("--delete left the agent's namespace %s", ns.Name)
+		}
+	}
 }
 
 // allLabelledReady says whether n load-test clusters are Ready.

@@ -308,7 +308,7 @@ func agentNamespaceObjects(c *v1.Cluster, labels map[string]string, subject []rb
 	ns := AgentNamespace(client.ObjectKeyFromObject(c))
 	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels} }
 	nsLabels := maps.Clone(labels)
-	nsLabels["strata.dev/cluster-namespace"] = c.Namespace
+	nsLabels[ClusterNamespaceLabel] = c.Namespace
 	return []client.Object{
 		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels}},
 		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: meta(agentNamespaceRole), Rules: []rbacv1.PolicyRule{leaseRule(c.Name)}},
@@ -317,6 +317,10 @@ func agentNamespaceObjects(c *v1.Cluster, labels map[string]string, subject []rb
 		agentLeaseObject(c),
 	}
 }
+
+// ClusterNamespaceLabel marks an agent's namespace with its Cluster's
+// namespace (and "strata.dev/cluster" with its name).
+const ClusterNamespaceLabel = "strata.dev/cluster-namespace"
 
 // agentNamespaceRole names the Role and RoleBinding in an agent's namespace.
 const agentNamespaceRole = "strata-agent"
