@@ -33,6 +33,11 @@ import (
 // agentFleetSizes are BenchmarkAgentFleet's fleet sizes.
 var agentFleetSizes = flag.String("agent-fleet.sizes", "10,100,1000", "BenchmarkAgentFleet: the sizes the fleet grows to, comma separated")
 
+// agentFleetHeartbeat is how often BenchmarkAgentFleet's agents renew their
+// Leases: the dial between how soon a lost agent shows and what a fleet
+// costs the API server at rest.
+var agentFleetHeartbeat = flag.Duration("agent-fleet.heartbeat", 30*time.Second, "BenchmarkAgentFleet: the agents' --heartbeat")
+
 // apiServerProfile, when set, is where BenchmarkAgentFleet writes CPU
 // profiles of the API server taken while the largest fleet is at rest and
 // while it takes its new version: where the plane spends its time.
@@ -42,7 +47,8 @@ var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "Benc
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
 // the sizes of -agent-fleet.sizes — under one manager, run as its own
 // process so that its memory and CPU are its own. At each size, once the
-// fleet is Ready and at rest, it reports over one heartbeat (30 s) the
+// fleet is Ready and at rest, it reports over one heartbeat (30 s, or
+// -agent-fleet.heartbeat) the
 // agents' requests per second, the 429s, the API server's CPU per 1,000
 // agents and the manager's resident memory; then it publishes a new
 // profile version every cluster follows and reports the seconds until
@@ -64,7 +70,7 @@ func BenchmarkAgentFleet(b *testing.B) {
 	ctx, stop := context.WithCancel(context.Background())
 	b.Cleanup(stop)
 	must(b, f.c.Create(ctx, helloProfile("1.0.0", "1")))
-	const heartbeat = 30 * time.Second
+	heartbeat := *agentFleetHeartbeat
 	var runs []*loadtest.Run
 	agentFigures := func() (requests, tooMany int64) {
 		for _, r := range runs {

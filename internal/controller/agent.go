@@ -306,7 +306,9 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 // own nothing outside its namespace, so removeAgentAccess deletes them.
 func agentNamespaceObjects(c *v1.Cluster, labels map[string]string, subject []rbacv1.Subject) []client.Object {
 	ns := AgentNamespace(client.ObjectKeyFromObject(c))
-	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels} }
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
+	}
 	nsLabels := maps.Clone(labels)
 	nsLabels[ClusterNamespaceLabel] = c.Namespace
 	return []client.Object{

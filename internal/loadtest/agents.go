@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -233,10 +234,17 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 	t.created.Add(1)
 	// A manager registering thousands of clusters takes a while to make
 	// each one's identity: how long is what the test measures.
-	join, err := agent.NewJoin(ctx, t.opts.Management, key, "", time.Hour)
-	for errors.Is(err, agent.ErrNoServiceAccount) && ctx.Err() == nil {
+	// It is looked for once a second: asking again at once, thousands of
+	// joins would load the API server the manager is waiting on.
+	var join agent.Join
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
 		join, err = agent.NewJoin(ctx, t.opts.Management, key, "", time.Hour)
-	}
+		if errors.Is(err, agent.ErrNoServiceAccount) {
+			return false, nil
+		}
+		return err == nil, err
+	})
 	if err != nil {
 		return err
 	}
