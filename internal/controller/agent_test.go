@@ -1,11 +1,14 @@
 package controller
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -59,5 +62,24 @@ func TestAgentConnectionFromItsLease(t *testing.T) {
 		if status != tc.status || next != tc.next {
 			t.Errorf("Lease renewed %s ago: %s %s, next look in %s; want %s in %s", tc.renewed, status, reason, next, tc.status, tc.next)
 		}
+	}
+}
+
+// An agent's namespace is a valid namespace name for any Cluster, says
+// which Cluster it serves, and differs for Clusters whose joined names
+// read alike.
+func TestAgentNamespaceNames(t *testing.T) {
+	long := strings.Repeat("edge-site.", 25) + "x"
+	for _, c := range []types.NamespacedName{{Namespace: "retail", Name: "store-042"}, {Namespace: "a-b", Name: "c"}, {Namespace: "a", Name: "b-c"}, {Namespace: "retail", Name: long}} {
+		ns := AgentNamespace(c)
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			t.Errorf("AgentNamespace(%s) = %q: %v", c, ns, errs)
+		}
+		if len(c.Name) < 20 && !strings.HasPrefix(ns, "strata-agent-"+c.Namespace+"-"+c.Name+"-") {
+			t.Errorf("AgentNamespace(%s) = %q: want it to read strata-agent-NAMESPACE-NAME-HASH", c, ns)
+		}
+	}
+	if a, b := AgentNamespace(types.NamespacedName{Namespace: "a-b", Name: "c"}), AgentNamespace(types.NamespacedName{Namespace: "a", Name: "b-c"}); a == b {
+		t.Errorf("a-b/c and a/b-c share the agent namespace %q", a)
 	}
 }
