@@ -18,8 +18,9 @@ import (
 )
 
 // heartbeat renews the agent's Lease (controller.AgentLease, made by the
-// manager in the agent's namespace, controller.AgentNamespace) every opts.Heartbeat, give or take a tenth so that agents
-// started together do not beat together, until ctx ends. The Cluster's
+// manager in the agent's namespace, controller.AgentNamespace) every
+// opts.Heartbeat, give or take a tenth so that agents started together do
+// not beat together, until ctx ends. The Cluster's
 // status is not written: a manager that showed the agent away learns it
 // is back from the Lease, and the agent's next reconcile writes the status
 // it holds (wake).
