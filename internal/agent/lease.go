@@ -20,10 +20,9 @@ import (
 // heartbeat renews the agent's Lease (controller.AgentLease, made by the
 // manager in the agent's namespace, controller.AgentNamespace) every
 // opts.Heartbeat, give or take a tenth so that agents started together do
-// not beat together, until ctx ends. The Cluster's
-// status is not written: a manager that showed the agent away learns it
-// is back from the Lease, and the agent's next reconcile writes the status
-// it holds (wake).
+// not beat together, until ctx ends. The Cluster's status is not written:
+// a manager that showed the agent away learns it is back from the Lease,
+// and the agent's next reconcile writes the status it holds (wake).
 type heartbeat struct {
 	opts Options
 	// cached reads the agent's own Cluster from its cache; direct reads
