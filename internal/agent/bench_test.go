@@ -48,12 +48,11 @@ var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "Benc
 // the sizes of -agent-fleet.sizes — under one manager, run as its own
 // process so that its memory and CPU are its own. At each size, once the
 // fleet is Ready and at rest, it reports over one heartbeat (30 s, or
-// -agent-fleet.heartbeat) the
-// agents' requests per second, the 429s, the API server's CPU per 1,000
-// agents and the manager's resident memory; then it publishes a new
-// profile version every cluster follows and reports the seconds until
-// every cluster reported it Ready and the manager's CPU seconds per
-// cluster for the change. Last, the slope of the manager's memory per
+// -agent-fleet.heartbeat) the agents' requests per second, the 429s, the
+// API server's CPU per 1,000 agents and the manager's resident memory;
+// then it publishes a new profile version every cluster follows and
+// reports the seconds until every cluster reported it Ready and the
+// manager's CPU seconds per cluster for the change. Last, the slope of the manager's memory per
 // added cluster.
 func BenchmarkAgentFleet(b *testing.B) {
 	var sizes []int
@@ -159,12 +158,7 @@ func loadtestOn(run *loadtest.Run, n int, version string) func() (bool, string) 
 		if err := run.Clusters(context.Background(), &list); err != nil {
 			return false, err.Error()
 		}
-		done := 0
-		for _, cl := range list.Items {
-			if cl.Status.Phase == v1.ClusterReady && len(cl.Status.Profiles) == 1 && cl.Status.Profiles[0].Version == version && len(cl.Status.Layers) == 1 {
-				done++
-			}
-		}
+		done := readyOn(list.Items, version)
 		return done == n, fmt.Sprintf("%d of %d clusters Ready on %s", done, n, version)
 	}
 }

@@ -117,14 +117,21 @@ func (f *hollowFleet) allOn(tb testing.TB, version string) func() (bool, string)
 	return func() (bool, string) {
 		var list v1.ClusterList
 		must(tb, f.c.List(context.Background(), &list, client.InNamespace("fleet")))
-		done := 0
-		for _, cl := range list.Items {
-			if cl.Status.Phase == v1.ClusterReady && len(cl.Status.Profiles) == 1 && cl.Status.Profiles[0].Version == version && len(cl.Status.Layers) == 1 {
-				done++
-			}
-		}
+		done := readyOn(list.Items, version)
 		return done == len(f.names), fmt.Sprintf("%d of %d clusters Ready on %s", done, len(f.names), version)
 	}
+}
+
+// readyOn counts the clusters that report their one layer Ready on that
+// version of hello.
+func readyOn(clusters []v1.Cluster, version string) int {
+	done := 0
+	for _, cl := range clusters {
+		if cl.Status.Phase == v1.ClusterReady && len(cl.Status.Profiles) == 1 && cl.Status.Profiles[0].Version == version && len(cl.Status.Layers) == 1 {
+			done++
+		}
+	}
+	return done
 }
 
 // Fifty hollow agents register, converge, and all follow a new profile
