@@ -123,13 +123,22 @@ func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Clu
 	if err := r.ensureAgentAccess(ctx, c); err != nil {
 		return ctrl.Result{}, fmt.Errorf("agent access of %s/%s: %w", c.Namespace, c.Name, err)
 	}
-	status, reason, message, next := agentConnection(c, r.agentLeaseOf(ctx, c), time.Now())
-	if cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != status || cond.Reason != reason {
-		if err := r.setAgentConnected(ctx, c, status, reason, message); err != nil {
+	lease := r.agentLeaseOf(ctx, c)
+	status, reason, _, next := agentConnection(c, lease, time.Now())
+	if !showsConnection(c, status, reason) {
+		var err error
+		if next, err = r.setAgentConnected(ctx, c, lease); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// showsConnection says whether the Cluster's AgentConnected condition
+// already reads status for reason.
+func showsConnection(c *v1.Cluster, status metav1.ConditionStatus, reason string) bool {
+	cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected)
+	return cond != nil && cond.Status == status && cond.Reason == reason
 }
 
 // heartbeatOf is the agent's reporting interval.
@@ -164,12 +173,21 @@ func agentConnection(c *v1.Cluster, lease *coordinationv1.Lease, now time.Time) 
 }
 
 // setAgentConnected writes the AgentConnected condition onto the stored
-// Cluster: the rest of the status is the agent's.
-func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster, status metav1.ConditionStatus, reason, message string) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+// Cluster (the rest of the status is the agent's), and says when to look
+// again. How the agent stands is decided on the stored Cluster, not on the
+// cached one: an agent that has just reported for the first time is not in
+// the cache yet, and would be shown as never registered.
+func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster, lease *coordinationv1.Lease) (next time.Duration, err error) {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		latest := &v1.Cluster{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), latest); err != nil {
 			return client.IgnoreNotFound(err)
+		}
+		var status metav1.ConditionStatus
+		var reason, message string
+		status, reason, message, next = agentConnection(latest, lease, time.Now())
+		if showsConnection(latest, status, reason) {
+			return nil
 		}
 		if latest.Status.Agent == nil && latest.Status.Phase == "" {
 			latest.Status.Phase = v1.ClusterPending
@@ -177,6 +195,7 @@ func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster
 		apimeta.SetStatusCondition(&latest.Status.Conditions, metav1.Condition{Type: v1.ConditionAgentConnected, Status: status, Reason: reason, Message: message, ObservedGeneration: latest.Generation})
 		return r.Status().Update(ctx, latest)
 	})
+	return next, err
 }
 
 // agentRules are what an agent may do in its cluster's namespace: read and

@@ -1,17 +1,22 @@
 package controller
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/testenv"
 )
 
 // The manager shows an agent disconnected only after three missed
@@ -81,5 +86,73 @@ func TestAgentNamespaceNames(t *testing.T) {
 	}
 	if a, b := AgentNamespace(types.NamespacedName{Namespace: "a-b", Name: "c"}), AgentNamespace(types.NamespacedName{Namespace: "a", Name: "b-c"}); a == b {
 		t.Errorf("a-b/c and a/b-c share the agent namespace %q", a)
+	}
+}
+
+// The manager decides how an agent stands on the stored Cluster, not on a
+// cached one that is behind: an agent that has just reported for the first
+// time is not shown as never registered (which its agent would then write
+// over, two writes at rest for nothing), while one that fell silent is
+// shown disconnected.
+func TestTheManagerDecidesAConnectionOnTheStoredCluster(t *testing.T) {
+	ctx := context.Background()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	c, err := client.New(mgmt, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edge"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &ClusterReconciler{Client: c, APIReader: c}
+	report := func(name string, heard time.Time) (cached, stored *v1.Cluster) {
+		cached = &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "edge"}, Spec: v1.ClusterSpec{Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}}}}
+		if err := c.Create(ctx, cached); err != nil {
+			t.Fatal(err)
+		}
+		stored = cached.DeepCopy()
+		stored.Status.Agent = &v1.AgentStatus{LastHeartbeatTime: metav1.NewTime(heard), HeartbeatSeconds: 30}
+		setCondition(stored, v1.ConditionAgentConnected, metav1.ConditionTrue, "Heartbeat", "the agent reports")
+		if err := c.Status().Update(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+		return cached, stored
+	}
+	connected := func(name string) *metav1.Condition {
+		var got v1.Cluster
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "edge", Name: name}, &got); err != nil {
+			t.Fatal(err)
+		}
+		return apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected)
+	}
+
+	cached, stored := report("just-joined", time.Now())
+	if status, reason, _, _ := agentConnection(cached, nil, time.Now()); status != metav1.ConditionFalse || reason != "NotRegistered" {
+		t.Fatalf("the cached Cluster reads %s %s; the test wants one that reads NotRegistered", status, reason)
+	}
+	next, err := r.setAgentConnected(ctx, cached, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cond := connected("just-joined"); cond.Status != metav1.ConditionTrue || cond.Reason != "Heartbeat" {
+		t.Errorf("an agent that has reported reads AgentConnected %s %s (%s); want True Heartbeat", cond.Status, cond.Reason, cond.Message)
+	}
+	var after v1.Cluster
+	if err := c.Get(ctx, client.ObjectKeyFromObject(stored), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.ResourceVersion != stored.ResourceVersion {
+		t.Errorf("the Cluster was written (resourceVersion %s → %s) though it already told how its agent stands", stored.ResourceVersion, after.ResourceVersion)
+	}
+	if next <= 0 || next > HeartbeatsMissed*30*time.Second+time.Second {
+		t.Errorf("look again in %s; want within three heartbeats of the agent's report", next)
+	}
+
+	cached, _ = report("gone-quiet", time.Now().Add(-10*time.Minute))
+	if _, err := r.setAgentConnected(ctx, cached, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cond := connected("gone-quiet"); cond.Status != metav1.ConditionFalse || cond.Reason != "HeartbeatMissed" {
+		t.Errorf("an agent silent for 10 minutes reads AgentConnected %s %s; want False HeartbeatMissed", cond.Status, cond.Reason)
 	}
 }
