@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 
 	"strata.dev/strata/internal/controller"
 )
@@ -125,6 +126,12 @@ type credentials struct {
 	// test counts them).
 	wrap func(http.RoundTripper) http.RoundTripper
 
+	// transport is the agent's own pool of connections to the management
+	// plane, made once.
+	transport     http.RoundTripper
+	transportErr  error
+	transportOnce sync.Once
+
 	mu      sync.RWMutex
 	token   string
 	expires time.Time
@@ -150,13 +157,43 @@ func (c *credentials) set(token string, expires time.Time) {
 // config reaches the management plane as the agent, with whatever token
 // is current at each request.
 func (c *credentials) config() *rest.Config {
-	cfg := &rest.Config{Host: c.server, TLSClientConfig: rest.TLSClientConfig{CAData: c.caData}, UserAgent: "strata-agent"}
+	cfg := &rest.Config{Host: c.server, UserAgent: "strata-agent"}
+	if t, err := c.connections(); err == nil {
+		cfg.Transport = t
+	} else {
+		// The same error is met, and told, when a client is made.
+		cfg.TLSClientConfig = rest.TLSClientConfig{CAData: c.caData}
+	}
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &bearer{creds: c, next: rt} })
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &backoffOn429{next: rt, pause: pause} })
 	if c.wrap != nil {
 		cfg.Wrap(c.wrap)
 	}
 	return cfg
+}
+
+// connections is the agent's transport to the management plane, shared by
+// all its clients and by no other agent. client-go would share one between
+// every client of a process that trusts the same CA: the hollow agents of a
+// load test would then share a few connections, and the API server would
+// see neither the connections nor the TLS handshakes of a real fleet, one
+// agent per machine.
+//
+// Responses are not compressed: an agent reads small objects (its Cluster,
+// the versions of a few profiles) and holds its watches open for an hour,
+// and each compressed watch holds a decompressor's 32 KiB window for as
+// long; for ten thousand agents, the memory outweighs the bytes saved.
+func (c *credentials) connections() (http.RoundTripper, error) {
+	c.transportOnce.Do(func() {
+		c.transport, c.transportErr = transport.New(&transport.Config{
+			TLS:                transport.TLSConfig{CAData: c.caData},
+			DisableCompression: true,
+			// A proxy keeps client-go from sharing the transport with the
+			// process's other clients of the same server (see above).
+			Proxy: http.ProxyFromEnvironment,
+		})
+	})
+	return c.transport, c.transportErr
 }
 
 type bearer struct {
