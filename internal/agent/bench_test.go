@@ -52,8 +52,8 @@ var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "Benc
 // API server's CPU per 1,000 agents and the manager's resident memory;
 // then it publishes a new profile version every cluster follows and
 // reports the seconds until every cluster reported it Ready and the
-// manager's CPU seconds per cluster for the change. Last, the slope of the manager's memory per
-// added cluster.
+// manager's CPU seconds per cluster for the change. Last, the slope of the
+// manager's memory per added cluster.
 func BenchmarkAgentFleet(b *testing.B) {
 	var sizes []int
 	for _, s := range strings.Split(*agentFleetSizes, ",") {
