@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -133,6 +134,12 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	if a := getCluster(t, c, site).Status.Agent; a == nil || a.HeartbeatSeconds != 1 {
 		t.Errorf("status.agent = %+v, want a heartbeat every second", a)
 	}
+	// The agent reported in its own namespace; the manager showed it.
+	report := &corev1.ConfigMap{}
+	must(t, c.Get(ctx, types.NamespacedName{Namespace: controller.AgentNamespace(client.ObjectKeyFromObject(site)), Name: controller.AgentReport("site-1")}, report))
+	if !strings.Contains(report.Data[controller.ReportKey], `"profileVersion":"1.0.0"`) {
+		t.Errorf("the agent's report reads %q, want its layers on 1.0.0", report.Data[controller.ReportKey])
+	}
 	// The heartbeat renews the agent's Lease; the Cluster is not written
 	// while nothing the agent reports changes.
 	renewed := func(after time.Time) func() (bool, string) {
@@ -194,6 +201,10 @@ func TestAgentModeEndToEnd(t *testing.T) {
 		"write the neighbour's status":    func() error { return agentClient.Status().Update(ctx, getCluster(t, c, neighbour)) },
 		"renew the neighbour's Lease": func() error {
 			return agentClient.Get(ctx, types.NamespacedName{Namespace: controller.AgentNamespace(client.ObjectKeyFromObject(neighbour)), Name: controller.AgentLease("site-2")}, &coordinationv1.Lease{})
+		},
+		"write the neighbour's report": func() error {
+			report := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: controller.AgentReport("site-2"), Namespace: controller.AgentNamespace(client.ObjectKeyFromObject(neighbour))}}
+			return agentClient.Patch(ctx, report, client.RawPatch(types.MergePatchType, []byte(`{"data":{"status":"{}"}}`)))
 		},
 		"mint a token for the neighbour": func() error {
 			return agentClient.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: controller.AgentServiceAccount("site-2"), Namespace: "edge"}}, &authenticationv1.TokenRequest{})
@@ -269,15 +280,30 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	scale(t, ws, 7)
 	waitFor(t, "drift repaired by the agent restarted while disconnected", replicas(3))
 	// The manager stops too; the agent comes back to a management plane
-	// without it, and reports by itself.
+	// without it and reports, once, in its namespace; the manager, back,
+	// shows it connected.
 	stopManager()
+	restored := time.Now().Truncate(time.Second)
 	proxy.Restore(t)
-	waitFor(t, "the agent to report connected again", func() (bool, string) {
+	reportKey := types.NamespacedName{Namespace: controller.AgentNamespace(client.ObjectKeyFromObject(site)), Name: controller.AgentReport("site-1")}
+	waitFor(t, "the agent to report again", func() (bool, string) {
+		must(t, c.Get(ctx, reportKey, report))
+		var status v1.ClusterStatus
+		must(t, json.Unmarshal([]byte(report.Data[controller.ReportKey]), &status))
+		return status.Agent != nil && !status.Agent.LastHeartbeatTime.Time.Before(restored), fmt.Sprintf("%+v", status.Agent)
+	})
+	reported := report.ResourceVersion
+	waitFor(t, "three more heartbeats", renewed(time.Now().Add(3*time.Second)))
+	must(t, c.Get(ctx, reportKey, report))
+	if report.ResourceVersion != reported {
+		t.Errorf("the agent reported again (resourceVersion %s → %s) while nothing changed but its manager was away", reported, report.ResourceVersion)
+	}
+	startManager(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute})
+	waitFor(t, "the manager to show the agent connected again", func() (bool, string) {
 		got := getCluster(t, c, site)
 		cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected)
 		return cond != nil && cond.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", cond)
 	})
-	startManager(t, mgmt, controller.ManagerOptions{Packs: packs, LayerTimeout: 2 * time.Minute})
 
 	// Restarted without a token, the agent goes on with its stored
 	// credentials.

@@ -23,10 +23,10 @@ var scheme = sync.OnceValue(controller.Scheme)
 
 // knownKinds are the namespaced kinds an agent reads and writes on the
 // management plane: its Cluster, the profiles and registries it follows,
-// its Lease, the Secrets of registries, its events.
+// its Lease and report, the Secrets of registries, its events.
 var knownKinds = []schema.GroupVersionKind{
 	v1.GroupVersion.WithKind("Cluster"), v1.GroupVersion.WithKind("ClusterProfile"), v1.GroupVersion.WithKind("PackRegistry"),
-	coordinationv1.SchemeGroupVersion.WithKind("Lease"),
+	coordinationv1.SchemeGroupVersion.WithKind("Lease"), corev1.SchemeGroupVersion.WithKind("ConfigMap"),
 	corev1.SchemeGroupVersion.WithKind("Secret"), corev1.SchemeGroupVersion.WithKind("Event"),
 	eventsv1.SchemeGroupVersion.WithKind("Event"),
 }

@@ -14,7 +14,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -100,9 +99,13 @@ func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Clu
 			return ctrl.Result{}, nil
 		}
 		agent := c.Status.Agent
+		if report := r.agentReportOf(ctx, c); report != nil {
+			agent = report.Agent
+		}
 		if agent != nil && !agent.LayersRemoved && c.Annotations[OrphanAnnotation] != "true" {
 			// The agent removes the layers and says so; until then the
-			// Cluster stays. Status writes wake nobody: look again.
+			// Cluster stays. Its report wakes the manager; look again
+			// anyway, in case it is of an earlier version.
 			return ctrl.Result{RequeueAfter: heartbeatOf(agent)}, nil
 		}
 		if err := r.removeAgentAccess(ctx, c); err != nil {
@@ -123,22 +126,11 @@ func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Clu
 	if err := r.ensureAgentAccess(ctx, c); err != nil {
 		return ctrl.Result{}, fmt.Errorf("agent access of %s/%s: %w", c.Namespace, c.Name, err)
 	}
-	lease := r.agentLeaseOf(ctx, c)
-	status, reason, _, next := agentConnection(c, lease, time.Now())
-	if !showsConnection(c, status, reason) {
-		var err error
-		if next, err = r.setAgentConnected(ctx, c, lease); err != nil {
-			return ctrl.Result{}, err
-		}
+	next, err := r.showAgentStatus(ctx, c, r.agentLeaseOf(ctx, c))
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
-}
-
-// showsConnection says whether the Cluster's AgentConnected condition
-// already reads status for reason.
-func showsConnection(c *v1.Cluster, status metav1.ConditionStatus, reason string) bool {
-	cond := apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected)
-	return cond != nil && cond.Status == status && cond.Reason == reason
 }
 
 // heartbeatOf is the agent's reporting interval.
@@ -170,32 +162,6 @@ func agentConnection(c *v1.Cluster, lease *coordinationv1.Lease, now time.Time) 
 			period
 	}
 	return metav1.ConditionTrue, "Heartbeat", "the agent reports", deadline.Sub(now) + time.Second
-}
-
-// setAgentConnected writes the AgentConnected condition onto the stored
-// Cluster (the rest of the status is the agent's), and says when to look
-// again. How the agent stands is decided on the stored Cluster, not on the
-// cached one: an agent that has just reported for the first time is not in
-// the cache yet, and would be shown as never registered.
-func (r *ClusterReconciler) setAgentConnected(ctx context.Context, c *v1.Cluster, lease *coordinationv1.Lease) (next time.Duration, err error) {
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		latest := &v1.Cluster{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), latest); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		var status metav1.ConditionStatus
-		var reason, message string
-		status, reason, message, next = agentConnection(latest, lease, time.Now())
-		if showsConnection(latest, status, reason) {
-			return nil
-		}
-		if latest.Status.Agent == nil && latest.Status.Phase == "" {
-			latest.Status.Phase = v1.ClusterPending
-		}
-		apimeta.SetStatusCondition(&latest.Status.Conditions, metav1.Condition{Type: v1.ConditionAgentConnected, Status: status, Reason: reason, Message: message, ObservedGeneration: latest.Generation})
-		return r.Status().Update(ctx, latest)
-	})
-	return next, err
 }
 
 // agentRules are what an agent may do in its cluster's namespace: read and
@@ -319,9 +285,10 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 }
 
 // agentNamespaceObjects are the agent's namespace (AgentNamespace says why
-// it has one), its Lease there and the Role and RoleBinding that let the
-// agent renew it. RBAC cannot let an agent create only its own Lease: the
-// manager makes it, the agent renews it. None has an owner: a Cluster can
+// it has one), its Lease and its report there (report.go), and the Role and
+// RoleBinding that let the agent renew the one and write the other. RBAC
+// cannot let an agent create only its own Lease or report: the manager
+// makes them, the agent writes them. None has an owner: a Cluster can
 // own nothing outside its namespace, so removeAgentAccess deletes them.
 func agentNamespaceObjects(c *v1.Cluster, labels map[string]string, subject []rbacv1.Subject) []client.Object {
 	ns := AgentNamespace(client.ObjectKeyFromObject(c))
@@ -332,10 +299,11 @@ func agentNamespaceObjects(c *v1.Cluster, labels map[string]string, subject []rb
 	nsLabels[ClusterNamespaceLabel] = c.Namespace
 	return []client.Object{
 		&corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels}},
-		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: meta(agentNamespaceRole), Rules: []rbacv1.PolicyRule{leaseRule(c.Name)}},
+		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: meta(agentNamespaceRole), Rules: []rbacv1.PolicyRule{leaseRule(c.Name), reportRule(c.Name)}},
 		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: meta(agentNamespaceRole), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: agentNamespaceRole}},
 		agentLeaseObject(c),
+		agentReportObject(c),
 	}
 }
 
@@ -358,6 +326,7 @@ func (r *ClusterReconciler) removeAgentAccess(ctx context.Context, c *v1.Cluster
 	sa, ns := AgentServiceAccount(c.Name), AgentNamespace(client.ObjectKeyFromObject(c))
 	for _, o := range []client.Object{
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: AgentLease(c.Name), Namespace: ns}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: AgentReport(c.Name), Namespace: ns}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: agentNamespaceRole, Namespace: ns}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: agentNamespaceRole, Namespace: ns}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},

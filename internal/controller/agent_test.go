@@ -130,7 +130,7 @@ func TestTheManagerDecidesAConnectionOnTheStoredCluster(t *testing.T) {
 	if status, reason, _, _ := agentConnection(cached, nil, time.Now()); status != metav1.ConditionFalse || reason != "NotRegistered" {
 		t.Fatalf("the cached Cluster reads %s %s; the test wants one that reads NotRegistered", status, reason)
 	}
-	next, err := r.setAgentConnected(ctx, cached, nil)
+	next, err := r.showAgentStatus(ctx, cached, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +149,103 @@ func TestTheManagerDecidesAConnectionOnTheStoredCluster(t *testing.T) {
 	}
 
 	cached, _ = report("gone-quiet", time.Now().Add(-10*time.Minute))
-	if _, err := r.setAgentConnected(ctx, cached, nil); err != nil {
+	if _, err := r.showAgentStatus(ctx, cached, nil); err != nil {
 		t.Fatal(err)
 	}
 	if cond := connected("gone-quiet"); cond.Status != metav1.ConditionFalse || cond.Reason != "HeartbeatMissed" {
 		t.Errorf("an agent silent for 10 minutes reads AgentConnected %s %s; want False HeartbeatMissed", cond.Status, cond.Reason)
+	}
+}
+
+// An agent reports in its own namespace, and the manager shows the report
+// in the Cluster's status, with its own word on whether the agent is
+// connected. Shown once, it is not written again; a report older than the
+// Cluster's status (an agent of an earlier version wrote there since) is
+// not shown over it.
+func TestTheManagerShowsTheAgentsReport(t *testing.T) {
+	ctx := context.Background()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	c, err := client.New(mgmt, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edge"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &ClusterReconciler{Client: c, APIReader: c}
+	cluster := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "store-1", Namespace: "edge"}, Spec: v1.ClusterSpec{Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}}}}
+	if err := c.Create(ctx, cluster); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: AgentNamespace(client.ObjectKeyFromObject(cluster))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, agentReportObject(cluster)); err != nil {
+		t.Fatal(err)
+	}
+	report := func(heard time.Time, version string) {
+		t.Helper()
+		status := &v1.ClusterStatus{Phase: v1.ClusterReady, KubernetesVersion: "v1.37.2",
+			Agent: &v1.AgentStatus{Version: version, LastHeartbeatTime: metav1.NewTime(heard), HeartbeatSeconds: 30}}
+		apimeta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: v1.ConditionAgentConnected, Status: metav1.ConditionTrue, Reason: "Heartbeat", Message: "the agent reports"})
+		if err := r.writeReport(ctx, client.ObjectKeyFromObject(cluster), status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func() *v1.Cluster {
+		t.Helper()
+		got := &v1.Cluster{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cluster), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	show := func() {
+		t.Helper()
+		if _, err := r.showAgentStatus(ctx, stored(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	report(time.Now(), "v9.9.9")
+	show()
+	got := stored()
+	if got.Status.Phase != v1.ClusterReady || got.Status.Agent == nil || got.Status.Agent.Version != "v9.9.9" {
+		t.Fatalf("the Cluster shows phase %q, agent %+v; want the agent's report: Ready, v9.9.9", got.Status.Phase, got.Status.Agent)
+	}
+	if cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != metav1.ConditionTrue {
+		t.Errorf("AgentConnected %+v; want True", cond)
+	}
+	show()
+	if again := stored(); again.ResourceVersion != got.ResourceVersion {
+		t.Errorf("the report was shown again (resourceVersion %s → %s) though nothing changed", got.ResourceVersion, again.ResourceVersion)
+	}
+
+	// An agent of an earlier version writes the Cluster's status later.
+	got.Status.Agent.Version, got.Status.Agent.LastHeartbeatTime = "v0.1.0", metav1.NewTime(time.Now().Add(time.Minute))
+	if err := c.Status().Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	show()
+	if v := stored().Status.Agent.Version; v != "v0.1.0" {
+		t.Errorf("the agent's version reads %s; want v0.1.0, written after the report", v)
+	}
+
+	// The report says the agent is connected, but its last word is 10
+	// minutes old: the manager's word is shown, once.
+	got = stored()
+	got.Status = v1.ClusterStatus{}
+	if err := c.Status().Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	report(time.Now().Add(-10*time.Minute), "v9.9.9")
+	show()
+	got = stored()
+	if cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "HeartbeatMissed" {
+		t.Errorf("an agent silent for 10 minutes reads AgentConnected %+v; want False HeartbeatMissed", cond)
+	}
+	show()
+	if again := stored(); again.ResourceVersion != got.ResourceVersion {
+		t.Errorf("a disconnected agent's report was shown again (resourceVersion %s → %s)", got.ResourceVersion, again.ResourceVersion)
 	}
 }

@@ -158,8 +158,9 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		}
 	}
 	// An agent whose Cluster is not shown connected — it was away, or
-	// never reported — writes its status even when nothing else changed.
-	agentAway := r.Agent != nil && !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionAgentConnected)
+	// never reported — writes its status even when nothing else changed,
+	// once: the manager shows it connected when it reads the report.
+	agentAway := r.Agent != nil && !apimeta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionAgentConnected) && !r.reportedSinceShownAway(c)
 	// The cache may not have seen the status the last reconcile wrote: start
 	// from that one, or a change back to what the cache shows would look
 	// like no change and never be written.
@@ -195,12 +196,31 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	return r.reconcileNormal(ctx, c)
 }
 
-// writeStatus writes the cluster's status. The Cluster read from the cache
-// may be older than the one stored (our last status write, a spec change):
-// on a conflict the status goes onto the stored one, since the status is
-// this controller's alone.
+// reportedSinceShownAway says whether the agent has written its status
+// since the manager showed it away: it need not write it again while the
+// manager is yet to show it (or is itself away).
+func (r *ClusterReconciler) reportedSinceShownAway(c *v1.Cluster) bool {
+	last, cond := r.statuses.last(c.UID), apimeta.FindStatusCondition(c.Status.Conditions, v1.ConditionAgentConnected)
+	return last != nil && last.Agent != nil && cond != nil && last.Agent.LastHeartbeatTime.After(cond.LastTransitionTime.Time)
+}
+
+// writeStatus writes the cluster's status; an agent writes its report,
+// which the manager shows there (report.go). The Cluster read from the
+// cache may be older than the one stored (our last status write, a spec
+// change): on a conflict the status goes onto the stored one, since the
+// status is this controller's alone.
 func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) error {
 	status := c.Status.DeepCopy()
+	if r.Agent != nil {
+		// An agent reports; the manager shows the report (report.go).
+		err := r.writeReport(ctx, client.ObjectKeyFromObject(c), status)
+		if !errors.Is(err, ErrNoReport) {
+			if err == nil {
+				r.statuses.remember(c.UID, status)
+			}
+			return err
+		}
+	}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		err := r.Status().Update(ctx, c)
 		if apierrors.IsConflict(err) {
@@ -872,8 +892,9 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// heartbeat is the agent package's.
 		return b.Complete(r)
 	}
-	// A renewed Lease brings back an agent shown away.
-	b = b.Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease))
+	// A renewed Lease brings back an agent shown away; a report is shown.
+	b = b.Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.clusterOfLease)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(clusterOfReport))
 	if r.Local != nil {
 		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			r.Local.Supervise(ctx, 2*time.Second, r.localRestarted)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -102,8 +103,12 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 		cfg.Burst = 2 * int(cfg.QPS)
 	}
 	leaseName := "strata-manager.strata.dev"
-	// Of Leases, the manager holds only its agents'.
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&coordinationv1.Lease{}: {Label: heartbeatLeases()}}}
+	// Of Leases and ConfigMaps, the manager holds only its agents' Leases
+	// and reports.
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&coordinationv1.Lease{}: {Label: heartbeatLeases()},
+		&corev1.ConfigMap{}:     {Label: agentReports()},
+	}}
 	if opts.Shard != "" {
 		leaseName = "strata-manager-" + opts.Shard + ".strata.dev"
 		// A shard's manager holds only its own Clusters.
