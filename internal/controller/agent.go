@@ -104,8 +104,12 @@ func (r *ClusterReconciler) reconcileAgentCluster(ctx context.Context, c *v1.Clu
 		}
 		if agent != nil && !agent.LayersRemoved && c.Annotations[OrphanAnnotation] != "true" {
 			// The agent removes the layers and says so; until then the
-			// Cluster stays. Its report wakes the manager; look again
-			// anyway, in case it is of an earlier version.
+			// Cluster stays, and shows how far the agent got. Its report
+			// wakes the manager; look again anyway, in case it is of an
+			// earlier version.
+			if _, err := r.showAgentStatus(ctx, c, r.agentLeaseOf(ctx, c)); err != nil {
+				return ctrl.Result{}, err
+			}
 			return ctrl.Result{RequeueAfter: heartbeatOf(agent)}, nil
 		}
 		if err := r.removeAgentAccess(ctx, c); err != nil {

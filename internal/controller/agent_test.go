@@ -96,15 +96,7 @@ func TestAgentNamespaceNames(t *testing.T) {
 // shown disconnected.
 func TestTheManagerDecidesAConnectionOnTheStoredCluster(t *testing.T) {
 	ctx := context.Background()
-	mgmt := testenv.Management(t, "../../config/crd/bases")
-	c, err := client.New(mgmt, client.Options{Scheme: Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edge"}}); err != nil {
-		t.Fatal(err)
-	}
-	r := &ClusterReconciler{Client: c, APIReader: c}
+	c, r := agentClusterPlane(t)
 	report := func(name string, heard time.Time) (cached, stored *v1.Cluster) {
 		cached = &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "edge"}, Spec: v1.ClusterSpec{Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}}}}
 		if err := c.Create(ctx, cached); err != nil {
@@ -164,15 +156,7 @@ func TestTheManagerDecidesAConnectionOnTheStoredCluster(t *testing.T) {
 // not shown over it.
 func TestTheManagerShowsTheAgentsReport(t *testing.T) {
 	ctx := context.Background()
-	mgmt := testenv.Management(t, "../../config/crd/bases")
-	c, err := client.New(mgmt, client.Options{Scheme: Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edge"}}); err != nil {
-		t.Fatal(err)
-	}
-	r := &ClusterReconciler{Client: c, APIReader: c}
+	c, r := agentClusterPlane(t)
 	cluster := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "store-1", Namespace: "edge"}, Spec: v1.ClusterSpec{Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}}}}
 	if err := c.Create(ctx, cluster); err != nil {
 		t.Fatal(err)
@@ -248,4 +232,19 @@ func TestTheManagerShowsTheAgentsReport(t *testing.T) {
 	if again := stored(); again.ResourceVersion != got.ResourceVersion {
 		t.Errorf("a disconnected agent's report was shown again (resourceVersion %s → %s)", got.ResourceVersion, again.ResourceVersion)
 	}
+}
+
+// agentClusterPlane is a management plane with a namespace "edge" and the
+// manager's reconciler on it, reading what is stored (no cache).
+func agentClusterPlane(t *testing.T) (client.Client, *ClusterReconciler) {
+	t.Helper()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	c, err := client.New(mgmt, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edge"}}); err != nil {
+		t.Fatal(err)
+	}
+	return c, &ClusterReconciler{Client: c, APIReader: c}
 }

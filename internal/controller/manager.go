@@ -105,10 +105,16 @@ func NewManager(cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
 	leaseName := "strata-manager.strata.dev"
 	// Of Leases and ConfigMaps, the manager holds only its agents' Leases
 	// and reports.
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&coordinationv1.Lease{}: {Label: heartbeatLeases()},
-		&corev1.ConfigMap{}:     {Label: agentReports()},
-	}}
+	cacheOpts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Label: heartbeatLeases()},
+			&corev1.ConfigMap{}:     {Label: agentReports()},
+		},
+		// The manager reads no object's managed fields; at ten thousand
+		// Clusters, with their agents' reports and Leases, they would be a
+		// good part of what its cache holds.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 	if opts.Shard != "" {
 		leaseName = "strata-manager-" + opts.Shard + ".strata.dev"
 		// A shard's manager holds only its own Clusters.

@@ -142,28 +142,31 @@ func agentStatusShown(c *v1.Cluster, report *v1.ClusterStatus, lease *coordinati
 }
 
 // showAgentStatus writes what the Cluster should show (agentStatusShown)
-// when the cached Cluster does not show it yet, and says when to look
-// again. It is decided again on the stored Cluster before writing: the
-// cache may not hold the manager's last write, nor an agent's first report
-// of an earlier version, which would be shown as never registered.
+// when it does not show it yet, and says when to look again. It is decided
+// on the cached Cluster and written only if that is the stored one: when
+// the cache is behind (the manager's last write, an agent's first report
+// of an earlier version, which would be shown as never registered) the
+// write is refused, and it is decided again on the stored Cluster.
 func (r *ClusterReconciler) showAgentStatus(ctx context.Context, c *v1.Cluster, lease *coordinationv1.Lease) (next time.Duration, err error) {
-	shown, next := agentStatusShown(c, r.agentReportOf(ctx, c), lease, time.Now())
-	if equalStatus(shown, &c.Status) {
-		return next, nil
-	}
+	latest := c.DeepCopy()
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		latest := &v1.Cluster{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), latest); err != nil {
-			return client.IgnoreNotFound(err)
-		}
+		var shown *v1.ClusterStatus
 		shown, next = agentStatusShown(latest, r.agentReportOf(ctx, latest), lease, time.Now())
 		if equalStatus(shown, &latest.Status) {
 			return nil
 		}
 		latest.Status = *shown
-		return r.Status().Update(ctx, latest)
+		err := r.Status().Update(ctx, latest)
+		if apierrors.IsConflict(err) {
+			stored := &v1.Cluster{}
+			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), stored); err != nil {
+				return client.IgnoreNotFound(err)
+			}
+			latest = stored
+		}
+		return err
 	})
-	return next, err
+	return next, client.IgnoreNotFound(err)
 }
 
 // clusterOfReport maps a report to its Cluster.
