@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +41,9 @@ var agentFleetHeartbeat = flag.Duration("agent-fleet.heartbeat", 30*time.Second,
 
 // apiServerProfile, when set, is where BenchmarkAgentFleet writes CPU
 // profiles of the API server taken while the largest fleet is at rest and
-// while it takes its new version: where the plane spends its time.
-var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change")
+// while it takes its new version: where the plane spends its time; and one
+// of the hollow agents during the change.
+var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, and the hollow agents' during the change to FILE-change-agents")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
@@ -66,6 +68,8 @@ func BenchmarkAgentFleet(b *testing.B) {
 	f := newHollowFleet(b)
 	manager := startManagerProcess(b, testenv.Kubeconfig(b, f.mgmt))
 	apiserver := apiServerOf(b, f.mgmt)
+	// This process is the hollow agents (and the benchmark, which waits).
+	hollow := &managerProcess{pid: os.Getpid()}
 	ctx, stop := context.WithCancel(context.Background())
 	b.Cleanup(stop)
 	must(b, f.c.Create(ctx, helloProfile("1.0.0", "1")))
@@ -125,9 +129,10 @@ func BenchmarkAgentFleet(b *testing.B) {
 		version++
 		cpu0 = manager.cpuSeconds(b)
 		requests0 := apiServerRequests(b, f.mgmt)
-		apiserverCPU0 := apiserver.cpuSeconds(b)
+		apiserverCPU0, hollowCPU0 := apiserver.cpuSeconds(b), hollow.cpuSeconds(b)
 		if *apiServerProfile != "" && largest {
 			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-change")
+			go profileHollowAgents(b, *apiServerProfile+"-change-agents")
 		}
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))
@@ -135,6 +140,8 @@ func BenchmarkAgentFleet(b *testing.B) {
 		took := time.Since(published).Seconds()
 		report(took, fmt.Sprintf("s-to-all-reporting@%d", n))
 		report((apiserver.cpuSeconds(b)-apiserverCPU0)/took, fmt.Sprintf("apiserver-cores-during-change@%d", n))
+		report((hollow.cpuSeconds(b)-hollowCPU0)/took, fmt.Sprintf("hollow-agents-cores-during-change@%d", n))
+		report((manager.cpuSeconds(b)-cpu0)/took, fmt.Sprintf("manager-cores-during-change@%d", n))
 		requests1 := apiServerRequests(b, f.mgmt)
 		report(float64(clusterWrites(requests1)-clusterWrites(requests0))/float64(n), fmt.Sprintf("cluster-writes/cluster/change@%d", n))
 		logRequestsPerCluster(b, requests0, requests1, n, "a new version")
@@ -280,6 +287,24 @@ func profileAPIServer(tb testing.TB, cfg *rest.Config, file string) {
 	}
 }
 
+// profileHollowAgents writes a 20-second CPU profile of this process, the
+// hollow agents', to file.
+func profileHollowAgents(tb testing.TB, file string) {
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		tb.Errorf("the hollow agents' CPU profile: %v", err)
+		return
+	}
+	time.Sleep(20 * time.Second) // the profile's length, not a wait for a condition
+	pprof.StopCPUProfile()
+	if err := f.Close(); err != nil {
+		tb.Errorf("the hollow agents' CPU profile: %v", err)
+	}
+}
+
 // waitLong waits on a condition about n clusters, checked every second
 // (they are all listed at each check), for up to ten minutes and two more
 // per thousand clusters above five thousand.
@@ -297,8 +322,8 @@ func waitLong(tb testing.TB, n int, what string, cond func() (bool, string)) {
 	}
 }
 
-// managerProcess is a process of the benchmark's: `strata manager`, or the
-// API server.
+// managerProcess is a process of the benchmark's: `strata manager`, the
+// API server, or this one (the hollow agents).
 type managerProcess struct{ pid int }
 
 // startManagerProcess builds the strata binary and runs its manager on the
