@@ -212,7 +212,7 @@ func (r *ClusterReconciler) reportedSinceShownAway(c *v1.Cluster) bool {
 func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) error {
 	status := c.Status.DeepCopy()
 	if r.Agent != nil {
-		// An agent reports; the manager shows the report (report.go).
+		// Without a report to write to, as an earlier version: below.
 		err := r.writeReport(ctx, client.ObjectKeyFromObject(c), status)
 		if !errors.Is(err, ErrNoReport) {
 			if err == nil {
