@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/internal/controller"
 	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/stack"
@@ -133,6 +134,27 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("%s %s %s in %s: allowed=%v, want %v", tc.user, tc.verb, tc.resource, tc.ns, got, tc.want)
+		}
+	}
+	// RBAC lets the manager grant an agent only what the manager holds: a
+	// verb missing here, and every agent's access would be refused.
+	manager := "system:serviceaccount:strata-system:strata-manager"
+	for _, rule := range controller.AgentGrants("store-1", []string{"registry-creds"}) {
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				resource, sub, _ := strings.Cut(resource, "/")
+				for _, verb := range rule.Verbs {
+					r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{
+						User: manager, ResourceAttributes: &authv1.ResourceAttributes{Group: group, Resource: resource, Subresource: sub, Verb: verb, Namespace: "team-a"},
+					}}, metav1.CreateOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !r.Status.Allowed {
+						t.Errorf("the manager grants agents %s on %q %s/%s but may not do it itself", verb, group, resource, sub)
+					}
+				}
+			}
 		}
 	}
 }

@@ -312,9 +312,15 @@ func waitLong(tb testing.TB, n int, what string, cond func() (bool, string)) {
 	tb.Helper()
 	var last string
 	limit := 10*time.Minute + time.Duration(max(n-5000, 0))*120*time.Millisecond
+	start, logged := time.Now(), time.Now()
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, limit, true, func(context.Context) (bool, error) {
 		ok, why := cond()
 		last = why
+		// How a wait went (a steady pace, or a tail) says what held it.
+		if time.Since(logged) >= 10*time.Second {
+			tb.Logf("%3.0f s: %s", time.Since(start).Seconds(), why)
+			logged = time.Now()
+		}
 		return ok, nil
 	})
 	if err != nil {

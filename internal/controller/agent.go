@@ -185,6 +185,15 @@ func agentRules(cluster string, registrySecrets []string) []rbacv1.PolicyRule {
 	}...)
 }
 
+// AgentGrants are all the rules the manager grants the agent of cluster,
+// in its project's namespace, the shared one and its own, with the
+// registry Secrets named. RBAC lets no one grant what it does not hold
+// itself: the manager's own role must hold each of them.
+func AgentGrants(cluster string, registrySecrets []string) []rbacv1.PolicyRule {
+	rules := append(agentRules(cluster, registrySecrets), sharedAgentRules(registrySecrets)...)
+	return append(rules, leaseRule(cluster), reportRule(cluster))
+}
+
 // leaseRule lets an agent read and renew its Lease, no other.
 func leaseRule(cluster string) rbacv1.PolicyRule {
 	return rbacv1.PolicyRule{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, ResourceNames: []string{AgentLease(cluster)}, Verbs: []string{"get", "update"}}

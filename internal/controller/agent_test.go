@@ -2,7 +2,12 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -247,4 +253,114 @@ func agentClusterPlane(t *testing.T) (client.Client, *ClusterReconciler) {
 		t.Fatal(err)
 	}
 	return c, &ClusterReconciler{Client: c, APIReader: c}
+}
+
+// reportRequests counts the requests made on agents' reports, by method.
+type reportRequests struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func (q *reportRequests) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.Contains(req.URL.Path, "/configmaps/strata-agent-report-") {
+		q.mu.Lock()
+		q.n[req.Method]++
+		q.mu.Unlock()
+	}
+	return q.next.RoundTrip(req)
+}
+
+func (q *reportRequests) count() map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return maps.Clone(q.n)
+}
+
+// An agent writes its report whole, over the copy it wrote last: it reads
+// it once, then only writes; when someone else wrote it meanwhile (the
+// manager, its labels), it reads it again and its report is not lost, nor
+// are the labels; when there is no report, it says so.
+func TestAnAgentWritesItsReportWhole(t *testing.T) {
+	ctx := context.Background()
+	mgmt := testenv.Management(t, "../../config/crd/bases")
+	c, err := client.New(mgmt, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := &reportRequests{n: map[string]int{}}
+	counted := rest.CopyConfig(mgmt)
+	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		requests.next = rt
+		return requests
+	}
+	agentClient, err := client.New(counted, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := &ClusterReconciler{Client: agentClient, APIReader: agentClient}
+	cluster := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "store-2", Namespace: "edge"}}
+	key := client.ObjectKeyFromObject(cluster)
+	for _, ns := range []string{"edge", AgentNamespace(key)} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Create(ctx, agentReportObject(cluster)); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() *corev1.ConfigMap {
+		t.Helper()
+		cm := &corev1.ConfigMap{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: AgentNamespace(key), Name: AgentReport(cluster.Name)}, cm); err != nil {
+			t.Fatal(err)
+		}
+		return cm
+	}
+	report := func(kv string) error {
+		return agent.writeReport(ctx, key, &v1.ClusterStatus{Phase: v1.ClusterReady, KubernetesVersion: kv})
+	}
+	reported := func(cm *corev1.ConfigMap) string {
+		t.Helper()
+		var st v1.ClusterStatus
+		if err := json.Unmarshal([]byte(cm.Data[ReportKey]), &st); err != nil {
+			t.Fatalf("the report holds %q: %v", cm.Data[ReportKey], err)
+		}
+		return st.KubernetesVersion
+	}
+
+	for _, kv := range []string{"v1.37.0", "v1.37.1", "v1.37.2"} {
+		if err := report(kv); err != nil {
+			t.Fatal(err)
+		}
+		if got := reported(stored()); got != kv {
+			t.Fatalf("the report says %s, want %s", got, kv)
+		}
+	}
+	if got := requests.count(); got[http.MethodGet] != 1 || got[http.MethodPut] != 3 || got[http.MethodPatch] != 0 {
+		t.Errorf("three reports made %v; want one read and three writes", got)
+	}
+
+	cm := stored()
+	cm.Labels["team"] = "edge-ops"
+	if err := c.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := report("v1.38.0"); err != nil {
+		t.Fatalf("a report after someone else wrote it: %v", err)
+	}
+	cm = stored()
+	if got := reported(cm); got != "v1.38.0" || cm.Labels["team"] != "edge-ops" || cm.Labels[ReportLabel] != cluster.Name {
+		t.Errorf("after someone else wrote it, the report says %s with labels %v; want v1.38.0 and their labels kept", got, cm.Labels)
+	}
+	if got := requests.count(); got[http.MethodGet] != 2 || got[http.MethodPut] != 5 {
+		t.Errorf("a report over someone else's write made %v in all; want one more read and two more writes (one refused)", got)
+	}
+
+	if err := c.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := report("v1.38.1"); !errors.Is(err, ErrNoReport) {
+		t.Errorf("a report with none made: %v; want ErrNoReport", err)
+	}
 }

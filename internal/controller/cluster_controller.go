@@ -109,6 +109,8 @@ type ClusterReconciler struct {
 	renders *engine.RenderCache
 	// statuses holds the status last written for each cluster.
 	statuses *writtenStatuses
+	// report is an agent's report as it last wrote it (report.go).
+	report lastReport
 	// agentAccess holds the agent-mode clusters (by UID) whose agent's
 	// ServiceAccount and RBAC this manager has applied, and the shared
 	// agents' Role once applied (by its name).

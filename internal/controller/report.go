@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -74,24 +75,65 @@ func agentReportObject(c *v1.Cluster) *corev1.ConfigMap {
 	}
 }
 
-// reportRule lets an agent read and write its report, no other.
+// reportRule lets an agent read and write its report, no other. It may
+// patch it too, as agents of an earlier version do.
 func reportRule(cluster string) rbacv1.PolicyRule {
-	return rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{AgentReport(cluster)}, Verbs: []string{"get", "patch"}}
+	return rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{AgentReport(cluster)}, Verbs: []string{"get", "update", "patch"}}
+}
+
+// lastReport is the report as the agent wrote it last. The next report
+// replaces it whole, from that copy: the API server decodes the new object
+// and stores it. A patch would cost it more on every report of a fleet
+// that all report at once: the stored object turned into JSON, the patch
+// merged into that, and the result decoded back.
+type lastReport struct {
+	mu     sync.Mutex
+	stored *corev1.ConfigMap
 }
 
 // writeReport writes status as the agent's report on the cluster, or says
-// ErrNoReport when there is none to write to.
+// ErrNoReport when there is none to write to (or the agent may not write
+// it: a manager of an earlier version made it).
 func (r *ClusterReconciler) writeReport(ctx context.Context, cluster types.NamespacedName, status *v1.ClusterStatus) error {
 	raw, err := json.Marshal(status)
 	if err != nil {
 		return err
 	}
-	patch, err := json.Marshal(map[string]any{"data": map[string]string{ReportKey: string(raw)}})
-	if err != nil {
-		return err
+	r.report.mu.Lock()
+	defer r.report.mu.Unlock()
+	key := types.NamespacedName{Namespace: AgentNamespace(cluster), Name: AgentReport(cluster.Name)}
+	for {
+		cm, read := r.report.stored, false
+		if cm == nil || cm.Namespace != key.Namespace || cm.Name != key.Name {
+			// Read once, then again only when someone else wrote it (the
+			// manager, its labels) or a write failed on the way.
+			cm, read = &corev1.ConfigMap{}, true
+			if err := r.APIReader.Get(ctx, key, cm); err != nil {
+				return noReport(err)
+			}
+		}
+		cm = cm.DeepCopy()
+		// Left out, they stay as they are: no need to send them back.
+		cm.ManagedFields = nil
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[ReportKey] = string(raw)
+		err := r.Update(ctx, cm)
+		if err == nil {
+			r.report.stored = cm
+			return nil
+		}
+		r.report.stored = nil
+		if !apierrors.IsConflict(err) || read {
+			return noReport(err)
+		}
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: AgentReport(cluster.Name), Namespace: AgentNamespace(cluster)}}
-	err = r.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch))
+}
+
+// noReport says ErrNoReport when err says there is no report, or the agent
+// may not write it.
+func noReport(err error) error {
 	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 		return fmt.Errorf("%w: %w", ErrNoReport, err)
 	}
