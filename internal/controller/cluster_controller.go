@@ -26,16 +26,19 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "strata.dev/strata/api/v1alpha1"
@@ -845,6 +848,20 @@ func (r *ClusterReconciler) concurrentReconciles() int {
 	return reconcilersPerTurn * r.Workers
 }
 
+// newQueue is the agent's work queue: controller-runtime's, without the
+// metrics it keeps and refreshes twice a second, since an agent serves no
+// metrics (a hollow agent's would tick ten thousand times in a load test's
+// process). nil, the default, for the manager.
+func (r *ClusterReconciler) newQueue() func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+	if r.Agent == nil {
+		return nil
+	}
+	return func(_ string, limiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+		// A queue with no name keeps no metrics.
+		return priorityqueue.New("", func(o *priorityqueue.Opts[reconcile.Request]) { o.RateLimiter = limiter })
+	}
+}
+
 // SetupWithManager watches Clusters, the profiles they attach and the
 // kubeconfig Secrets they use — Secrets by metadata only, so the manager
 // never holds every Secret of the management plane in memory.
@@ -887,7 +904,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile), builder.WithPredicates(notOnlyImpact)).
 		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.concurrentReconciles()}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.concurrentReconciles(), NewQueue: r.newQueue()}).
 		Named("cluster")
 	if r.Agent != nil {
 		// An agent reaches its own cluster, through no Secret; its
