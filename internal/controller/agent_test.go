@@ -257,18 +257,19 @@ func agentClusterPlane(t *testing.T) (client.Client, *ClusterReconciler) {
 
 // reportRequests counts the requests made on agents' reports, by method.
 type reportRequests struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
+	mu sync.Mutex
+	n  map[string]int
 }
 
-func (q *reportRequests) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.Contains(req.URL.Path, "/configmaps/strata-agent-report-") {
-		q.mu.Lock()
-		q.n[req.Method]++
-		q.mu.Unlock()
-	}
-	return q.next.RoundTrip(req)
+func (q *reportRequests) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if strings.Contains(req.URL.Path, "/configmaps/strata-agent-report-") {
+			q.mu.Lock()
+			q.n[req.Method]++
+			q.mu.Unlock()
+		}
+		return next.RoundTrip(req)
+	})
 }
 
 func (q *reportRequests) count() map[string]int {
@@ -290,10 +291,7 @@ func TestAnAgentWritesItsReportWhole(t *testing.T) {
 	}
 	requests := &reportRequests{n: map[string]int{}}
 	counted := rest.CopyConfig(mgmt)
-	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		requests.next = rt
-		return requests
-	}
+	counted.WrapTransport = requests.wrap
 	agentClient, err := client.New(counted, client.Options{Scheme: Scheme()})
 	if err != nil {
 		t.Fatal(err)

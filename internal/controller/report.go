@@ -112,8 +112,9 @@ func (r *ClusterReconciler) writeReport(ctx context.Context, cluster types.Names
 				return noReport(err)
 			}
 		}
-		cm = cm.DeepCopy()
-		// Left out, they stay as they are: no need to send them back.
+		// The copy is the agent's alone, written over in place: kept when
+		// the write succeeds, dropped when it fails. Managed fields left
+		// out stay as they are: no need to send them back.
 		cm.ManagedFields = nil
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
