@@ -186,14 +186,13 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 		Scheme:         scheme(),
 		MapperProvider: newKnownFirst,
 		Logger:         logr.FromSlogHandler(log.Handler()),
-		Cache: cache.Options{
-			NewInformer:       newInformer,
+		Cache: quiet(cache.Options{
 			DefaultNamespaces: namespaces,
 			ByObject: map[client.Object]cache.ByObject{
 				&v1.Cluster{}:        {Namespaces: map[string]cache.Config{ns: {FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.Cluster.Name)}}},
 				&v1.ClusterProfile{}: {Label: profilesNamed(followed)},
 			},
-		},
+		}),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: &skipNameCheck},

@@ -229,16 +229,25 @@ func (k requestKind) String() string {
 }
 
 // apiServerRequests are the requests the API server has answered so far,
-// by kind, from its request counter.
+// by kind, from its request counter, and the watches it closed because
+// their clients did not keep up (verb "CLOSED", as each is reopened).
 func apiServerRequests(tb testing.TB, cfg *rest.Config) map[requestKind]float64 {
 	tb.Helper()
 	counts := map[requestKind]float64{}
-	for _, m := range apiServerMetrics(tb, cfg)["apiserver_request_total"].GetMetric() {
+	families := apiServerMetrics(tb, cfg)
+	labelsOf := func(m *dto.Metric) map[string]string {
 		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
+		return labels
+	}
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		labels := labelsOf(m)
 		counts[requestKind{labels["verb"], labels["resource"], labels["subresource"], labels["code"]}] += m.GetCounter().GetValue()
+	}
+	for _, m := range families["apiserver_terminated_watchers_total"].GetMetric() {
+		counts[requestKind{verb: "CLOSED", resource: labelsOf(m)["resource"], code: "unresponsive"}] += m.GetCounter().GetValue()
 	}
 	return counts
 }

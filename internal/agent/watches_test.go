@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,29 +20,35 @@ import (
 	"strata.dev/strata/internal/testenv"
 )
 
-// watchTimeouts records the timeoutSeconds of every watch request sent.
-type watchTimeouts struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	seen []string
+// watchRequests records the query of every watch request sent, and counts
+// the lists.
+type watchRequests struct {
+	next    http.RoundTripper
+	mu      sync.Mutex
+	watches []url.Values
+	lists   int
 }
 
-func (w *watchTimeouts) RoundTrip(req *http.Request) (*http.Response, error) {
-	if q := req.URL.Query(); q.Get("watch") == "true" {
-		w.mu.Lock()
-		w.seen = append(w.seen, q.Get("timeoutSeconds"))
-		w.mu.Unlock()
+func (w *watchRequests) RoundTrip(req *http.Request) (*http.Response, error) {
+	q := req.URL.Query()
+	w.mu.Lock()
+	if q.Get("watch") == "true" {
+		w.watches = append(w.watches, q)
+	} else if req.Method == http.MethodGet {
+		w.lists++
 	}
+	w.mu.Unlock()
 	return w.next.RoundTrip(req)
 }
 
-// A cache built as the agent's asks the API server to hold each watch for
-// 30 to 60 minutes, not client-go's 5 to 10: on a real API server, through
+// A cache built as the agent's lists, then asks the API server to hold each
+// watch for 30 to 60 minutes, not client-go's 5 to 10, and to send no
+// bookmarks, and still sees what changes: on a real API server, through
 // controller-runtime's cache and client-go's reflector.
-func TestTheAgentsWatchesLastHalfAnHourOrMore(t *testing.T) {
+func TestTheAgentsWatchesAreLongAndQuiet(t *testing.T) {
 	t.Parallel()
 	mgmt := rest.CopyConfig(testenv.Management(t, "../../config/crd/bases"))
-	recorded := &watchTimeouts{}
+	recorded := &watchRequests{}
 	mgmt.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		recorded.next = rt
 		return recorded
@@ -55,7 +62,7 @@ func TestTheAgentsWatchesLastHalfAnHourOrMore(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "site"}}); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := cache.New(mgmt, cache.Options{Scheme: scheme(), NewInformer: newInformer, DefaultNamespaces: map[string]cache.Config{"site": {}}})
+	cc, err := cache.New(mgmt, quiet(cache.Options{Scheme: scheme(), DefaultNamespaces: map[string]cache.Config{"site": {}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,19 +73,34 @@ func TestTheAgentsWatchesLastHalfAnHourOrMore(t *testing.T) {
 	if !cc.WaitForCacheSync(ctx) {
 		t.Fatal("the cache never synced")
 	}
-	var seen []string
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		recorded.mu.Lock()
-		defer recorded.mu.Unlock()
-		seen = append([]string(nil), recorded.seen...)
-		return len(seen) > 0, nil
+	// Published after the cache synced: the watch, quiet as it is, brings it.
+	published := &v1.ClusterProfile{ObjectMeta: metav1.ObjectMeta{Name: "edge-1.0.0", Namespace: "site"},
+		Spec: v1.ClusterProfileSpec{Name: "edge", Version: "1.0.0", Type: v1.ProfileAddOn, Layers: []v1.Layer{{
+			Name: "hello-universe", Kind: v1.LayerAddon, Pack: &v1.PackSource{Name: "hello-universe", Version: "1.2.0"},
+		}}}}
+	if err := c.Create(ctx, published); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		return cc.Get(ctx, client.ObjectKeyFromObject(published), &v1.ClusterProfile{}) == nil, nil
 	}); err != nil {
+		t.Fatal("the cache never saw the profile published after it synced")
+	}
+	recorded.mu.Lock()
+	defer recorded.mu.Unlock()
+	if recorded.lists == 0 {
+		t.Error("the cache never listed: it streamed its first list, which needs bookmarks")
+	}
+	if len(recorded.watches) == 0 {
 		t.Fatal("no watch request was sent")
 	}
-	for _, s := range seen {
-		n, err := strconv.Atoi(s)
+	for _, q := range recorded.watches {
+		n, err := strconv.Atoi(q.Get("timeoutSeconds"))
 		if err != nil || n < int(minWatch/time.Second) || n > int(maxWatch/time.Second) {
-			t.Errorf("a watch asked for timeoutSeconds=%q, want %d to %d", s, int(minWatch/time.Second), int(maxWatch/time.Second))
+			t.Errorf("a watch asked for timeoutSeconds=%q, want %d to %d", q.Get("timeoutSeconds"), int(minWatch/time.Second), int(maxWatch/time.Second))
+		}
+		if q.Get("allowWatchBookmarks") == "true" || q.Has("sendInitialEvents") {
+			t.Errorf("a watch asked for bookmarks: %s", q.Encode())
 		}
 	}
 }
