@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -67,6 +68,10 @@ type Options struct {
 	// TokenLifetime of the agent's own token, renewed at four fifths of
 	// it; 24 hours when zero.
 	TokenLifetime time.Duration
+	// CacheSyncTimeout bounds how long the agent's controllers wait for
+	// their first reads of the management plane before they start again;
+	// controller-runtime's 2 minutes when zero.
+	CacheSyncTimeout time.Duration
 	// Version of strata, reported in the status.
 	Version string
 	// Log receives the agent's diagnostics; discarded when nil.
@@ -148,6 +153,12 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	// Controllers that stop on their own — their caches not filled in time
+	// from a plane too busy to answer, say — start again after a pause that
+	// grows with each failure in a row: an agent at the edge has no one to
+	// restart it. What ends an agent for good (its Cluster gone, its
+	// credentials refused) readAttached finds first.
+	delay := time.Second
 	for {
 		followed, err := readAttached(ctx, creds.config(), opts, log)
 		if err != nil {
@@ -165,11 +176,25 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		err = mgr.Start(runCtx)
 		stop()
-		if ctx.Err() != nil || !changed.Load() {
+		switch {
+		case ctx.Err() != nil:
 			return err
+		case changed.Load():
+			delay = time.Second
+		case err != nil:
+			wait := delay + rand.N(delay/2+1)
+			log.Warn("the agent's controllers stopped; starting them again", "in", wait.Round(time.Second).String(), "error", err.Error())
+			pause(ctx, wait)
+			delay = min(2*delay, maxRestartDelay)
+		default:
+			return nil
 		}
 	}
 }
+
+// maxRestartDelay bounds the pause before the agent's controllers start
+// again after they stopped on their own.
+const maxRestartDelay = time.Minute
 
 // newManager is a controller manager on the management plane, as the
 // agent: its cache holds the agent's own Cluster, the versions of the
@@ -195,7 +220,7 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 		}),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: &skipNameCheck},
+		Controller:             config.Controller{SkipNameValidation: &skipNameCheck, CacheSyncTimeout: opts.CacheSyncTimeout},
 	})
 	if err != nil {
 		return nil, err

@@ -175,7 +175,11 @@ func loadtestOn(run *loadtest.Run, n int, version string) func() (bool, string) 
 			return false, err.Error()
 		}
 		done := readyOn(list.Items, version)
-		return done == n, fmt.Sprintf("%d of %d clusters Ready on %s", done, n, version)
+		why := fmt.Sprintf("%d of %d clusters Ready on %s", done, n, version)
+		if stops := run.Stops(); stops != "" {
+			why += "; " + stops
+		}
+		return done == n, why
 	}
 }
 

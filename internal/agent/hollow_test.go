@@ -3,8 +3,11 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +232,62 @@ func TestAnAgentFollowsWhatItsClusterAttaches(t *testing.T) {
 		ok := got.Status.Phase == v1.ClusterReady && got.Status.ObservedGeneration == got.Generation && len(got.Status.Layers) == 2 && len(got.Status.Profiles) == 2 && got.Status.Profiles[1].Version == "1.0.0"
 		return ok, fmt.Sprintf("%s %+v %+v", got.Status.Phase, got.Status.Profiles, got.Status.Conditions)
 	})
+}
+
+// An agent whose first reads of the plane fail for longer than its
+// controllers wait for them starts its controllers again, and serves its
+// cluster once the plane answers: an agent at the edge has no one to
+// restart it.
+func TestAnAgentStartsAgainWhenItsFirstReadsFail(t *testing.T) {
+	f := newHollowFleet(t)
+	startManager(t, f.mgmt, controller.ManagerOptions{Packs: f.packs})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	must(t, f.c.Create(ctx, helloProfile("1.0.0", "1")))
+	key := types.NamespacedName{Namespace: "fleet", Name: "site-0000"}
+	must(t, f.c.Create(ctx, &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}, Spec: v1.ClusterSpec{
+		Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.x"}},
+	}}))
+	f.names = append(f.names, key.Name)
+	join, err := agent.NewJoin(ctx, f.mgmt, key, "", time.Hour)
+	must(t, err)
+
+	// The plane answers everything but the profiles, until the agent has
+	// started twice: each start reads its Cluster by name first.
+	var refusing atomic.Bool
+	refusing.Store(true)
+	var starts atomic.Int32
+	busy := func(next http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/clusters/"+key.Name) {
+				starts.Add(1)
+			}
+			if refusing.Load() && strings.Contains(req.URL.Path, "/clusterprofiles") {
+				return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Request: req,
+					Header: http.Header{"Content-Type": {"application/json"}},
+					Body:   io.NopCloser(strings.NewReader(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"ServiceUnavailable","code":503}`))}, nil
+			}
+			return next.RoundTrip(req)
+		})
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- agent.Run(ctx, agent.Options{Cluster: key, Join: join, Hollow: true, Packs: f.packs, Heartbeat: 2 * time.Second,
+			CacheSyncTimeout: 2 * time.Second, ManagementTransport: busy})
+	}()
+	waitFor(t, "the agent starting again", func() (bool, string) {
+		select {
+		case err := <-stopped:
+			t.Fatalf("the agent stopped while the plane refused its first reads: %v", err)
+		default:
+		}
+		return starts.Load() >= 2, fmt.Sprintf("started %d times", starts.Load())
+	})
+	refusing.Store(false)
+	waitFor(t, "the cluster Ready on 1.0.0", f.allOn(t, "1.0.0"))
+	select {
+	case err := <-stopped:
+		t.Fatalf("the agent stopped: %v", err)
+	default:
+	}
 }

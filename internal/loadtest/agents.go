@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,11 +68,24 @@ type Figures struct {
 	// MemoryMiB is this process's heap and goroutine stacks in use, with
 	// every hollow agent in them.
 	MemoryMiB float64
+	// Stopped counts agents that ended before the load test did, and
+	// LastStop says why the last one did.
+	Stopped  int64
+	LastStop string
 }
 
 func (f Figures) String() string {
 	return fmt.Sprintf("%5.0fs  created %d  registered %d (%.1f joins/s)  Ready %d  agents' requests %d (%.1f/s), 429s %d  memory %.0f MiB (%.2f MiB/agent)",
-		f.Elapsed.Seconds(), f.Created, f.Registered, f.JoinsPerSecond, f.Ready, f.Requests, perSecond(f.Requests, f.Elapsed), f.TooMany, f.MemoryMiB, f.MemoryMiB/float64(max(f.Registered, 1)))
+		f.Elapsed.Seconds(), f.Created, f.Registered, f.JoinsPerSecond, f.Ready, f.Requests, perSecond(f.Requests, f.Elapsed), f.TooMany, f.MemoryMiB, f.MemoryMiB/float64(max(f.Registered, 1))) + f.stops()
+}
+
+// stops says how many agents stopped, and why the last one did; nothing
+// when none did.
+func (f Figures) stops() string {
+	if f.Stopped == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  agents stopped %d (the last: %s)", f.Stopped, f.LastStop)
 }
 
 func perSecond(n int64, d time.Duration) float64 {
@@ -129,6 +143,10 @@ type Run struct {
 	// requests and tooMany count the agents' requests and 429 answers.
 	requests, tooMany atomic.Int64
 	joined            chan error
+	// stopped counts agents that ended before the load test; lastStop
+	// holds why the last one did.
+	stopped  atomic.Int64
+	lastStop atomic.Value
 }
 
 // Start checks the options, then makes the clusters and joins their
@@ -249,12 +267,19 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 		return err
 	}
 	go func() {
-		// An agent that stops before ctx ends is seen in the figures: its
-		// cluster stops being Ready.
-		_ = agent.Run(ctx, agent.Options{
+		// An agent that stops before ctx ends is counted, with why: its
+		// cluster stops being Ready, or never becomes so.
+		err := agent.Run(ctx, agent.Options{
 			Cluster: key, Join: join, Hollow: true, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
 			Heartbeat: t.opts.Heartbeat, ManagementTransport: t.count,
 		})
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("it returned")
+			}
+			t.lastStop.Store(fmt.Sprintf("%s: %v", key, err))
+			t.stopped.Add(1)
+		}
 	}()
 	return nil
 }
@@ -282,9 +307,17 @@ func (t *Run) Clusters(ctx context.Context, list *v1.ClusterList) error {
 	return t.clusters.List(ctx, list, client.UnsafeDisableDeepCopy)
 }
 
+// Stops says how many agents stopped before the load test did, and why
+// the last one did; "" when none did.
+func (t *Run) Stops() string {
+	last, _ := t.lastStop.Load().(string)
+	return strings.TrimSpace(Figures{Stopped: t.stopped.Load(), LastStop: last}.stops())
+}
+
 // Figures counts the clusters from the load test's cache of them.
 func (t *Run) Figures() Figures {
-	f := Figures{Elapsed: time.Since(t.started), Created: int(t.created.Load()), Requests: t.requests.Load(), TooMany: t.tooMany.Load()}
+	f := Figures{Elapsed: time.Since(t.started), Created: int(t.created.Load()), Requests: t.requests.Load(), TooMany: t.tooMany.Load(), Stopped: t.stopped.Load()}
+	f.LastStop, _ = t.lastStop.Load().(string)
 	var list v1.ClusterList
 	if err := t.Clusters(context.Background(), &list); err == nil {
 		for _, c := range list.Items {
