@@ -310,14 +310,19 @@ func (t *Run) Clusters(ctx context.Context, list *v1.ClusterList) error {
 // Stops says how many agents stopped before the load test did, and why
 // the last one did; "" when none did.
 func (t *Run) Stops() string {
+	return strings.TrimSpace(t.stops().stops())
+}
+
+// stops holds the figures of agents that stopped, and none other.
+func (t *Run) stops() Figures {
 	last, _ := t.lastStop.Load().(string)
-	return strings.TrimSpace(Figures{Stopped: t.stopped.Load(), LastStop: last}.stops())
+	return Figures{Stopped: t.stopped.Load(), LastStop: last}
 }
 
 // Figures counts the clusters from the load test's cache of them.
 func (t *Run) Figures() Figures {
-	f := Figures{Elapsed: time.Since(t.started), Created: int(t.created.Load()), Requests: t.requests.Load(), TooMany: t.tooMany.Load(), Stopped: t.stopped.Load()}
-	f.LastStop, _ = t.lastStop.Load().(string)
+	f := t.stops()
+	f.Elapsed, f.Created, f.Requests, f.TooMany = time.Since(t.started), int(t.created.Load()), t.requests.Load(), t.tooMany.Load()
 	var list v1.ClusterList
 	if err := t.Clusters(context.Background(), &list); err == nil {
 		for _, c := range list.Items {
