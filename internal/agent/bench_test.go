@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -43,7 +44,7 @@ var agentFleetHeartbeat = flag.Duration("agent-fleet.heartbeat", 30*time.Second,
 // profiles of the API server taken while the largest fleet is at rest and
 // while it takes its new version: where the plane spends its time; and one
 // of the hollow agents during the change.
-var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, and the hollow agents' during the change to FILE-change-agents")
+var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, and the hollow agents' during the change to FILE-change-agents (their heap and goroutines as it begins to FILE-change-agents-heap and -goroutine)")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
@@ -92,12 +93,13 @@ func BenchmarkAgentFleet(b *testing.B) {
 	rss := map[int]float64{}
 	for _, n := range sizes {
 		added, joining := n-have, time.Now()
+		joinStrain := newStrain(b, f.mgmt, apiserver, hollow)
 		run, err := loadtest.Start(ctx, loadtest.Options{Management: f.mgmt, Namespace: "fleet", Clusters: added, First: have,
 			Profile: "hello", Range: "1.x", Packs: f.packs, Heartbeat: heartbeat})
 		must(b, err)
 		must(b, <-run.Joined())
 		runs, have = append(runs, run), n
-		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), loadtestOn(run, n, fmt.Sprintf("1.%d.0", version)))
+		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), loadtestOn(run, n, fmt.Sprintf("1.%d.0", version)), joinStrain.since)
 		// Joined, registered and Ready: a new cluster's way in.
 		report(float64(added)/time.Since(joining).Seconds(), fmt.Sprintf("joins-to-Ready/s@%d", n))
 
@@ -109,7 +111,9 @@ func BenchmarkAgentFleet(b *testing.B) {
 		if *apiServerProfile != "" && largest {
 			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-at-rest")
 		}
+		restStrain := newStrain(b, f.mgmt, apiserver, hollow)
 		<-time.After(heartbeat) // a measurement window, not a wait for a condition
+		b.Logf("at rest at %d: %s", n, restStrain.since())
 		req1, tooMany1 := agentFigures()
 		window := time.Since(at).Seconds()
 		rss[n] = manager.rssMiB(b)
@@ -134,13 +138,14 @@ func BenchmarkAgentFleet(b *testing.B) {
 		cpu0 = manager.cpuSeconds(b)
 		requests0 := apiServerRequests(b, f.mgmt)
 		apiserverCPU0, hollowCPU0 := apiserver.cpuSeconds(b), hollow.cpuSeconds(b)
+		strain := newStrain(b, f.mgmt, apiserver, hollow)
 		if *apiServerProfile != "" && largest {
 			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-change")
 			go profileHollowAgents(b, *apiServerProfile+"-change-agents")
 		}
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))
-		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), loadtestOn(run, n, fmt.Sprintf("1.%d.0", version)))
+		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), loadtestOn(run, n, fmt.Sprintf("1.%d.0", version)), strain.since)
 		took := time.Since(published).Seconds()
 		report(took, fmt.Sprintf("s-to-all-reporting@%d", n))
 		apiserverCPU := apiserver.cpuSeconds(b) - apiserverCPU0
@@ -320,6 +325,12 @@ func profileHollowAgents(tb testing.TB, file string) {
 		tb.Errorf("the hollow agents' CPU profile: %v", err)
 		return
 	}
+	// What each holds, as the change begins: heap and goroutines.
+	for _, kind := range []string{"heap", "goroutine"} {
+		if err := writeProfile(kind, file+"-"+kind); err != nil {
+			tb.Errorf("the hollow agents' %s profile: %v", kind, err)
+		}
+	}
 	time.Sleep(20 * time.Second) // the profile's length, not a wait for a condition
 	pprof.StopCPUProfile()
 	if err := f.Close(); err != nil {
@@ -327,10 +338,24 @@ func profileHollowAgents(tb testing.TB, file string) {
 	}
 }
 
+func writeProfile(kind, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(kind).WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // waitLong waits on a condition about n clusters, checked every second
 // (they are all listed at each check), for up to ten minutes and two more
 // per thousand clusters above five thousand.
-func waitLong(tb testing.TB, n int, what string, cond func() (bool, string)) {
+//
+// Each log line ends with what progress says, when given: what held it.
+func waitLong(tb testing.TB, n int, what string, cond func() (bool, string), progress ...func() string) {
 	tb.Helper()
 	var last string
 	limit := 10*time.Minute + time.Duration(max(n-5000, 0))*120*time.Millisecond
@@ -340,7 +365,11 @@ func waitLong(tb testing.TB, n int, what string, cond func() (bool, string)) {
 		last = why
 		// How a wait went (a steady pace, or a tail) says what held it.
 		if time.Since(logged) >= 10*time.Second {
-			tb.Logf("%3.0f s: %s", time.Since(start).Seconds(), why)
+			line := why
+			for _, p := range progress {
+				line += "; " + p()
+			}
+			tb.Logf("%3.0f s: %s", time.Since(start).Seconds(), line)
 			logged = time.Now()
 		}
 		return ok, nil
@@ -348,6 +377,82 @@ func waitLong(tb testing.TB, n int, what string, cond func() (bool, string)) {
 	if err != nil {
 		tb.Fatalf("waiting for %s: %v; last: %s", what, err, last)
 	}
+}
+
+// strain tells, between two of its lines, what a wait's progress met on the
+// machine and on the plane: the cores the API server and the hollow agents
+// took, and the share of the hollow agents' CPU their garbage collector
+// took; the memory the machine had left (when it runs short, the kernel
+// drops etcd's and the binaries' pages and everything slows) and the API
+// server's and the hollow agents' resident memory; the API server's 429s,
+// the watches it closed on clients that did not keep up, and the lists and
+// reads of Clusters it served (an agent's controllers list their caches
+// and read its Cluster each time they start).
+type strain struct {
+	tb                 testing.TB
+	cfg                *rest.Config
+	apiserver, hollow  *managerProcess
+	at                 time.Time
+	requests           map[requestKind]float64
+	apiserverCPU       float64
+	hollowCPU, gc, all float64
+}
+
+func newStrain(tb testing.TB, cfg *rest.Config, apiserver, hollow *managerProcess) *strain {
+	s := &strain{tb: tb, cfg: cfg, apiserver: apiserver, hollow: hollow}
+	s.since()
+	return s
+}
+
+// since is the strain line since it was last called.
+func (s *strain) since() string {
+	requests := apiServerRequests(s.tb, s.cfg)
+	apiserverCPU, hollowCPU := s.apiserver.cpuSeconds(s.tb), s.hollow.cpuSeconds(s.tb)
+	// The runtime's own estimates, which it updates at each collection.
+	cpu := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/total:cpu-seconds"}}
+	metrics.Read(cpu)
+	gc, all := cpu[0].Value.Float64(), cpu[1].Value.Float64()
+	counts := map[string]float64{}
+	for kind, n := range requests {
+		d := n - s.requests[kind]
+		switch {
+		case kind.code == "429":
+			counts["429s"] += d
+		case kind.verb == "CLOSED":
+			counts["closed"] += d
+		case kind.verb == "LIST":
+			counts["lists"] += d
+		case kind.verb == "GET" && kind.resource == "clusters":
+			counts["reads"] += d
+		}
+	}
+	window := time.Since(s.at).Seconds()
+	gcShare := 0.0
+	if all > s.all {
+		gcShare = (gc - s.gc) / (all - s.all)
+	}
+	line := fmt.Sprintf("cores: API server %.2f, hollow agents %.2f (GC %.0f%%); memory left %.1f GiB, API server %.1f GiB, hollow agents %.1f GiB; 429s +%.0f, watches closed +%.0f, lists +%.0f, Cluster reads +%.0f",
+		(apiserverCPU-s.apiserverCPU)/window, (hollowCPU-s.hollowCPU)/window, 100*gcShare,
+		memAvailableMiB(s.tb)/1024, s.apiserver.rssMiB(s.tb)/1024, s.hollow.rssMiB(s.tb)/1024,
+		counts["429s"], counts["closed"], counts["lists"], counts["reads"])
+	s.at, s.requests, s.apiserverCPU, s.hollowCPU, s.gc, s.all = time.Now(), requests, apiserverCPU, hollowCPU, gc, all
+	return line
+}
+
+// memAvailableMiB is the memory the machine has left for new work without
+// dropping pages in use.
+func memAvailableMiB(tb testing.TB) float64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	must(tb, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			must(tb, err)
+			return kb / 1024
+		}
+	}
+	tb.Fatal("no MemAvailable in /proc/meminfo")
+	return 0
 }
 
 // managerProcess is a process of the benchmark's: `strata manager`, the
