@@ -70,7 +70,10 @@ type Options struct {
 	TokenLifetime time.Duration
 	// CacheSyncTimeout bounds how long the agent's controllers wait for
 	// their first reads of the management plane before they start again;
-	// controller-runtime's 2 minutes when zero.
+	// 30 minutes when zero. Meanwhile client-go reads again, less and less
+	// often, what the plane refused; controllers started again would read
+	// everything again, and on a busy plane thousands of agents doing so
+	// keep it busy (controller-runtime waits 2 minutes).
 	CacheSyncTimeout time.Duration
 	// Version of strata, reported in the status.
 	Version string
@@ -104,6 +107,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Resync == 0 {
 		opts.Resync = 5 * time.Minute
+	}
+	if opts.CacheSyncTimeout == 0 {
+		opts.CacheSyncTimeout = 30 * time.Minute
 	}
 	log := opts.Log
 	if log == nil {

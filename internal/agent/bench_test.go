@@ -44,7 +44,7 @@ var agentFleetHeartbeat = flag.Duration("agent-fleet.heartbeat", 30*time.Second,
 // profiles of the API server taken while the largest fleet is at rest and
 // while it takes its new version: where the plane spends its time; and one
 // of the hollow agents during the change.
-var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, and the hollow agents' during the change to FILE-change-agents (their heap and goroutines as it begins to FILE-change-agents-heap and -goroutine)")
+var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, and the hollow agents' to FILE-at-rest-agents and FILE-change-agents (with their heap and goroutines as each begins, to FILE-...-agents-heap and -goroutine)")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
@@ -110,6 +110,7 @@ func BenchmarkAgentFleet(b *testing.B) {
 		largest := n == sizes[len(sizes)-1]
 		if *apiServerProfile != "" && largest {
 			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-at-rest")
+			go profileHollowAgents(b, *apiServerProfile+"-at-rest-agents")
 		}
 		restStrain := newStrain(b, f.mgmt, apiserver, hollow)
 		<-time.After(heartbeat) // a measurement window, not a wait for a condition

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +74,11 @@ type Figures struct {
 	// LastStop says why the last one did.
 	Stopped  int64
 	LastStop string
+	// Warned counts the warnings the agents logged (controllers started
+	// again, a plane that did not answer, a token not renewed), and
+	// LastWarning is the last one.
+	Warned      int64
+	LastWarning string
 }
 
 func (f Figures) String() string {
@@ -79,13 +86,17 @@ func (f Figures) String() string {
 		f.Elapsed.Seconds(), f.Created, f.Registered, f.JoinsPerSecond, f.Ready, f.Requests, perSecond(f.Requests, f.Elapsed), f.TooMany, f.MemoryMiB, f.MemoryMiB/float64(max(f.Registered, 1))) + f.stops()
 }
 
-// stops says how many agents stopped, and why the last one did; nothing
-// when none did.
+// stops says how many agents stopped and warned, and the last of each;
+// nothing when none did.
 func (f Figures) stops() string {
-	if f.Stopped == 0 {
-		return ""
+	var s string
+	if f.Warned > 0 {
+		s += fmt.Sprintf("  agents warned %d (the last: %s)", f.Warned, f.LastWarning)
 	}
-	return fmt.Sprintf("  agents stopped %d (the last: %s)", f.Stopped, f.LastStop)
+	if f.Stopped > 0 {
+		s += fmt.Sprintf("  agents stopped %d (the last: %s)", f.Stopped, f.LastStop)
+	}
+	return s
 }
 
 func perSecond(n int64, d time.Duration) float64 {
@@ -147,6 +158,9 @@ type Run struct {
 	// holds why the last one did.
 	stopped  atomic.Int64
 	lastStop atomic.Value
+	// warned counts the agents' warnings; lastWarning holds the last.
+	warned      atomic.Int64
+	lastWarning atomic.Value
 }
 
 // Start checks the options, then makes the clusters and joins their
@@ -272,6 +286,7 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 		err := agent.Run(ctx, agent.Options{
 			Cluster: key, Join: join, Hollow: true, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
 			Heartbeat: t.opts.Heartbeat, ManagementTransport: t.count,
+			Log: slog.New(&warnings{run: t, agent: key.String()}),
 		})
 		if ctx.Err() == nil {
 			if err == nil {
@@ -307,17 +322,52 @@ func (t *Run) Clusters(ctx context.Context, list *v1.ClusterList) error {
 	return t.clusters.List(ctx, list, client.UnsafeDisableDeepCopy)
 }
 
-// Stops says how many agents stopped before the load test did, and why
-// the last one did; "" when none did.
+// Stops says how many agents warned and stopped before the load test did,
+// and the last warning and why the last one stopped; "" when none did.
 func (t *Run) Stops() string {
 	return strings.TrimSpace(t.stops().stops())
 }
 
-// stops holds the figures of agents that stopped, and none other.
+// stops holds the figures of agents that warned and stopped, and none
+// other.
 func (t *Run) stops() Figures {
 	last, _ := t.lastStop.Load().(string)
-	return Figures{Stopped: t.stopped.Load(), LastStop: last}
+	warning, _ := t.lastWarning.Load().(string)
+	return Figures{Stopped: t.stopped.Load(), LastStop: last, Warned: t.warned.Load(), LastWarning: warning}
 }
+
+// warnings is a hollow agent's log: it counts the agent's warnings and
+// errors and keeps the last, and drops the rest (thousands of agents'
+// lines would bury the figures).
+type warnings struct {
+	run   *Run
+	agent string
+	attrs []slog.Attr
+}
+
+func (w *warnings) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelWarn }
+
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	line := w.agent + ": " + r.Message
+	add := func(a slog.Attr) bool {
+		line += fmt.Sprintf(" %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range w.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	w.run.lastWarning.Store(line)
+	w.run.warned.Add(1)
+	return nil
+}
+
+func (w *warnings) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &warnings{run: w.run, agent: w.agent, attrs: append(slices.Clone(w.attrs), attrs...)}
+}
+
+// WithGroup keeps the attributes flat: a warning is one line.
+func (w *warnings) WithGroup(string) slog.Handler { return w }
 
 // Figures counts the clusters from the load test's cache of them.
 func (t *Run) Figures() Figures {
