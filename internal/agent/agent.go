@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -198,6 +199,27 @@ func Run(ctx context.Context, opts Options) error {
 	}
 }
 
+// cacheOptions are the agent's cache: its own Cluster, the versions of the
+// profiles followed, and the registries, in its project's namespace and the
+// shared one. Its watches are quiet (no bookmarks), but for its Cluster's:
+// the API server keeps only the newest events of all Clusters, which at
+// thousands of agents reporting are minutes old, so a watch of one Cluster
+// reopened without bookmarks from its last change (hours old) is refused
+// as too old, and the agent lists its Cluster again — each a walk of the
+// project's RoleBindings. A bookmark a minute keeps where it resumes fresh.
+func cacheOptions(cluster types.NamespacedName, followed []string) cache.Options {
+	return quiet(cache.Options{
+		DefaultNamespaces: map[string]cache.Config{cluster.Namespace: {}, controller.SharedNamespace: {}},
+		ByObject: map[client.Object]cache.ByObject{
+			&v1.Cluster{}: {
+				Namespaces:           map[string]cache.Config{cluster.Namespace: {FieldSelector: fields.OneTermEqualSelector("metadata.name", cluster.Name)}},
+				EnableWatchBookmarks: ptr.To(true),
+			},
+			&v1.ClusterProfile{}: {Label: profilesNamed(followed)},
+		},
+	})
+}
+
 // maxRestartDelay bounds the pause before the agent's controllers start
 // again after they stopped on their own.
 const maxRestartDelay = time.Minute
@@ -207,23 +229,15 @@ const maxRestartDelay = time.Minute
 // profiles it follows (in its project and the shared namespace) and the
 // registries there.
 func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []string) (ctrl.Manager, error) {
-	ns := opts.Cluster.Namespace
-	namespaces := map[string]cache.Config{ns: {}, controller.SharedNamespace: {}}
 	// Controller names are checked unique per process for their metrics;
 	// an agent serves none, and several agents may share a process (tests,
 	// the hollow agents of a load test) or follow each other in it.
 	skipNameCheck := true
 	mgr, err := ctrl.NewManager(mgmt, ctrl.Options{
-		Scheme:         scheme(),
-		MapperProvider: newKnownFirst,
-		Logger:         logr.FromSlogHandler(log.Handler()),
-		Cache: quiet(cache.Options{
-			DefaultNamespaces: namespaces,
-			ByObject: map[client.Object]cache.ByObject{
-				&v1.Cluster{}:        {Namespaces: map[string]cache.Config{ns: {FieldSelector: fields.OneTermEqualSelector("metadata.name", opts.Cluster.Name)}}},
-				&v1.ClusterProfile{}: {Label: profilesNamed(followed)},
-			},
-		}),
+		Scheme:                 scheme(),
+		MapperProvider:         newKnownFirst,
+		Logger:                 logr.FromSlogHandler(log.Handler()),
+		Cache:                  cacheOptions(opts.Cluster, followed),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: &skipNameCheck, CacheSyncTimeout: opts.CacheSyncTimeout},
