@@ -443,16 +443,22 @@ func (s *strain) since() string {
 // memAvailableMiB is the memory the machine has left for new work without
 // dropping pages in use.
 func memAvailableMiB(tb testing.TB) float64 {
-	data, err := os.ReadFile("/proc/meminfo")
+	return procKiB(tb, "/proc/meminfo", "MemAvailable:") / 1024
+}
+
+// procKiB reads a figure in kB from a /proc file of "Field:  N kB" lines.
+func procKiB(tb testing.TB, file, field string) float64 {
+	tb.Helper()
+	data, err := os.ReadFile(file)
 	must(tb, err)
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			must(tb, err)
-			return kb / 1024
+			return kb
 		}
 	}
-	tb.Fatal("no MemAvailable in /proc/meminfo")
+	tb.Fatalf("no %s in %s", field, file)
 	return 0
 }
 
@@ -496,17 +502,7 @@ func startManagerProcess(tb testing.TB, kubeconfig string) *managerProcess {
 
 // rssMiB is the process's resident memory now.
 func (m *managerProcess) rssMiB(tb testing.TB) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.pid))
-	must(tb, err)
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			must(tb, err)
-			return kb / 1024
-		}
-	}
-	tb.Fatalf("no VmRSS in /proc/%d/status", m.pid)
-	return 0
+	return procKiB(tb, fmt.Sprintf("/proc/%d/status", m.pid), "VmRSS:") / 1024
 }
 
 // cpuSeconds is the process's user and system CPU time so far.
