@@ -42,9 +42,9 @@ var agentFleetHeartbeat = flag.Duration("agent-fleet.heartbeat", 30*time.Second,
 
 // apiServerProfile, when set, is where BenchmarkAgentFleet writes CPU
 // profiles of the API server taken while the largest fleet is at rest and
-// while it takes its new version: where the plane spends its time; and one
-// of the hollow agents during the change.
-var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, and the hollow agents' to FILE-at-rest-agents and FILE-change-agents (with their heap and goroutines as each begins, to FILE-...-agents-heap and -goroutine)")
+// while it takes its new version: where the plane spends its time; and
+// those of the hollow agents, with what they hold at rest.
+var apiServerProfile = flag.String("agent-fleet.apiserver-cpuprofile", "", "BenchmarkAgentFleet: write the API server's CPU profiles of the largest fleet, at rest and during its change, to FILE-at-rest and FILE-change, the hollow agents' to FILE-at-rest-agents and FILE-change-agents, and their heap and goroutines at rest to FILE-agents-heap and FILE-agents-goroutine")
 
 // BenchmarkAgentFleet grows a fleet of agent-mode clusters served by the
 // hollow agents of `strata loadtest agents` — 10, then 100, then 1,000, or
@@ -109,8 +109,8 @@ func BenchmarkAgentFleet(b *testing.B) {
 		cpu0, hollowAtRest0, at := apiserver.cpuSeconds(b), hollow.cpuSeconds(b), time.Now()
 		largest := n == sizes[len(sizes)-1]
 		if *apiServerProfile != "" && largest {
-			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-at-rest")
-			go profileHollowAgents(b, *apiServerProfile+"-at-rest-agents")
+			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-at-rest", min(20*time.Second, heartbeat))
+			go profileHollowAgents(b, *apiServerProfile+"-at-rest-agents", min(20*time.Second, heartbeat))
 		}
 		restStrain := newStrain(b, f.mgmt, apiserver, hollow)
 		<-time.After(heartbeat) // a measurement window, not a wait for a condition
@@ -134,6 +134,15 @@ func BenchmarkAgentFleet(b *testing.B) {
 		// their live heap and goroutine stacks, per agent.
 		runtime.GC()
 		report(loadtest.MemoryMiB()/float64(n), fmt.Sprintf("hollow-agent-MiB@%d", n))
+		if *apiServerProfile != "" && largest {
+			// Between the windows: with thousands of agents, a goroutine
+			// profile stops this process for seconds.
+			for _, kind := range []string{"heap", "goroutine"} {
+				if err := writeProfile(kind, *apiServerProfile+"-agents-"+kind); err != nil {
+					b.Errorf("the hollow agents' %s profile: %v", kind, err)
+				}
+			}
+		}
 
 		version++
 		cpu0 = manager.cpuSeconds(b)
@@ -141,8 +150,8 @@ func BenchmarkAgentFleet(b *testing.B) {
 		apiserverCPU0, hollowCPU0 := apiserver.cpuSeconds(b), hollow.cpuSeconds(b)
 		strain := newStrain(b, f.mgmt, apiserver, hollow)
 		if *apiServerProfile != "" && largest {
-			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-change")
-			go profileHollowAgents(b, *apiServerProfile+"-change-agents")
+			go profileAPIServer(b, f.mgmt, *apiServerProfile+"-change", 20*time.Second)
+			go profileHollowAgents(b, *apiServerProfile+"-change-agents", 20*time.Second)
 		}
 		published := time.Now()
 		must(b, f.c.Create(ctx, helloProfile(fmt.Sprintf("1.%d.0", version), fmt.Sprint(1+version%2))))
@@ -298,15 +307,16 @@ func apiServerMetrics(tb testing.TB, cfg *rest.Config) map[string]*dto.MetricFam
 	return families
 }
 
-// profileAPIServer writes a 20-second CPU profile of the API server
-// (its /debug/pprof, on by default) to file.
-func profileAPIServer(tb testing.TB, cfg *rest.Config, file string) {
+// profileAPIServer writes a CPU profile of the API server (its
+// /debug/pprof, on by default) of the length given to file. Profiles at
+// rest are no longer than the window, so that the change's can begin.
+func profileAPIServer(tb testing.TB, cfg *rest.Config, file string, length time.Duration) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		tb.Error(err)
 		return
 	}
-	raw, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "20").Timeout(time.Minute).DoRaw(context.Background())
+	raw, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(int(length/time.Second))).Timeout(time.Minute).DoRaw(context.Background())
 	if err == nil {
 		err = os.WriteFile(file, raw, 0o644)
 	}
@@ -315,9 +325,9 @@ func profileAPIServer(tb testing.TB, cfg *rest.Config, file string) {
 	}
 }
 
-// profileHollowAgents writes a 20-second CPU profile of this process, the
-// hollow agents', to file.
-func profileHollowAgents(tb testing.TB, file string) {
+// profileHollowAgents writes a CPU profile of this process, the hollow
+// agents', of the length given, to file.
+func profileHollowAgents(tb testing.TB, file string, length time.Duration) {
 	f, err := os.Create(file)
 	if err == nil {
 		err = pprof.StartCPUProfile(f)
@@ -326,19 +336,15 @@ func profileHollowAgents(tb testing.TB, file string) {
 		tb.Errorf("the hollow agents' CPU profile: %v", err)
 		return
 	}
-	// What each holds, as the change begins: heap and goroutines.
-	for _, kind := range []string{"heap", "goroutine"} {
-		if err := writeProfile(kind, file+"-"+kind); err != nil {
-			tb.Errorf("the hollow agents' %s profile: %v", kind, err)
-		}
-	}
-	time.Sleep(20 * time.Second) // the profile's length, not a wait for a condition
+	time.Sleep(length) // the profile's length, not a wait for a condition
 	pprof.StopCPUProfile()
 	if err := f.Close(); err != nil {
 		tb.Errorf("the hollow agents' CPU profile: %v", err)
 	}
 }
 
+// writeProfile writes this process's profile of that kind (heap,
+// goroutine) to file.
 func writeProfile(kind, file string) error {
 	f, err := os.Create(file)
 	if err != nil {
