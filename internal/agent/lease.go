@@ -23,6 +23,13 @@ import (
 // not beat together, until ctx ends. The Cluster's status is not written:
 // a manager that showed the agent away learns it is back from the Lease,
 // and the agent's next reconcile writes the status it holds (wake).
+//
+// A report is a heartbeat too: the manager reads the time it carries. So a
+// renewal waits a heartbeat from the agent's last report when that came
+// after its last renewal. When a new profile version reaches the whole
+// fleet, each agent reports once and skips the renewal it would have made
+// within the next heartbeat: the plane has that many fewer writes to serve
+// while it is busiest.
 type heartbeat struct {
 	opts Options
 	// cached reads the agent's own Cluster from its cache; direct reads
@@ -30,18 +37,19 @@ type heartbeat struct {
 	cached, direct client.Reader
 	writer         client.Writer
 	wake           func()
+	// reported says when the agent last wrote its status (zero: never).
+	reported func() time.Time
 }
 
 func (h *heartbeat) run(ctx context.Context) {
 	key := types.NamespacedName{Namespace: controller.AgentNamespace(h.opts.Cluster), Name: controller.AgentLease(h.opts.Cluster.Name)}
 	var lease *coordinationv1.Lease
+	last := time.Now()
 	for {
-		wait := time.Duration(float64(h.opts.Heartbeat) * (0.9 + 0.2*rand.Float64()))
-		select {
-		case <-ctx.Done():
+		if !h.waitForBeat(ctx, last) {
 			return
-		case <-time.After(wait):
 		}
+		last = time.Now()
 		c := &v1.Cluster{}
 		if err := h.cached.Get(ctx, h.opts.Cluster, c); err != nil || c.Spec.Mode != v1.ModeAgent || !c.DeletionTimestamp.IsZero() {
 			continue
@@ -54,6 +62,28 @@ func (h *heartbeat) run(ctx context.Context) {
 		// An unreachable management plane is what the heartbeat finds
 		// out; the next beat tries again.
 		lease, _ = h.renew(ctx, key, lease)
+	}
+}
+
+// waitForBeat waits until a heartbeat, give or take a tenth, has passed
+// since the later of the last beat and the last report; false when ctx
+// ends first.
+func (h *heartbeat) waitForBeat(ctx context.Context, last time.Time) bool {
+	period := time.Duration(float64(h.opts.Heartbeat) * (0.9 + 0.2*rand.Float64()))
+	for {
+		since := last
+		if reported := h.reported(); reported.After(since) {
+			since = reported
+		}
+		wait := time.Until(since.Add(period))
+		if wait <= 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
 	}
 }
 

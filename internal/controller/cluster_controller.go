@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -114,6 +115,8 @@ type ClusterReconciler struct {
 	statuses *writtenStatuses
 	// report is an agent's report as it last wrote it (report.go).
 	report lastReport
+	// reportedAt is when an agent last wrote its status, in Unix seconds.
+	reportedAt atomic.Int64
 	// agentAccess holds the agent-mode clusters (by UID) whose agent's
 	// ServiceAccount and RBAC this manager has applied, and the shared
 	// agents' Role once applied (by its name).
@@ -221,7 +224,7 @@ func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) erro
 		err := r.writeReport(ctx, client.ObjectKeyFromObject(c), status)
 		if !errors.Is(err, ErrNoReport) {
 			if err == nil {
-				r.statuses.remember(c.UID, status)
+				r.written(c.UID, status)
 			}
 			return err
 		}
@@ -239,9 +242,29 @@ func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) erro
 		return err
 	})
 	if err == nil {
-		r.statuses.remember(c.UID, status)
+		r.written(c.UID, status)
 	}
 	return err
+}
+
+// written remembers the status written for a cluster. An agent remembers
+// when it wrote it, too: the manager counts the time the status carries as
+// a heartbeat (agentConnection), so the agent's next Lease renewal can wait
+// (ReportedAt).
+func (r *ClusterReconciler) written(uid types.UID, status *v1.ClusterStatus) {
+	r.statuses.remember(uid, status)
+	if r.Agent != nil && status.Agent != nil {
+		r.reportedAt.Store(status.Agent.LastHeartbeatTime.Unix())
+	}
+}
+
+// ReportedAt is when an agent last wrote its cluster's status, to the
+// second, as the manager reads it; zero before its first write.
+func (r *ClusterReconciler) ReportedAt() time.Time {
+	if at := r.reportedAt.Load(); at != 0 {
+		return time.Unix(at, 0)
+	}
+	return time.Time{}
 }
 
 func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
