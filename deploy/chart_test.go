@@ -122,6 +122,7 @@ func TestChartInstallsAndItsRolesGrantWhatTheySay(t *testing.T) {
 		{"system:serviceaccount:strata-system:strata-manager", "watch", "packregistries", "team-b", true},
 		{"system:serviceaccount:strata-system:strata-manager", "update", "packregistries/status", "team-b", true},
 		{"system:serviceaccount:strata-system:strata-manager", "create", "rolebindings", "strata-system", true},
+		{"system:serviceaccount:strata-system:strata-manager", "list", "rolebindings", "strata-system", true},
 		{"alice", "list", "packregistries", "team-a", true},
 		{"bob", "create", "packregistries", "team-a", false},
 	} {

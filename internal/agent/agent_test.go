@@ -85,6 +85,14 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	foreign := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "site-1", Namespace: "other"}, Spec: v1.ClusterSpec{
 		Mode: v1.ModeAgent, Profiles: []v1.ProfileAttachment{{Name: "hello", Version: "1.0.0"}},
 	}}
+	// A manager of an earlier version bound each agent to the shared
+	// profiles by a RoleBinding of its own.
+	earlier := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "strata-agent.edge.site-1", Namespace: controller.SharedNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "strata", "strata.dev/cluster": "site-1"}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: controller.AgentServiceAccount("site-1"), Namespace: "edge"}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "strata-agent-shared"},
+	}
+	must(t, c.Create(ctx, earlier))
 	for _, cl := range []*v1.Cluster{site, neighbour, foreign} {
 		must(t, c.Create(ctx, cl))
 	}
@@ -93,6 +101,26 @@ func TestAgentModeEndToEnd(t *testing.T) {
 		cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected)
 		return cond != nil && cond.Reason == "NotRegistered" && got.Status.Phase == v1.ClusterPending && strings.Contains(cond.Message, "join-command site-1 -n edge"), fmt.Sprintf("%+v", got.Status)
 	})
+	// The project's agents read the shared profiles through one
+	// RoleBinding, whatever their number: the API server walks a
+	// namespace's RoleBindings on every request there. The earlier
+	// version's binding is gone.
+	edgeAgents := func() []rbacv1.RoleBinding {
+		var bindings rbacv1.RoleBindingList
+		must(t, c.List(ctx, &bindings, client.InNamespace(controller.SharedNamespace)))
+		var of []rbacv1.RoleBinding
+		for _, b := range bindings.Items {
+			for _, s := range b.Subjects {
+				if s.Namespace == "edge" || s.Name == "system:serviceaccounts:edge" {
+					of = append(of, b)
+				}
+			}
+		}
+		return of
+	}
+	if got := edgeAgents(); len(got) != 1 || got[0].Subjects[0].Kind != rbacv1.GroupKind || got[0].Subjects[0].Name != "system:serviceaccounts:edge" {
+		t.Errorf("RoleBindings for the agents of edge in the shared namespace: %+v, want one, for the group of edge's ServiceAccounts", got)
+	}
 
 	// The agent reaches the management plane through a port that can be cut.
 	server, err := url.Parse(mgmt.Host)
@@ -336,6 +364,16 @@ func TestAgentModeEndToEnd(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Name: agentNS}, ns); !apierrors.IsNotFound(err) && ns.DeletionTimestamp.IsZero() {
 		t.Errorf("the agent's namespace %s outlived its Cluster: %v", agentNS, err)
 	}
+	// The project's binding to the shared profiles stays for site-2's
+	// agent, and goes with it.
+	if got := edgeAgents(); len(got) != 1 {
+		t.Errorf("RoleBindings for the agents of edge once site-1 is gone: %+v, want the one site-2's agent still needs", got)
+	}
+	must(t, c.Delete(ctx, neighbour))
+	waitFor(t, "the binding of edge's agents gone with the last of them", func() (bool, string) {
+		got := edgeAgents()
+		return len(got) == 0, fmt.Sprintf("%+v", got)
+	})
 }
 
 func setVersion(t *testing.T, c client.Client, cl *v1.Cluster, version string, policy v1.UpdatePolicy) {
