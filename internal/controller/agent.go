@@ -298,10 +298,6 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
 	}
 	objects = append(objects, agentNamespaceObjects(c, labels, subject)...)
-	_, projectDone := r.agentAccess.Load(projectKey)
-	if !projectDone {
-		objects = append(objects, projectAgentsBindingObject(c.Namespace))
-	}
 	if done, _ := r.agentAccess.Load(agentSharedRole); done != sharedKey {
 		// One Role for every agent; applied once per manager run, and
 		// when the shared registries' Secrets change.
@@ -314,16 +310,39 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 			return fmt.Errorf("%s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
 		}
 	}
-	if !projectDone {
-		// Once the project's agents are bound together, their bindings
-		// one by one, from a manager of an earlier version, only cost.
-		if err := r.removePerAgentSharedBindings(ctx, c.Namespace); err != nil {
-			return err
-		}
+	if err := r.ensureProjectAgentsBinding(ctx, c.Namespace); err != nil {
+		return err
 	}
 	r.agentAccess.Store(agentSharedRole, sharedKey)
-	r.agentAccess.Store(projectKey, true)
 	r.agentAccess.Store(c.UID, ownKey)
+	return nil
+}
+
+// ensureProjectAgentsBinding applies the binding of the project's agents to
+// agentSharedRole, once per manager run (and again once the project's last
+// agent took it away), and then removes the bindings one per agent that a
+// manager of an earlier version made: they grant nothing more and cost
+// every request in the shared namespace. One cluster of a project does it
+// while the others wait: on an upgrade, each would list them all.
+func (r *ClusterReconciler) ensureProjectAgentsBinding(ctx context.Context, namespace string) error {
+	key := projectAgentsBinding(namespace)
+	if _, done := r.agentAccess.Load(key); done {
+		return nil
+	}
+	r.projectAgents.Lock()
+	defer r.projectAgents.Unlock()
+	if _, done := r.agentAccess.Load(key); done {
+		return nil
+	}
+	binding := projectAgentsBindingObject(namespace)
+	//nolint:staticcheck // client.Apply with a whole typed object: the manager owns it.
+	if err := r.Patch(ctx, binding, client.Apply, client.FieldOwner("strata"), client.ForceOwnership); err != nil {
+		return fmt.Errorf("RoleBinding %s/%s: %w", binding.Namespace, binding.Name, err)
+	}
+	if err := r.removePerAgentSharedBindings(ctx, namespace); err != nil {
+		return err
+	}
+	r.agentAccess.Store(key, true)
 	return nil
 }
 
@@ -441,7 +460,11 @@ func (r *ClusterReconciler) removeAgentAccess(ctx context.Context, c *v1.Cluster
 	// The project's binding in the shared namespace goes with its last
 	// agent. Should a new agent's access have been applied meanwhile, it
 	// is applied again at its next reconcile: the project is no longer
-	// marked done.
+	// marked done. A manager of one shard sees only its shard's Clusters,
+	// not whether another shard's agents still need it: it leaves it.
+	if r.Shard != "" {
+		return nil
+	}
 	if others, err := r.otherAgentsIn(ctx, c); err != nil || others {
 		return err
 	}

@@ -121,6 +121,9 @@ type ClusterReconciler struct {
 	// ServiceAccount and RBAC this manager has applied, and the shared
 	// agents' Role once applied (by its name).
 	agentAccess sync.Map
+	// projectAgents lets one cluster of a project at a time bind the
+	// project's agents in the shared namespace (agent.go).
+	projectAgents sync.Mutex
 	// applying holds the change in flight on each cluster (by UID).
 	applying sync.Map
 	// wake queues reconciles from outside the API: drift seen by a watch
@@ -135,19 +138,26 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// A cluster is worked on in turn with others; its engine gives the turn
-	// up while it waits for the cluster.
-	r.turns.Take()
-	defer r.turns.Give()
 	if r.Agent == nil && c.Labels[ShardLabel] != r.Shard {
 		// Another shard's: let go of it if it just moved there.
 		r.forgetConnection(c)
 		r.statuses.forget(c.UID)
 		return ctrl.Result{}, nil
 	}
-	switch {
-	case r.Agent == nil && c.Spec.Mode == v1.ModeAgent:
+	if r.Agent == nil && c.Spec.Mode == v1.ModeAgent {
+		// The manager's part of an agent-mode cluster renders and applies
+		// nothing: it shows the agent's report, a request or two. It
+		// takes no turn, which bounds that work. When a new version
+		// reaches ten thousand agents, their reports wait for the
+		// manager to show them; four at a time, each a write to a busy
+		// API server, the fleet waited on the turns.
 		return r.reconcileAgentCluster(ctx, c)
+	}
+	// A cluster is worked on in turn with others; its engine gives the turn
+	// up while it waits for the cluster.
+	r.turns.Take()
+	defer r.turns.Give()
+	switch {
 	case r.Agent != nil && c.Spec.Mode != v1.ModeAgent:
 		// Back in push mode: the manager has it.
 		return ctrl.Result{}, nil
