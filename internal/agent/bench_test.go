@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
+	"strata.dev/strata/config/flowcontrol"
 	"strata.dev/strata/internal/loadtest"
 	"strata.dev/strata/internal/testenv"
 )
@@ -39,6 +40,12 @@ var agentFleetSizes = flag.String("agent-fleet.sizes", "10,100,1000", "Benchmark
 // Leases: the dial between how soon a lost agent shows and what a fleet
 // costs the API server at rest.
 var agentFleetHeartbeat = flag.Duration("agent-fleet.heartbeat", 30*time.Second, "BenchmarkAgentFleet: the agents' --heartbeat")
+
+// agentFleetFlowControl, when set, applies Strata's own flow control
+// (config/flowcontrol, which the chart ships and `strata up` applies) before
+// the fleet joins; without it the API server has its default flow control,
+// as the issue's goals ask.
+var agentFleetFlowControl = flag.Bool("agent-fleet.strata-flowcontrol", false, "BenchmarkAgentFleet: apply Strata's FlowSchemas and PriorityLevelConfiguration (config/flowcontrol) first")
 
 // apiServerProfile, when set, is where BenchmarkAgentFleet writes CPU
 // profiles of the API server taken while the largest fleet is at rest and
@@ -67,6 +74,9 @@ func BenchmarkAgentFleet(b *testing.B) {
 		sizes = append(sizes, n)
 	}
 	f := newHollowFleet(b)
+	if *agentFleetFlowControl {
+		must(b, flowcontrol.Apply(context.Background(), f.mgmt))
+	}
 	manager := startManagerProcess(b, testenv.Kubeconfig(b, f.mgmt))
 	apiserver := apiServerOf(b, f.mgmt)
 	// This process is the hollow agents (and the benchmark, which waits).
