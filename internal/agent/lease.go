@@ -26,10 +26,10 @@ import (
 //
 // A report is a heartbeat too: the manager reads the time it carries. So a
 // renewal waits a heartbeat from the agent's last report when that came
-// after its last renewal. When a new profile version reaches the whole
-// fleet, each agent reports once and skips the renewal it would have made
-// within the next heartbeat: the plane has that many fewer writes to serve
-// while it is busiest.
+// after its last renewal: when a new profile version reaches the whole
+// fleet, the renewals due within a heartbeat of each agent's report are
+// writes the plane does not serve while it is busiest. (A change that takes
+// the fleet many heartbeats saves only that one renewal per agent.)
 type heartbeat struct {
 	opts Options
 	// cached reads the agent's own Cluster from its cache; direct reads
