@@ -273,28 +273,28 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 	if err != nil {
 		return err
 	}
-	ownKey, sharedKey, projectKey := fmt.Sprint(own), fmt.Sprint(shared), projectAgentsBinding(c.Namespace)
+	// The project's binding first: its last agent's deletion may have
+	// taken it away while this cluster's own access stayed applied.
+	if err := r.ensureProjectAgentsBinding(ctx, c.Namespace); err != nil {
+		return err
+	}
+	ownKey, sharedKey := fmt.Sprint(own), fmt.Sprint(shared)
 	if done, _ := r.agentAccess.Load(c.UID); done == ownKey {
 		if done, _ := r.agentAccess.Load(agentSharedRole); done == sharedKey {
-			if _, done := r.agentAccess.Load(projectKey); done {
-				return nil
-			}
+			return nil
 		}
 	}
 	sa := AgentServiceAccount(c.Name)
 	labels := map[string]string{"app.kubernetes.io/managed-by": "strata", "strata.dev/cluster": c.Name}
-	owned := func(name, namespace string) metav1.ObjectMeta {
-		m := metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels}
-		if namespace == c.Namespace {
-			m.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(c, v1.GroupVersion.WithKind("Cluster"))}
-		}
-		return m
+	owned := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: sa, Namespace: c.Namespace, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(c, v1.GroupVersion.WithKind("Cluster"))}}
 	}
 	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: c.Namespace}}
 	objects := []client.Object{
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: owned(sa, c.Namespace)},
-		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: owned(sa, c.Namespace), Rules: agentRules(c.Name, own)},
-		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(sa, c.Namespace), Subjects: subject,
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: owned()},
+		&rbacv1.Role{TypeMeta: rbacTypeMeta("Role"), ObjectMeta: owned(), Rules: agentRules(c.Name, own)},
+		&rbacv1.RoleBinding{TypeMeta: rbacTypeMeta("RoleBinding"), ObjectMeta: owned(), Subjects: subject,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
 	}
 	objects = append(objects, agentNamespaceObjects(c, labels, subject)...)
@@ -309,9 +309,6 @@ func (r *ClusterReconciler) ensureAgentAccess(ctx context.Context, c *v1.Cluster
 		if err := r.Patch(ctx, o, client.Apply, client.FieldOwner("strata"), client.ForceOwnership); err != nil {
 			return fmt.Errorf("%s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
 		}
-	}
-	if err := r.ensureProjectAgentsBinding(ctx, c.Namespace); err != nil {
-		return err
 	}
 	r.agentAccess.Store(agentSharedRole, sharedKey)
 	r.agentAccess.Store(c.UID, ownKey)
