@@ -12,10 +12,16 @@ import (
 // backoffOn429 wraps an agent's transport to the management plane. When
 // the API server's flow control answers 429 (too many requests), client-go
 // waits the seconds its Retry-After asks and tries again; ten thousand
-// agents refused together would all come back together. Here the wait
-// grows with each refusal in a row — 1, 2, 4 … 32 s, never less than the
-// server asks — and a random half of it more is added, part as a longer
-// Retry-After and the fraction of a second here, so agents spread out.
+// agents refused together would all come back together. Here an agent
+// waits what the server asks plus a random part of a window that doubles
+// with each refusal in a row — up to 1, 2, 4 … 32 s more — part as a
+// longer Retry-After and the fraction of a second here.
+//
+// The random part spans the whole window ("full jitter"), from nothing
+// on: a fleet refused at once spreads evenly over it. A wait of at least
+// the window (1 to 1.5 windows, as before) made agents refused the same
+// number of times come back in waves: at 10,000 agents the plane sat half
+// idle between them while thousands waited.
 type backoffOn429 struct {
 	next http.RoundTripper
 
@@ -54,8 +60,8 @@ func (b *backoffOn429) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, nil // no Retry-After: client-go does not retry, nor do we
 	}
-	wait := max(time.Duration(asked)*time.Second, min(time.Second<<min(n-1, 5), maxBackoffOn429))
-	wait += time.Duration(rand.Int64N(int64(wait/2) + 1))
+	window := min(time.Second<<min(n-1, 5), maxBackoffOn429)
+	wait := time.Duration(asked)*time.Second + time.Duration(rand.Int64N(int64(window)+1))
 	whole := wait.Truncate(time.Second)
 	resp.Header.Set("Retry-After", strconv.Itoa(int(whole/time.Second)))
 	b.pause(req.Context(), wait-whole)

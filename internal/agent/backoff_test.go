@@ -22,22 +22,18 @@ func (a *answers) RoundTrip(*http.Request) (*http.Response, error) {
 	return rec.Result(), nil
 }
 
-// Refused again and again, an agent waits longer each time — 1, 2, 4 …
-// seconds and at most 32, never less than the server asks — with a random
-// part; an answer resets it.
+// Refused again and again, an agent waits what the server asks (1 s here)
+// and a random part of a window that doubles with each refusal — 1, 2, 4 …
+// seconds and at most 32 — the fraction of a second here and the rest as a
+// longer Retry-After; an answer resets it.
 func TestBackoffOn429GrowsWithJitter(t *testing.T) {
 	next := answers{429, 429, 429, 429, 429, 429, 429, 200, 429}
 	var paused []time.Duration
 	b := &backoffOn429{next: &next, pause: func(_ context.Context, d time.Duration) { paused = append(paused, d) }}
-	floors := []int{1, 2, 4, 8, 16, 32, 32, -1, 1}
-	for i, floor := range floors {
-		req := httptest.NewRequest(http.MethodGet, "https://plane/apis", nil)
-		resp, err := b.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if floor < 0 {
+	windows := []int{1, 2, 4, 8, 16, 32, 32, -1, 1}
+	for i, window := range windows {
+		resp := roundTrip(t, b)
+		if window < 0 {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("answer %d: %d", i, resp.StatusCode)
 			}
@@ -47,8 +43,42 @@ func TestBackoffOn429GrowsWithJitter(t *testing.T) {
 			t.Errorf("refusal %d: paused %s here, want the fraction of a second only", i+1, p)
 		}
 		got, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if err != nil || got < floor || got > floor+floor/2 {
-			t.Errorf("refusal %d: Retry-After %q, want %d to %d s", i+1, resp.Header.Get("Retry-After"), floor, floor+floor/2)
+		if err != nil || got < 1 || got > 1+window {
+			t.Errorf("refusal %d: Retry-After %q, want 1 to %d s", i+1, resp.Header.Get("Retry-After"), 1+window)
 		}
 	}
+}
+
+// Agents refused as many times in a row spread over the whole window, short
+// waits as likely as long ones, instead of coming back together.
+func TestBackoffOn429SpreadsOverTheWindow(t *testing.T) {
+	var short, long int
+	for range 200 {
+		next := answers{429, 429, 429, 429, 429, 429}
+		b := &backoffOn429{next: &next, pause: func(context.Context, time.Duration) {}}
+		var resp *http.Response
+		for range 6 {
+			resp = roundTrip(t, b)
+		}
+		// The sixth refusal in a row: 1 s asked, and up to 32 s more.
+		switch got, _ := strconv.Atoi(resp.Header.Get("Retry-After")); {
+		case got < 9:
+			short++
+		case got > 25:
+			long++
+		}
+	}
+	if short == 0 || long == 0 {
+		t.Errorf("of 200 agents refused six times, %d waited under 9 s and %d over 25 s: want waits spread from 1 to 33 s", short, long)
+	}
+}
+
+func roundTrip(t *testing.T, b *backoffOn429) *http.Response {
+	t.Helper()
+	resp, err := b.RoundTrip(httptest.NewRequest(http.MethodGet, "https://plane/apis", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
