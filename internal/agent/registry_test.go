@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -96,4 +98,41 @@ func TestAgentPullsPacksFromAPackRegistry(t *testing.T) {
 	if err := agentClient.Get(ctx, keyOf("fleet", "unrelated"), &corev1.Secret{}); !apierrors.IsForbidden(err) {
 		t.Errorf("reading a Secret no registry names: %v, want Forbidden", err)
 	}
+}
+
+// A profile version whose chart layer checks signatures with a key in a
+// Secret lets the agents read that Secret once it is published, even a
+// version no cluster takes yet.
+func TestANewVersionNamingAKeyLetsTheAgentsReadIt(t *testing.T) {
+	f := newHollowFleet(t)
+	startManager(t, f.mgmt, controller.ManagerOptions{Packs: f.packs})
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, helloProfile("1.0.0", "1")))
+	// Registered and shown connected for hours: nothing but the new
+	// version makes the manager look at the cluster again.
+	f.grow(t, 1, time.Hour)
+	waitFor(t, "the cluster Ready on 1.0.0", f.allOn(t, "1.0.0"))
+	grants := func() (bool, string) {
+		role := &rbacv1.Role{}
+		if err := f.c.Get(ctx, keyOf(controller.SharedNamespace, "strata-agent-shared"), role); err != nil {
+			return false, err.Error()
+		}
+		for _, rule := range role.Rules {
+			if slices.Contains(rule.Resources, "secrets") && slices.Contains(rule.ResourceNames, "chart-key") && slices.Contains(rule.Verbs, "get") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("the agents' shared rules: %+v", role.Rules)
+	}
+	if ok, _ := grants(); ok {
+		t.Fatal("the agents may read chart-key before any profile names it")
+	}
+	// Beyond the cluster's range (1.x): its agent has nothing to report.
+	signed := helloProfile("2.0.0", "1")
+	signed.Spec.Layers = append(signed.Spec.Layers, v1.Layer{Name: "signed", Kind: v1.LayerAddon, Chart: &v1.ChartSource{
+		Repository: "oci://127.0.0.1:5000/charts/signed", Version: "1.0.0",
+		Verify: &v1.SignatureVerification{Provider: v1.SignatureCosign, PublicKeySecretRef: &v1.SecretKeyRef{Name: "chart-key", Key: "cosign.pub"}},
+	}})
+	must(t, f.c.Create(ctx, signed))
+	waitFor(t, "the agents' shared Role letting them read chart-key", grants)
 }

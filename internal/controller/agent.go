@@ -234,6 +234,18 @@ func readSecrets(names []string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: names, Verbs: []string{"get"}}}
 }
 
+// profileSecrets names the Secrets a profile's chart layers take signature
+// keys from.
+func profileSecrets(p *v1.ClusterProfile) []string {
+	var names []string
+	for _, l := range p.Spec.Layers {
+		if l.Chart != nil {
+			names = append(names, secretsNamed(nil, nil, l.Chart.Verify)...)
+		}
+	}
+	return names
+}
+
 // registrySecrets names the Secrets the namespace's PackRegistries take
 // credentials, CAs and signature keys from, and those its profiles' chart
 // layers take signature keys from, sorted.
@@ -250,12 +262,8 @@ func (r *ClusterReconciler) registrySecrets(ctx context.Context, namespace strin
 	if err := r.List(ctx, &profiles, client.InNamespace(namespace)); err != nil {
 		return nil, err
 	}
-	for _, p := range profiles.Items {
-		for _, l := range p.Spec.Layers {
-			if l.Chart != nil {
-				names = append(names, secretsNamed(nil, nil, l.Chart.Verify)...)
-			}
-		}
+	for i := range profiles.Items {
+		names = append(names, profileSecrets(&profiles.Items[i])...)
 	}
 	slices.Sort(names)
 	return slices.Compact(names), nil

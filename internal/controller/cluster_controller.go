@@ -973,17 +973,22 @@ func indexSecret(o client.Object) []string {
 // clustersUsingSecret maps a changed Secret to the clusters reached through
 // it: new credentials, or a Secret created after its cluster.
 func (r *ClusterReconciler) clustersUsingSecret(ctx context.Context, o client.Object) []ctrl.Request {
-	return r.clustersMatching(ctx, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()})
+	return r.clustersMatching(ctx, nil, client.InNamespace(o.GetNamespace()), client.MatchingFields{secretIndex: o.GetName()})
 }
 
-func (r *ClusterReconciler) clustersMatching(ctx context.Context, opts ...client.ListOption) []ctrl.Request {
+// clustersMatching are the clusters the options list, those skip passes
+// over left out. The cache's own objects are read, not copied: only their
+// names are kept.
+func (r *ClusterReconciler) clustersMatching(ctx context.Context, skip func(*v1.Cluster) bool, opts ...client.ListOption) []ctrl.Request {
 	var list v1.ClusterList
-	if err := r.List(ctx, &list, opts...); err != nil {
+	if err := r.List(ctx, &list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		return nil
 	}
 	reqs := make([]ctrl.Request, 0, len(list.Items))
-	for _, c := range list.Items {
-		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+	for i := range list.Items {
+		if skip == nil || !skip(&list.Items[i]) {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
 	}
 	return reqs
 }
@@ -1028,7 +1033,18 @@ func (r *ClusterReconciler) clustersUsingProfile(ctx context.Context, o client.O
 	if o.GetNamespace() != SharedNamespace {
 		opts = append(opts, client.InNamespace(o.GetNamespace()))
 	}
-	return r.clustersMatching(ctx, opts...)
+	var agentMode func(*v1.Cluster) bool
+	if r.Agent == nil && len(profileSecrets(o.(*v1.ClusterProfile))) == 0 {
+		// An agent resolves its cluster's profiles itself. The manager's
+		// part of an agent-mode cluster, its access and its reports
+		// shown, changes with a profile only when the profile names
+		// Secrets the agent must be let read (an update names the old
+		// version too). A new version on ten thousand agents would
+		// otherwise queue ten thousand reconciles that change nothing,
+		// ahead of the reports they are about to send.
+		agentMode = func(c *v1.Cluster) bool { return c.Spec.Mode == v1.ModeAgent }
+	}
+	return r.clustersMatching(ctx, agentMode, opts...)
 }
 
 // keepRunning keeps the versions a cluster runs while its change waits for
