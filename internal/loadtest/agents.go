@@ -31,6 +31,7 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/agent"
 	"strata.dev/strata/internal/controller"
+	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -146,11 +147,11 @@ func Agents(ctx context.Context, opts Options) (Figures, error) {
 // Run is a load test under way: its agents run until the context given
 // to Start ends.
 type Run struct {
-	opts     Options
-	c        client.Client
-	clusters cache.Cache
-	started  time.Time
-	created  atomic.Int64
+	opts    Options
+	c       client.Client
+	tally   *tally
+	started time.Time
+	created atomic.Int64
 	// requests and tooMany count the agents' requests and 429 answers.
 	requests, tooMany atomic.Int64
 	joined            chan error
@@ -182,11 +183,19 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	counted := newTally(opts.Profile)
+	informer, err := clusters.GetInformer(ctx, &v1.Cluster{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := informer.AddEventHandler(counted.handler()); err != nil {
+		return nil, err
+	}
 	go func() { _ = clusters.Start(ctx) }()
 	if !clusters.WaitForCacheSync(ctx) {
 		return nil, errors.New("the management plane's Clusters could not be read")
 	}
-	r := &Run{opts: opts, c: c, clusters: clusters, started: time.Now(), joined: make(chan error, 1)}
+	r := &Run{opts: opts, c: c, tally: counted, started: time.Now(), joined: make(chan error, 1)}
 	go func() { r.joined <- r.makeAndJoin(ctx) }()
 	return r, nil
 }
@@ -284,7 +293,7 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 		// An agent that stops before ctx ends is counted, with why: its
 		// cluster stops being Ready, or never becomes so.
 		err := agent.Run(ctx, agent.Options{
-			Cluster: key, Join: join, Hollow: true, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
+			Cluster: key, Join: join, Hollow: true, Cores: cores, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
 			Heartbeat: t.opts.Heartbeat, ManagementTransport: t.count,
 			Log: slog.New(&warnings{run: t, agent: key.String()}),
 		})
@@ -298,6 +307,10 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 	}()
 	return nil
 }
+
+// cores are the turns at this process's CPU that all its hollow agents
+// share, load tests started one after another included.
+var cores = engine.NewTurns(runtime.GOMAXPROCS(0))
 
 // count wraps an agent's transport to count its requests and 429s.
 func (t *Run) count(next http.RoundTripper) http.RoundTripper {
@@ -315,11 +328,11 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// Clusters lists the clusters of load tests in the namespace, from the
-// load test's watch of them: the cache's own objects, not to be changed
-// (a copy of thousands each second would take CPU from what is measured).
-func (t *Run) Clusters(ctx context.Context, list *v1.ClusterList) error {
-	return t.clusters.List(ctx, list, client.UnsafeDisableDeepCopy)
+// ReadyOn is how many of the load test's clusters are Ready on that
+// version of its profile, as its watch of them shows.
+func (t *Run) ReadyOn(version string) int {
+	_, _, n := t.tally.counts(version)
+	return n
 }
 
 // Stops says how many agents warned and stopped before the load test did,
@@ -369,21 +382,11 @@ func (w *warnings) WithAttrs(attrs []slog.Attr) slog.Handler {
 // WithGroup keeps the attributes flat: a warning is one line.
 func (w *warnings) WithGroup(string) slog.Handler { return w }
 
-// Figures counts the clusters from the load test's cache of them.
+// Figures counts the clusters from the load test's watch of them.
 func (t *Run) Figures() Figures {
 	f := t.stops()
 	f.Elapsed, f.Created, f.Requests, f.TooMany = time.Since(t.started), int(t.created.Load()), t.requests.Load(), t.tooMany.Load()
-	var list v1.ClusterList
-	if err := t.Clusters(context.Background(), &list); err == nil {
-		for _, c := range list.Items {
-			if c.Status.Agent != nil {
-				f.Registered++
-			}
-			if c.Status.Phase == v1.ClusterReady {
-				f.Ready++
-			}
-		}
-	}
+	f.Registered, f.Ready, _ = t.tally.counts("")
 	f.JoinsPerSecond = perSecond(int64(f.Registered), f.Elapsed)
 	f.MemoryMiB = MemoryMiB()
 	return f
