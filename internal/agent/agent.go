@@ -87,9 +87,6 @@ type Options struct {
 	// unset): it resolves, plans and reports as a real agent does, and
 	// applying records the plan in memory (engine.Hollow).
 	Hollow bool
-	// Cores, with Hollow, are the turns at the CPU that the hollow agents
-	// of one process share (controller.ClusterReconciler.Cores).
-	Cores engine.Turns
 }
 
 // hollowKubernetesVersion is what a hollow agent's cluster reports.
@@ -258,11 +255,6 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 	}
 	if opts.Hollow {
 		r.Hollow = engine.NewHollow(hollowKubernetesVersion)
-		if opts.PackCacheDir == "" {
-			// From registries, resolving may pull over the network: a
-			// turn held meanwhile would keep the others off the cores.
-			r.Cores = opts.Cores
-		}
 	}
 	if opts.PackCacheDir != "" {
 		// The agent reads the registries as the manager does, reports

@@ -22,7 +22,6 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/agent"
 	"strata.dev/strata/internal/controller"
-	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/pack"
 	"strata.dev/strata/internal/stack"
 	"strata.dev/strata/internal/testenv"
@@ -37,10 +36,6 @@ type hollowFleet struct {
 	packs stack.Packs
 	// names of the clusters, all in namespace "fleet".
 	names []string
-	// cores is one turn at the CPU for all the fleet's agents, as a load
-	// test gives them one per core: the tightest, so that a turn never
-	// given back would stop the fleet.
-	cores engine.Turns
 
 	mu   sync.Mutex
 	stop []context.CancelFunc
@@ -57,7 +52,7 @@ func newHollowFleet(tb testing.TB) *hollowFleet {
 	}
 	packs, err := pack.LoadCatalog(packDirs...)
 	must(tb, err)
-	f := &hollowFleet{mgmt: mgmt, c: c, packs: packs, cores: engine.NewTurns(1)}
+	f := &hollowFleet{mgmt: mgmt, c: c, packs: packs}
 	tb.Cleanup(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -100,7 +95,7 @@ func (f *hollowFleet) grow(tb testing.TB, n int, heartbeat time.Duration) {
 				f.stop = append(f.stop, cancel)
 				f.mu.Unlock()
 				go func() {
-					if err := agent.Run(agentCtx, agent.Options{Cluster: key, Join: join, Hollow: true, Cores: f.cores, Packs: f.packs, Heartbeat: heartbeat}); err != nil && agentCtx.Err() == nil {
+					if err := agent.Run(agentCtx, agent.Options{Cluster: key, Join: join, Hollow: true, Packs: f.packs, Heartbeat: heartbeat}); err != nil && agentCtx.Err() == nil {
 						errs <- fmt.Errorf("hollow agent %s: %w", name, err)
 					}
 				}()

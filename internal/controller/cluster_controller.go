@@ -104,15 +104,6 @@ type ClusterReconciler struct {
 	// Hollow, instead of Workload, makes a hollow agent for load tests: the
 	// cluster is not there, and applying only records the plan.
 	Hollow *engine.Hollow
-	// Cores, when set, are turns at the CPU shared by the hollow agents of
-	// a load test, one per core: each resolves, plans and applies (in
-	// memory) in its turn. Real agents do so at once, each on its own
-	// machine; ten thousand in one process all at once share the cores
-	// evenly and all finish late, together, so the plane would see none
-	// of their reports for tens of seconds and then every one at the same
-	// moment. In turns, the first report leaves as soon as a real agent's
-	// would.
-	Cores engine.Turns
 
 	conns *connections
 	// turns let Workers clusters be worked on at once.
@@ -307,8 +298,6 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 		return r.stalled(c, "ClusterUnreachable", err), nil
 	}
 	c.Status.KubernetesVersion = kv
-	release := r.onCore()
-	defer release()
 	resolved, err := r.resolve(ctx, c, kv)
 	if err != nil {
 		// An invalid change applies nothing; the message is the offline CLI's.
@@ -342,10 +331,6 @@ func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) 
 	res, err := e.Apply(applyCtx, plan)
 	applied()
 	announced()
-	// The turn lasts through the apply, which a hollow agent's does at
-	// once: waiting for the cores after its turn, it could outlast
-	// AnnounceAfter and write its change twice.
-	release()
 	if err != nil {
 		return r.stalled(c, "ApplyFailed", err), nil
 	}
@@ -655,16 +640,6 @@ type resolution struct {
 	// refused is true when the cluster keeps a version because the newer
 	// one its range picks refuses it (in profiles' Refused).
 	refused bool
-}
-
-// onCore waits for a turn at the Cores when the reconciler has them, and
-// returns what gives it back: once, however often it is called.
-func (r *ClusterReconciler) onCore() (release func()) {
-	if r.Cores == nil {
-		return func() {}
-	}
-	r.Cores.Take()
-	return sync.OnceFunc(r.Cores.Give)
 }
 
 // resolve reads the versions of the cluster's attached profiles that its

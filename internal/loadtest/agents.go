@@ -31,7 +31,6 @@ import (
 	v1 "strata.dev/strata/api/v1alpha1"
 	"strata.dev/strata/internal/agent"
 	"strata.dev/strata/internal/controller"
-	"strata.dev/strata/internal/engine"
 	"strata.dev/strata/internal/stack"
 )
 
@@ -293,8 +292,8 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 		// An agent that stops before ctx ends is counted, with why: its
 		// cluster stops being Ready, or never becomes so.
 		err := agent.Run(ctx, agent.Options{
-			Cluster: key, Join: join, Hollow: true, Cores: cores, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
-			Heartbeat: t.opts.Heartbeat, ManagementTransport: t.count,
+			Cluster: key, Join: join, Hollow: true, Packs: t.opts.Packs, PackCacheDir: t.opts.PackCacheDir,
+			Heartbeat: t.opts.Heartbeat, Resync: hollowResync, ManagementTransport: t.count,
 			Log: slog.New(&warnings{run: t, agent: key.String()}),
 		})
 		if ctx.Err() == nil {
@@ -308,9 +307,11 @@ func (t *Run) makeAndJoinOne(ctx context.Context, name string) error {
 	return nil
 }
 
-// cores are the turns at this process's CPU that all its hollow agents
-// share, load tests started one after another included.
-var cores = engine.NewTurns(runtime.GOMAXPROCS(0))
+// hollowResync is how often a hollow agent looks for drift: a cluster that
+// is not there does not drift, and the look, which asks the plane nothing,
+// is CPU that a real agent spends on its own machine (every 5 minutes, as
+// real agents do, ten thousand look 33 times a second).
+const hollowResync = time.Hour
 
 // count wraps an agent's transport to count its requests and 429s.
 func (t *Run) count(next http.RoundTripper) http.RoundTripper {
