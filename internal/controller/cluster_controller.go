@@ -1028,13 +1028,14 @@ func indexProfileNames(o client.Object) []string {
 // or deleted — to the clusters that attach that profile at any version: in
 // its namespace, or everywhere for a shared profile.
 func (r *ClusterReconciler) clustersUsingProfile(ctx context.Context, o client.Object) []ctrl.Request {
-	r.stopFailedApplies(o.(*v1.ClusterProfile))
-	opts := []client.ListOption{client.MatchingFields{profileNameIndex: o.(*v1.ClusterProfile).Spec.Name}}
-	if o.GetNamespace() != SharedNamespace {
-		opts = append(opts, client.InNamespace(o.GetNamespace()))
+	p := o.(*v1.ClusterProfile)
+	r.stopFailedApplies(p)
+	opts := []client.ListOption{client.MatchingFields{profileNameIndex: p.Spec.Name}}
+	if p.Namespace != SharedNamespace {
+		opts = append(opts, client.InNamespace(p.Namespace))
 	}
 	var agentMode func(*v1.Cluster) bool
-	if r.Agent == nil && len(profileSecrets(o.(*v1.ClusterProfile))) == 0 {
+	if r.Agent == nil && len(profileSecrets(p)) == 0 {
 		// An agent resolves its cluster's profiles itself. The manager's
 		// part of an agent-mode cluster, its access and its reports
 		// shown, changes with a profile only when the profile names

@@ -3,8 +3,8 @@ package loadtest
 import (
 	"sync"
 
-	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "strata.dev/strata/api/v1alpha1"
 )
@@ -17,7 +17,7 @@ type tally struct {
 	profile string
 
 	mu     sync.Mutex
-	stands map[types.NamespacedName]standing
+	stands map[client.ObjectKey]standing
 }
 
 // standing is what the counts need of a cluster's status.
@@ -28,7 +28,7 @@ type standing struct {
 }
 
 func newTally(profile string) *tally {
-	return &tally{profile: profile, stands: map[types.NamespacedName]standing{}}
+	return &tally{profile: profile, stands: map[client.ObjectKey]standing{}}
 }
 
 // handler keeps the tally as the informer of the load test's Clusters
@@ -43,7 +43,7 @@ func (t *tally) handler() toolscache.ResourceEventHandler {
 			}
 			if c, ok := o.(*v1.Cluster); ok {
 				t.mu.Lock()
-				delete(t.stands, types.NamespacedName{Namespace: c.Namespace, Name: c.Name})
+				delete(t.stands, client.ObjectKeyFromObject(c))
 				t.mu.Unlock()
 			}
 		},
@@ -62,7 +62,7 @@ func (t *tally) set(o any) {
 		}
 	}
 	t.mu.Lock()
-	t.stands[types.NamespacedName{Namespace: c.Namespace, Name: c.Name}] = s
+	t.stands[client.ObjectKeyFromObject(c)] = s
 	t.mu.Unlock()
 }
 
