@@ -85,13 +85,12 @@ func BenchmarkAgentFleet(b *testing.B) {
 	b.Cleanup(stop)
 	must(b, f.c.Create(ctx, helloProfile("1.0.0", "1")))
 	heartbeat := *agentFleetHeartbeat
-	var runs []*loadtest.Run
+	// One load test, grown to each size: one watch of its Clusters, as a
+	// platform team's one run would keep.
+	var run *loadtest.Run
 	agentFigures := func() (requests, tooMany int64) {
-		for _, r := range runs {
-			fig := r.Figures()
-			requests, tooMany = requests+fig.Requests, tooMany+fig.TooMany
-		}
-		return requests, tooMany
+		fig := run.Figures()
+		return fig.Requests, fig.TooMany
 	}
 	// Each figure is logged as well as reported, so that a run that fails
 	// at a larger size still shows those it had.
@@ -104,11 +103,18 @@ func BenchmarkAgentFleet(b *testing.B) {
 	for _, n := range sizes {
 		added, joining := n-have, time.Now()
 		joinStrain := newStrain(b, f.mgmt, apiserver, hollow)
-		run, err := loadtest.Start(ctx, loadtest.Options{Management: f.mgmt, Namespace: "fleet", Clusters: added, First: have,
-			Profile: "hello", Range: "1.x", Packs: f.packs, Heartbeat: heartbeat})
-		must(b, err)
-		must(b, <-run.Joined())
-		runs, have = append(runs, run), n
+		var joined <-chan error
+		if run == nil {
+			var err error
+			run, err = loadtest.Start(ctx, loadtest.Options{Management: f.mgmt, Namespace: "fleet", Clusters: added,
+				Profile: "hello", Range: "1.x", Packs: f.packs, Heartbeat: heartbeat})
+			must(b, err)
+			joined = run.Joined()
+		} else {
+			joined = run.Grow(ctx, added)
+		}
+		must(b, <-joined)
+		have = n
 		waitLong(b, n, fmt.Sprintf("%d clusters Ready on 1.%d.0", n, version), loadtestOn(run, n, fmt.Sprintf("1.%d.0", version)), joinStrain.since)
 		// Joined, registered and Ready: a new cluster's way in.
 		report(float64(added)/time.Since(joining).Seconds(), fmt.Sprintf("joins-to-Ready/s@%d", n))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -205,6 +206,13 @@ func TestTheManagerShowsTheAgentsReport(t *testing.T) {
 	}
 	if cond := apimeta.FindStatusCondition(got.Status.Conditions, v1.ConditionAgentConnected); cond == nil || cond.Status != metav1.ConditionTrue {
 		t.Errorf("AgentConnected %+v; want True", cond)
+	}
+	// The status is written without the managed fields; the API server
+	// keeps them, and records the write: who wrote what stays known.
+	for _, sub := range []string{"", "status"} {
+		if !slices.ContainsFunc(got.ManagedFields, func(m metav1.ManagedFieldsEntry) bool { return m.Subresource == sub }) {
+			t.Errorf("the Cluster's managed fields %+v have no entry for subresource %q", got.ManagedFields, sub)
+		}
 	}
 	show()
 	if again := stored(); again.ResourceVersion != got.ResourceVersion {

@@ -240,7 +240,7 @@ func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) erro
 		}
 	}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		err := r.Status().Update(ctx, c)
+		err := r.updateStatus(ctx, c)
 		if apierrors.IsConflict(err) {
 			latest := &v1.Cluster{}
 			if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), latest); gerr != nil {
@@ -255,6 +255,15 @@ func (r *ClusterReconciler) writeStatus(ctx context.Context, c *v1.Cluster) erro
 		r.written(c.UID, status)
 	}
 	return err
+}
+
+// updateStatus writes c's status. On a write of the status the API server
+// keeps the managed fields it has, whatever the request carries, so none
+// are sent: they were about half of each write, decoded and dropped. The
+// answer brings them back into c.
+func (r *ClusterReconciler) updateStatus(ctx context.Context, c *v1.Cluster) error {
+	c.ManagedFields = nil
+	return r.Status().Update(ctx, c)
 }
 
 // written remembers the status written for a cluster. An agent remembers
@@ -935,7 +944,7 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		// A status write, ours included, is no reason to reconcile again.
 		For(&v1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile), builder.WithPredicates(notOnlyImpact)).
+		Watches(&v1.ClusterProfile{}, handler.EnqueueRequestsFromMapFunc(r.clustersUsingProfile), builder.WithPredicates(profileChangesWhatClustersRun)).
 		Watches(&v1.PackRegistry{}, handler.EnqueueRequestsFromMapFunc(servedBy(r.Client, func() client.ObjectList { return &v1.ClusterList{} })), builder.WithPredicates(registryChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.concurrentReconciles(), NewQueue: r.newQueue()}).
 		Named("cluster")
@@ -1022,6 +1031,24 @@ func indexProfileNames(o client.Object) []string {
 		keys = append(keys, p.Name)
 	}
 	return keys
+}
+
+// profileChangesWhatClustersRun lets through the changes of a profile
+// version that can change what a cluster runs or shows: its spec, its
+// annotations (which steer its roll-out), its roll-out's status and its
+// deletion. The rest is bookkeeping: the label and finalizer the manager
+// adds and the Valid condition it writes as each version is published, a
+// draft's impact written up to every few seconds. Let through, each would
+// wake every cluster that attaches the profile — ten thousand agents
+// resolving the same version again, twice per version published.
+var profileChangesWhatClustersRun = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		a, b := e.ObjectOld.(*v1.ClusterProfile), e.ObjectNew.(*v1.ClusterProfile)
+		return a.Generation != b.Generation || !a.DeletionTimestamp.Equal(b.DeletionTimestamp) ||
+			!maps.Equal(a.Annotations, b.Annotations) ||
+			!equality.Semantic.DeepEqual(a.Status.Rollout, b.Status.Rollout) ||
+			!equality.Semantic.DeepEqual(a.Spec, b.Spec)
+	},
 }
 
 // clustersUsingProfile maps a changed profile version — edited, published

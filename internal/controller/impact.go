@@ -222,20 +222,6 @@ var clusterRunsOtherwise = predicate.Funcs{
 	},
 }
 
-// notOnlyImpact lets through every change of a profile version but a new
-// impact of a draft, which changes nothing any cluster runs: written up to
-// every few seconds for a large fleet, it would otherwise wake every
-// cluster that attaches the profile.
-var notOnlyImpact = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		a, b := e.ObjectOld.(*v1.ClusterProfile).DeepCopy(), e.ObjectNew.(*v1.ClusterProfile).DeepCopy()
-		for _, p := range []*v1.ClusterProfile{a, b} {
-			p.Status.Impact, p.ResourceVersion, p.ManagedFields = nil, "", nil
-		}
-		return !equality.Semantic.DeepEqual(a, b)
-	},
-}
-
 // refusalsFor checks a cluster's changed layers with Refusals, when set.
 func (r *ImpactReconciler) refusalsFor(ctx context.Context, visible map[types.UID][]profile.Profile) func(profile.Cluster, *stack.Stack, []string) (map[string]string, error) {
 	if r.Refusals == nil {

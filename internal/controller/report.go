@@ -199,7 +199,7 @@ func (r *ClusterReconciler) showAgentStatus(ctx context.Context, c *v1.Cluster, 
 			return nil
 		}
 		latest.Status = *shown
-		err := r.Status().Update(ctx, latest)
+		err := r.updateStatus(ctx, latest)
 		if apierrors.IsConflict(err) {
 			stored := &v1.Cluster{}
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), stored); err != nil {

@@ -43,8 +43,8 @@ type Options struct {
 	Management *rest.Config
 	Namespace  string
 	// Clusters is how many agent-mode Clusters to make and join, named
-	// from ClusterName(First) on.
-	Clusters, First int
+	// from ClusterName(0) on; Run.Grow adds more.
+	Clusters int
 	// Profile and Range are what each cluster attaches.
 	Profile, Range string
 	// Packs, PackCacheDir and Heartbeat serve each hollow agent as they
@@ -150,10 +150,12 @@ type Run struct {
 	c       client.Client
 	tally   *tally
 	started time.Time
+	// next is the index of the next cluster Grow makes.
+	next    int
 	created atomic.Int64
 	// requests and tooMany count the agents' requests and 429 answers.
 	requests, tooMany atomic.Int64
-	joined            chan error
+	joined            <-chan error
 	// stopped counts agents that ended before the load test; lastStop
 	// holds why the last one did.
 	stopped  atomic.Int64
@@ -194,14 +196,27 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 	if !clusters.WaitForCacheSync(ctx) {
 		return nil, errors.New("the management plane's Clusters could not be read")
 	}
-	r := &Run{opts: opts, c: c, tally: counted, started: time.Now(), joined: make(chan error, 1)}
-	go func() { r.joined <- r.makeAndJoin(ctx) }()
+	r := &Run{opts: opts, c: c, tally: counted, started: time.Now()}
+	r.joined = r.Grow(ctx, opts.Clusters)
 	return r, nil
 }
 
-// Joined receives once every cluster is made and its agent joined, or
-// the first error.
+// Joined receives once every cluster of Start is made and its agent
+// joined, or the first error.
 func (r *Run) Joined() <-chan error { return r.joined }
+
+// Grow makes n more clusters, named after the last ones, and joins their
+// agents in the background, under the same watch of the load test's
+// Clusters: a fleet grown in steps is counted once. The channel receives
+// once all are joined, or the first error. Grow is called from one
+// goroutine at a time.
+func (r *Run) Grow(ctx context.Context, n int) <-chan error {
+	first := r.next
+	r.next += n
+	joined := make(chan error, 1)
+	go func() { joined <- r.makeAndJoin(ctx, first, n) }()
+	return joined
+}
 
 // checkProfile refuses a profile with no version in the range among those
 // a cluster of the namespace would see (its own and the shared ones).
@@ -223,9 +238,9 @@ func checkProfile(ctx context.Context, c client.Client, opts Options) error {
 // ClusterName is the name of the load test's i-th Cluster.
 func ClusterName(i int) string { return fmt.Sprintf("loadtest-%05d", i) }
 
-// makeAndJoin creates the Clusters and joins an agent to each, workers at
-// a time; the agents run until ctx ends.
-func (t *Run) makeAndJoin(ctx context.Context) error {
+// makeAndJoin creates n Clusters from the first-th and joins an agent to
+// each, workers at a time; the agents run until ctx ends.
+func (t *Run) makeAndJoin(ctx context.Context, first, n int) error {
 	work := make(chan int)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
@@ -241,9 +256,9 @@ func (t *Run) makeAndJoin(ctx context.Context) error {
 			}
 		})
 	}
-	for i := range t.opts.Clusters {
+	for i := range n {
 		select {
-		case work <- t.opts.First + i:
+		case work <- first + i:
 		case err := <-errs:
 			close(work)
 			wg.Wait()
