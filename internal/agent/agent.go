@@ -268,7 +268,7 @@ func newManager(mgmt *rest.Config, opts Options, log *slog.Logger, followed []st
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	beat := &heartbeat{opts: opts, cached: mgr.GetClient(), direct: mgr.GetAPIReader(), writer: mgr.GetClient(), wake: r.WakeAgent, reported: r.ReportedAt}
+	beat := &heartbeat{opts: opts, cached: mgr.GetClient(), direct: mgr.GetAPIReader(), writer: mgr.GetClient(), wake: r.WakeAgent, reported: r.ReportedAt, working: r.Working}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		beat.run(ctx)
 		return nil

@@ -30,6 +30,12 @@ import (
 // fleet, the renewals due within a heartbeat of each agent's report are
 // writes the plane does not serve while it is busiest. (A change that takes
 // the fleet many heartbeats saves only that one renewal per agent.)
+//
+// A renewal due while the agent is working on its cluster waits for the
+// report that work ends in, up to two heartbeats from the agent's last
+// word: the Lease lasts three. When a new version reaches ten thousand
+// agents, their reports queue at the API server for minutes, and each
+// renewal made meanwhile cost the plane about what a report does.
 type heartbeat struct {
 	opts Options
 	// cached reads the agent's own Cluster from its cache; direct reads
@@ -39,6 +45,8 @@ type heartbeat struct {
 	wake           func()
 	// reported says when the agent last wrote its status (zero: never).
 	reported func() time.Time
+	// working says whether the agent is working on its cluster.
+	working func() bool
 }
 
 func (h *heartbeat) run(ctx context.Context) {
@@ -66,8 +74,8 @@ func (h *heartbeat) run(ctx context.Context) {
 }
 
 // waitForBeat waits until a heartbeat, give or take a tenth, has passed
-// since the later of the last beat and the last report; false when ctx
-// ends first.
+// since the later of the last beat and the last report, and longer while
+// the agent works, up to two heartbeats; false when ctx ends first.
 func (h *heartbeat) waitForBeat(ctx context.Context, last time.Time) bool {
 	period := time.Duration(float64(h.opts.Heartbeat) * (0.9 + 0.2*rand.Float64()))
 	for {
@@ -77,7 +85,12 @@ func (h *heartbeat) waitForBeat(ctx context.Context, last time.Time) bool {
 		}
 		wait := time.Until(since.Add(period))
 		if wait <= 0 {
-			return true
+			latest := time.Until(since.Add(2 * h.opts.Heartbeat))
+			if h.working == nil || !h.working() || latest <= 0 {
+				return true
+			}
+			// Look again soon: the work may end with no report.
+			wait = min(latest, workingLook)
 		}
 		select {
 		case <-ctx.Done():
@@ -86,6 +99,10 @@ func (h *heartbeat) waitForBeat(ctx context.Context, last time.Time) bool {
 		}
 	}
 }
+
+// workingLook is how often a renewal held for the agent's work looks
+// whether the work is done.
+const workingLook = time.Second
 
 // renew renews the Lease, from the copy written last when there is one (one
 // request a beat), else as read.

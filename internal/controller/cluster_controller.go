@@ -117,6 +117,8 @@ type ClusterReconciler struct {
 	report lastReport
 	// reportedAt is when an agent last wrote its status, in Unix seconds.
 	reportedAt atomic.Int64
+	// working counts an agent's reconciles under way (Working).
+	working atomic.Int32
 	// agentAccess holds the agent-mode clusters (by UID) whose agent's
 	// ServiceAccount and RBAC this manager has applied, and the shared
 	// agents' Role once applied (by its name).
@@ -134,6 +136,10 @@ type ClusterReconciler struct {
 // Reconcile resolves, plans and applies one Cluster, and writes its status
 // once at the end.
 func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	if r.Agent != nil {
+		r.working.Add(1)
+		defer r.working.Add(-1)
+	}
 	c := &v1.Cluster{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -285,6 +291,12 @@ func (r *ClusterReconciler) ReportedAt() time.Time {
 	}
 	return time.Time{}
 }
+
+// Working says whether an agent is working on its cluster: a reconcile is
+// under way, and a change it makes ends in a report, which the manager
+// counts as a heartbeat — once the API server lets it in, after its
+// client's retries when a whole fleet reports at once.
+func (r *ClusterReconciler) Working() bool { return r.working.Load() > 0 }
 
 func (r *ClusterReconciler) reconcileNormal(ctx context.Context, c *v1.Cluster) (ctrl.Result, error) {
 	if c.Spec.Provider == v1.ProviderLocal {
