@@ -34,8 +34,9 @@ import (
 // A renewal due while the agent is working on its cluster waits for the
 // report that work ends in, up to two heartbeats from the agent's last
 // word: the Lease lasts three. When a new version reaches ten thousand
-// agents, their reports queue at the API server for minutes, and each
-// renewal made meanwhile cost the plane about what a report does.
+// agents, their reports queue at the API server for a minute or more, and
+// each renewal made meanwhile is one more write for the plane while it is
+// busiest (at rest at 10,000, about 4 ms of its CPU each).
 type heartbeat struct {
 	opts Options
 	// cached reads the agent's own Cluster from its cache; direct reads

@@ -87,8 +87,8 @@ func TestARenewalWaitsForTheWorkUnderWay(t *testing.T) {
 	if held := renewTime().Sub(started); held < 1500*time.Millisecond {
 		t.Errorf("the Lease was renewed %s after the last beat while the agent worked; want it held to two heartbeats (2 s)", held)
 	}
-	if looked.Load() < 2 {
-		t.Errorf("the heartbeat looked at the work %d times while it held the renewal; want it to look again until it gave up", looked.Load())
+	if looked.Load() == 0 {
+		t.Error("the heartbeat renewed without looking whether the agent was working")
 	}
 	cancel()
 	<-done
